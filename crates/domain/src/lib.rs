@@ -1,0 +1,44 @@
+//! fen-domain: the pure model of fen's extension catalog.
+//!
+//! This crate holds the value objects ([`ExtensionName`], [`ExtensionVersion`],
+//! [`TypeName`], [`CanonicalPath`], [`SourceLocation`], ...), the [`RowState`] state
+//! machine, the [`Extension`] aggregate with its [`Source`] entities, and the port
+//! traits ([`ports`]) that the adapters of `fen-infrastructure` implement and the
+//! services of `fen-lifecycle` call.
+//!
+//! It does no I/O and depends on no runtime: library users can embed it to read,
+//! validate and transform catalog state without pulling in SQLite, tokio or a JS
+//! engine.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod extension;
+pub mod fingerprint;
+pub mod id;
+pub mod kind;
+pub mod layout;
+pub mod location;
+pub mod name;
+pub mod path;
+pub mod ports;
+pub mod repo_root;
+pub mod row_state;
+pub mod source;
+pub mod type_name;
+pub mod version;
+
+mod hex;
+
+pub use error::DomainError;
+pub use extension::{Extension, InvariantViolation};
+pub use fingerprint::{FingerprintLine, SourceFingerprint};
+pub use id::ExtensionId;
+pub use kind::{Kind, LoaderKind};
+pub use location::{BundleLocation, SourceLocation};
+pub use name::{ExtensionName, NameError};
+pub use path::{CanonicalPath, PathError, PathPolicy};
+pub use repo_root::{find_repo_root_with, RepoRoot, RepoRootNotFound};
+pub use row_state::{RetireReason, RowState, RowStateTag, TombstoneReason, TypeMeta};
+pub use source::{ExtensionOrigin, Observation, Origin, Source};
+pub use type_name::{TypeName, TypeNameError};
+pub use version::{ExtensionVersion, VersionError};

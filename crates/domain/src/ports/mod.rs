@@ -1,0 +1,29 @@
+//! The port traits: what the services of `fen-lifecycle` need from the outside world.
+//!
+//! Each trait is async through `async-trait` (a macro; this crate needs no runtime) and
+//! dyn-compatible, so services hold `Arc<dyn Trait>` and tests pass in-memory doubles.
+//! `fen-infrastructure` implements them; `fen-cli` wires them together.
+
+pub mod datastore;
+pub mod indexing;
+pub mod lock;
+pub mod registry;
+pub mod repository;
+pub mod runtime;
+
+pub use datastore::{
+    DatastoreSyncService, DistributedLock, ModelName, ModelRef, SyncCapabilities, SyncContext,
+    SyncOptions,
+};
+pub use indexing::{
+    BundleIndexer, BundleStore, EntryPoint, IndexError, IndexOutcome, Reuse, SourceScanner,
+    StagedBundle,
+};
+pub use lock::{LifecycleGuard, LifecycleLock, LifecycleLockError};
+pub use registry::{RegistryClient, Unpacker};
+pub use repository::{
+    DuplicateType, ExtensionRepository, FileStats, FileStatsUpdate, GuardInputs, GuardReason,
+    GuardVerdict, InvalidateOutcome, Loaded, Occupant, RepoError, SaveReport, SkipReason,
+    SkippedRow, TypeEntry, TypeIndex,
+};
+pub use runtime::{BundleRuntime, SandboxLimits, TypeInstance};
