@@ -1,1 +1,11 @@
-//! placeholder
+//! fen-infrastructure: the adapters behind the fen-domain ports.
+//!
+//! One module per adapter: `catalog` (sqlx SQLite, `SqliteExtensionRepository`,
+//! migrations in the crate-level `migrations/`), `locking` (the lifecycle lock) and
+//! `sources` (repo-root discovery, walking, fingerprints). SQL, file locks and atomic
+//! renames live here and nowhere else; errors are classified into domain variants at
+//! this boundary.
+
+pub mod catalog;
+pub mod locking;
+pub mod sources;

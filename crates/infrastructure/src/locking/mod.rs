@@ -1,0 +1,1 @@
+//! The lifecycle lock adapter (spec 20 §8.1).
