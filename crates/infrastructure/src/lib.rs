@@ -2,10 +2,12 @@
 //!
 //! One module per adapter: `catalog` (sqlx SQLite, `SqliteExtensionRepository`,
 //! migrations in the crate-level `migrations/`), `locking` (the lifecycle lock) and
-//! `sources` (repo-root discovery, walking, fingerprints). SQL, file locks and atomic
-//! renames live here and nowhere else; errors are classified into domain variants at
-//! this boundary.
+//! `sources` (repo-root discovery, walking, fingerprints), plus `faults` (test-only
+//! fault points) and `time` (timestamps). SQL, file locks and atomic renames live here
+//! and nowhere else; errors are classified into domain variants at this boundary.
 
 pub mod catalog;
+pub mod faults;
 pub mod locking;
 pub mod sources;
+pub mod time;

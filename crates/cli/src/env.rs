@@ -1,0 +1,47 @@
+//! The `FEN_*` environment variables this build reads, validated once at start-up
+//! (spec 00 §7). An out-of-range value is `invalid_environment` (exit 3).
+
+use std::time::Duration;
+
+use crate::error::{CliError, ErrorCode};
+
+/// Validated settings from the environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `FEN_LOCK_TIMEOUT_MS`.
+    pub lock_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads and validates the environment.
+    pub fn from_env() -> Result<Settings, CliError> {
+        fen_infrastructure::faults::init_from_env().map_err(|e| {
+            CliError::new(ErrorCode::InvalidEnvironment, e.to_string())
+                .with_hint("FEN_TEST_FAULT is test-only; unset it or fix the point/action name")
+        })?;
+        Ok(Settings {
+            lock_timeout: Duration::from_millis(millis(
+                "FEN_LOCK_TIMEOUT_MS",
+                30_000,
+                0,
+                86_400_000,
+            )?),
+        })
+    }
+}
+
+fn millis(var: &str, default: u64, min: u64, max: u64) -> Result<u64, CliError> {
+    let Ok(text) = std::env::var(var) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(value) if (min..=max).contains(&value) => Ok(value),
+        _ => Err(CliError::new(
+            ErrorCode::InvalidEnvironment,
+            format!("{var}={text:?} is not a number of milliseconds in {min}..={max}"),
+        )
+        .with_hint(format!(
+            "unset {var} or set it to a whole number such as {default}"
+        ))),
+    }
+}

@@ -1,0 +1,226 @@
+//! Errors as the user sees them: a stable snake_case code, one-line message, optional
+//! hint, detail fields, and the exit code of the overview's table (spec 00 §6).
+//!
+//! With `--json`, a failure is printed on stdout as the envelope
+//!
+//! ```json
+//! {"error": {"code": "duplicate_type", "message": "...", "hint": "..." | null, ...details}}
+//! ```
+//!
+//! where `code` is [`ErrorCode::as_str`], `message` is one line, `hint` is a string or
+//! null, and detail fields (`duplicateType`, `cause`, ...) follow in camelCase.
+
+use fen_domain::ports::{DuplicateType, LifecycleLockError, RepoError};
+use serde_json::{json, Map, Value};
+
+/// Every error code fen reports, with its exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// A bug (exit 1).
+    InternalError,
+    /// clap rejected the command line (exit 2).
+    Usage,
+    /// Bad input (exit 3).
+    InvalidInput,
+    /// A `FEN_*` variable is out of range (exit 3).
+    InvalidEnvironment,
+    /// File system failure (exit 3).
+    Io,
+    /// The catalog failed (exit 3).
+    CatalogError,
+    /// The catalog was written by a newer fen (exit 3).
+    CatalogTooNew,
+    /// Two sources claim one type (exit 4).
+    DuplicateType,
+    /// The lifecycle lock budget ran out (exit 75).
+    LockTimeout,
+    /// SQLite stayed busy (exit 75).
+    CatalogBusy,
+}
+
+impl ErrorCode {
+    /// The stable snake_case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InternalError => "internal_error",
+            ErrorCode::Usage => "usage",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::InvalidEnvironment => "invalid_environment",
+            ErrorCode::Io => "io",
+            ErrorCode::CatalogError => "catalog_error",
+            ErrorCode::CatalogTooNew => "catalog_too_new",
+            ErrorCode::DuplicateType => "duplicate_type",
+            ErrorCode::LockTimeout => "lock_timeout",
+            ErrorCode::CatalogBusy => "catalog_busy",
+        }
+    }
+
+    /// The process exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorCode::InternalError => 1,
+            ErrorCode::Usage => 2,
+            ErrorCode::InvalidInput
+            | ErrorCode::InvalidEnvironment
+            | ErrorCode::Io
+            | ErrorCode::CatalogError
+            | ErrorCode::CatalogTooNew => 3,
+            ErrorCode::DuplicateType => 4,
+            ErrorCode::LockTimeout | ErrorCode::CatalogBusy => 75,
+        }
+    }
+}
+
+/// A failure ready to print.
+#[derive(Debug)]
+pub struct CliError {
+    /// The code.
+    pub code: ErrorCode,
+    /// One line.
+    pub message: String,
+    /// What to try.
+    pub hint: Option<String>,
+    /// Detail fields for the JSON envelope.
+    pub details: Map<String, Value>,
+}
+
+impl CliError {
+    /// An error without hint or details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> CliError {
+        CliError {
+            code,
+            message: one_line(message.into()),
+            hint: None,
+            details: Map::new(),
+        }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> CliError {
+        self.hint = Some(one_line(hint.into()));
+        self
+    }
+
+    /// Adds a detail field.
+    pub fn with_detail(mut self, key: &str, value: Value) -> CliError {
+        self.details.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The JSON envelope.
+    pub fn to_json(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), json!(self.code.as_str()));
+        error.insert("message".into(), json!(self.message));
+        error.insert("hint".into(), json!(self.hint));
+        for (key, value) in &self.details {
+            error.insert(key.clone(), value.clone());
+        }
+        json!({ "error": error })
+    }
+}
+
+/// Messages are one line: newlines become spaces.
+fn one_line(text: String) -> String {
+    if text.contains(['\n', '\r']) {
+        text.split(['\n', '\r'])
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        text
+    }
+}
+
+impl From<LifecycleLockError> for CliError {
+    fn from(error: LifecycleLockError) -> CliError {
+        match &error {
+            LifecycleLockError::Timeout { holder, .. } => {
+                let pid = holder.pid;
+                CliError::new(ErrorCode::LockTimeout, error.to_string())
+                    .with_hint(
+                        "wait for that command to finish and retry, or raise FEN_LOCK_TIMEOUT_MS",
+                    )
+                    .with_detail("holderPid", json!(pid))
+            }
+            LifecycleLockError::AlreadyHeld => {
+                CliError::new(ErrorCode::InternalError, error.to_string())
+            }
+            _ => CliError::new(ErrorCode::Io, error.to_string()),
+        }
+    }
+}
+
+impl From<RepoError> for CliError {
+    fn from(error: RepoError) -> CliError {
+        match error {
+            RepoError::DuplicateType(dup) => duplicate_type(&dup),
+            RepoError::Busy => CliError::new(ErrorCode::CatalogBusy, error.to_string())
+                .with_hint("another process is using the catalog; retry in a moment"),
+            RepoError::CatalogTooNew { .. } => {
+                CliError::new(ErrorCode::CatalogTooNew, error.to_string()).with_hint(
+                    "upgrade fen, or delete .fen/_extension_catalog.db to let this fen rebuild it",
+                )
+            }
+            RepoError::LockNotHeld | RepoError::InvalidBatch(_) => {
+                CliError::new(ErrorCode::InternalError, error.to_string())
+            }
+            other => CliError::new(ErrorCode::CatalogError, other.to_string())
+                .with_hint("run 'fen doctor extensions' to check the catalog"),
+        }
+    }
+}
+
+/// The `duplicate_type` error with its `duplicateType` detail.
+pub fn duplicate_type(dup: &DuplicateType) -> CliError {
+    let occupant = |o: &fen_domain::ports::Occupant| {
+        json!({
+            "extensionName": o.extension.name.as_str(),
+            "extensionVersion": o.extension.version.to_string(),
+            "sourcePath": o.source_path.as_str(),
+        })
+    };
+    CliError::new(ErrorCode::DuplicateType, dup.to_string())
+        .with_hint(dup.hint())
+        .with_detail(
+            "duplicateType",
+            json!({
+                "kind": dup.kind.as_str(),
+                "type": dup.type_name.as_str(),
+                "existingIsGhost": dup.existing_is_ghost,
+                "existing": occupant(&dup.existing),
+                "conflicting": occupant(&dup.conflicting),
+            }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_shape() {
+        let error = CliError::new(ErrorCode::Io, "disk\nfull").with_hint("free space");
+        let value = error.to_json();
+        assert_eq!(value["error"]["code"], "io");
+        assert_eq!(value["error"]["message"], "disk full");
+        assert_eq!(value["error"]["hint"], "free space");
+        let bare = CliError::new(ErrorCode::Usage, "x").to_json();
+        assert!(bare["error"]["hint"].is_null());
+    }
+
+    #[test]
+    fn exit_codes_follow_the_table() {
+        let table = [
+            (ErrorCode::InternalError, 1),
+            (ErrorCode::Usage, 2),
+            (ErrorCode::CatalogTooNew, 3),
+            (ErrorCode::DuplicateType, 4),
+            (ErrorCode::LockTimeout, 75),
+            (ErrorCode::CatalogBusy, 75),
+        ];
+        for (code, exit) in table {
+            assert_eq!(code.exit_code(), exit, "{}", code.as_str());
+        }
+    }
+}

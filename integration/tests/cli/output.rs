@@ -1,0 +1,57 @@
+//! Output channels and the error envelope (spec 00 §6).
+
+use crate::util::{fen, run, TempDir};
+
+#[test]
+fn usage_errors_exit_2_with_an_envelope_in_json_mode() {
+    let tmp = TempDir::new();
+    let human = run(tmp.path(), &["frobnicate"]);
+    assert_eq!(human.code, 2);
+    assert!(human.stdout.is_empty());
+    assert!(human.stderr.starts_with("error: "), "{}", human.stderr);
+
+    let json = run(tmp.path(), &["--json", "frobnicate"]);
+    assert_eq!(json.code, 2);
+    let doc = json.json();
+    assert_eq!(doc["error"]["code"], "usage");
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("frobnicate"));
+    assert!(doc["error"]["hint"].is_string());
+}
+
+#[test]
+fn help_and_version_are_not_errors() {
+    let tmp = TempDir::new();
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["--json", "--version"],
+        &["init", "--help"],
+    ] {
+        let out = run(tmp.path(), args);
+        assert_eq!(out.code, 0, "{args:?}");
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn bad_environment_is_exit_3() {
+    let tmp = TempDir::new();
+    for (var, value) in [
+        ("FEN_LOCK_TIMEOUT_MS", "soon"),
+        ("FEN_TEST_FAULT", "lock:acquired=explode"),
+    ] {
+        let out = fen(tmp.path())
+            .env(var, value)
+            .args(["--json", "init"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{var}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["error"]["code"], "invalid_environment");
+        assert!(doc["error"]["message"].as_str().unwrap().contains(var));
+        assert!(!tmp.path().join(".fen").exists(), "nothing is written");
+    }
+}
