@@ -2,12 +2,15 @@
 //! sources, building and validating bundles, and the files under `.fen/bundles/`
 //! (spec 10 §6.4).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 
 use crate::fingerprint::SourceFingerprint;
 use crate::kind::{Kind, LoaderKind};
+use crate::name::ExtensionName;
+use crate::ports::repository::FileStats;
 use crate::location::{BundleLocation, SourceLocation};
 use crate::path::CanonicalPath;
 use crate::row_state::TypeMeta;
@@ -19,10 +22,8 @@ use crate::type_name::TypeName;
 pub struct EntryPoint {
     /// Its final location.
     pub location: SourceLocation,
-    /// Its origin.
-    pub origin: Origin,
-    /// The loader kind of its kind directory.
-    pub loader_kind: LoaderKind,
+    /// The scan root it belongs to (origin, loader kind, boundary, bundle prefix).
+    pub root: ScanRoot,
     /// Where to read it from (differs from the location only while installing).
     pub read_path: PathBuf,
     /// Where new bundles are written before they are published.
@@ -125,32 +126,67 @@ pub trait BundleStore: Send + Sync {
     async fn clear(&self) -> Result<(), BundleStoreError>;
 }
 
+/// One directory to walk for entry points (spec 10 §1.11).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanRoot {
+    /// The native directory walked, e.g. `<root>/extensions/models`.
+    pub dir: PathBuf,
+    /// The directory imports may not leave, e.g. `<root>/extensions` (spec 10 §1.9).
+    pub boundary: PathBuf,
+    /// The root of the owning aggregate: the repo root (local, mounted) or the
+    /// pulled extension root.
+    pub extension_root: CanonicalPath,
+    /// Origin of every source found here.
+    pub origin: Origin,
+    /// The loader kind of the kind directory.
+    pub loader_kind: LoaderKind,
+    /// `local`, `mounted/<mount-id>` or `pulled/<key>`: the bundle subtree and module
+    /// id origin (spec 30 §3.5).
+    pub bundle_prefix: String,
+}
+
 /// A discovered candidate entry point.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScannedEntry {
     /// Where it is.
     pub location: SourceLocation,
-    /// Its origin.
-    pub origin: Origin,
-    /// Its loader kind.
-    pub loader_kind: LoaderKind,
+    /// The scan root it was found under.
+    pub root: ScanRoot,
     /// The native path to read.
     pub native_path: PathBuf,
-    /// False for a dangling symlink or an unreadable file.
-    pub readable: bool,
+    /// `None` when readable; otherwise why not (dangling symlink, permission, a
+    /// symlink leaving the boundary).
+    pub unreadable: Option<String>,
+}
+
+/// A fingerprint together with what it cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprinted {
+    /// The fingerprint.
+    pub fingerprint: SourceFingerprint,
+    /// True when at least one file of the graph had to be read and hashed.
+    pub hashed: bool,
+    /// Fresh stat records to store when files were hashed and the new records are
+    /// not racy; `None` when the stored records are still exact.
+    pub fresh_stats: Option<FileStats>,
 }
 
 /// Walks scan roots, fingerprints entries and probes existence. One value lives for
-/// one pass and owns that pass's freshness cache.
+/// one pass and owns that pass's freshness cache (each file hashed at most once).
 #[async_trait]
 pub trait SourceScanner: Send + Sync {
-    /// Entry points of the local and mounted scan roots of one loader kind.
-    async fn scan_local(&self, loader_kind: LoaderKind) -> Vec<ScannedEntry>;
-    /// Entry points of one pulled extension root.
-    async fn scan_pulled(&self, root: &CanonicalPath, loader_kind: LoaderKind)
-        -> Vec<ScannedEntry>;
+    /// The local and mounted scan roots of a loader kind, then the pulled ones for
+    /// `pulled` (name and its extension root), in the order of spec 30 §3.1.
+    fn scan_roots(&self, loader_kind: LoaderKind, pulled: &[(ExtensionName, CanonicalPath)]) -> Vec<ScanRoot>;
+    /// Candidate entry points under one root, sorted by canonical path. `known` are
+    /// the stat records held by catalog rows: a candidate whose stat equals a record
+    /// held for it as a helper skips the export pre-check.
+    async fn walk(&self, root: &ScanRoot, known: &BTreeMap<CanonicalPath, FileStats>) -> Vec<ScannedEntry>;
     /// The fingerprint of an entry and its transitive local imports; never fails.
-    async fn fingerprint(&self, entry: &ScannedEntry) -> SourceFingerprint;
-    /// True if a file exists at the path.
+    /// With `known` records, files whose stat still matches are not read.
+    async fn fingerprint(&self, entry: &ScannedEntry, known: Option<&FileStats>) -> Fingerprinted;
+    /// True if a file (or a symlink, dangling or not) exists at the path.
     async fn exists(&self, path: &CanonicalPath) -> bool;
+    /// Number of files read and hashed by this scanner so far (`sourcesHashed`).
+    fn files_hashed(&self) -> usize;
 }
