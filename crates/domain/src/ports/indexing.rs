@@ -183,8 +183,13 @@ pub trait SourceScanner: Send + Sync {
     /// held for it as a helper skips the export pre-check.
     async fn walk(&self, root: &ScanRoot, known: &BTreeMap<CanonicalPath, FileStats>) -> Vec<ScannedEntry>;
     /// The fingerprint of an entry and its transitive local imports; never fails.
-    /// With `known` records, files whose stat still matches are not read.
-    async fn fingerprint(&self, entry: &ScannedEntry, known: Option<&FileStats>) -> Fingerprinted;
+    /// `known` is the row's fingerprint with its stat records: when every file's stat
+    /// still matches a non-racy record, no file is read and that fingerprint is returned.
+    async fn fingerprint(
+        &self,
+        entry: &ScannedEntry,
+        known: Option<(&SourceFingerprint, &FileStats)>,
+    ) -> Fingerprinted;
     /// True if a file (or a symlink, dangling or not) exists at the path.
     async fn exists(&self, path: &CanonicalPath) -> bool;
     /// Number of files read and hashed by this scanner so far (`sourcesHashed`).

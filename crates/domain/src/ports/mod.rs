@@ -7,6 +7,7 @@
 pub mod datastore;
 pub mod indexing;
 pub mod lock;
+pub mod lockfile;
 pub mod registry;
 pub mod repository;
 pub mod runtime;
@@ -16,10 +17,11 @@ pub use datastore::{
     SyncOptions,
 };
 pub use indexing::{
-    BundleIndexer, BundleStore, EntryPoint, IndexError, IndexOutcome, Reuse, SourceScanner,
-    StagedBundle,
+    BundleIndexer, BundleStore, BundleStoreError, EntryPoint, Fingerprinted, IndexError,
+    IndexOutcome, Reuse, ScanRoot, ScannedEntry, SourceScanner, StagedBundle,
 };
 pub use lock::{LifecycleGuard, LifecycleLock, LifecycleLockError};
+pub use lockfile::{LockedExtension, LockfileError, LockfileReader};
 pub use registry::{RegistryClient, Unpacker};
 pub use repository::{
     DuplicateType, ExtensionRepository, FileStats, FileStatsUpdate, GuardInputs, GuardReason,

@@ -1,0 +1,693 @@
+//! The prepare/commit engine shared by the warm pass (spec 10 §6.2) and
+//! ReconcileFromDisk (spec 10 §6.5).
+//!
+//! Both follow one pattern (spec 10 §5.7). *Prepare*, without the lifecycle lock: load
+//! the catalog, walk and fingerprint, decide what is stale, and index the stale entry
+//! points into a private scratch directory. *Commit*, under the lock: re-load, walk and
+//! fingerprint again with a fresh scanner, apply only the prepared results whose
+//! fingerprint still matches the disk (the rest are deferred to the next pass), publish
+//! their bundles by atomic rename, `save_all` the changed aggregates in one SQLite
+//! transaction, evict bundles no row references any more, and store stat records.
+//! A pass that finds nothing to do takes no lock and writes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use fen_domain::fingerprint::FingerprintLine;
+use fen_domain::ports::{
+    BundleStoreError, EntryPoint, FileStats, FileStatsUpdate, GuardInputs, IndexError, IndexOutcome,
+    LifecycleLockError, Loaded, LockedExtension, LockfileError, RepoError, Reuse, SaveReport, ScanRoot,
+    ScannedEntry, SourceScanner, StagedBundle,
+};
+use fen_domain::{
+    CanonicalPath, DomainError, Extension, ExtensionId, ExtensionName, ExtensionOrigin, ExtensionVersion,
+    LoaderKind, Observation, Origin, PathPolicy, RetireReason, RowState, RowStateTag, Source,
+    SourceFingerprint, TombstoneReason,
+};
+
+use crate::adapters::Adapters;
+use crate::reconcile::{Guardrail, GuardrailTrip, Rebuild, ReconcileMode, ReconcileReport, Transition};
+
+/// A failure of a lifecycle service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecycleError {
+    /// The catalog failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The lifecycle lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LifecycleLockError),
+    /// The lockfile is invalid.
+    #[error(transparent)]
+    Lockfile(#[from] LockfileError),
+    /// A domain rule was broken (a bug in a service).
+    #[error("internal error: {0}")]
+    Domain(#[from] DomainError),
+    /// The bundle store failed.
+    #[error(transparent)]
+    Store(#[from] BundleStoreError),
+    /// A file system operation failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Which rows a pass owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The warm pass: local and mounted sources of the local aggregate only; pulled
+    /// trees are neither walked nor changed.
+    Warm,
+    /// Reconcile: every origin, the lockfile matrix included.
+    Reconcile,
+}
+
+/// How one run is configured.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunOptions {
+    pub scope: Scope,
+    pub mode: ReconcileMode,
+    pub guardrail: Guardrail,
+    pub rebuild: Rebuild,
+    /// Write the four guard keys after the commit (cold start, reconcile).
+    pub mark_populated: bool,
+}
+
+/// One stale entry point of a plan.
+#[derive(Clone, Debug)]
+struct StaleItem {
+    ext: ExtensionId,
+    entry: ScannedEntry,
+    fingerprint: SourceFingerprint,
+}
+
+/// What a pass decided before any indexing result is applied.
+struct Plan {
+    originals: BTreeMap<ExtensionId, Extension>,
+    working: BTreeMap<ExtensionId, Extension>,
+    stale: Vec<StaleItem>,
+    stats: Vec<FileStatsUpdate>,
+    reasons: BTreeMap<CanonicalPath, String>,
+    migrations: BTreeSet<CanonicalPath>,
+    skipped_rows: usize,
+    /// A stale source whose row is currently `Indexed` (a rebuild of a visible type).
+    rebuilt_indexed: bool,
+}
+
+type Prepared = BTreeMap<(CanonicalPath, SourceFingerprint), Result<IndexOutcome, IndexError>>;
+
+/// Runs one pass (warm or reconcile) end to end.
+pub(crate) async fn run(ad: &Adapters, opts: RunOptions) -> Result<ReconcileReport, LifecycleError> {
+    // ---- prepare, without the lock ----
+    let lockfile = match opts.scope {
+        Scope::Reconcile => ad.lockfile.snapshot().await?,
+        Scope::Warm => Vec::new(),
+    };
+    let loaded = ad.repo.load_all().await?;
+    let scanner = ad.scanners.new_pass();
+    let mut plan = make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?;
+    ad.stats.hashed(scanner.files_hashed());
+
+    let guards_fresh = match opts.scope {
+        Scope::Warm => true,
+        Scope::Reconcile => {
+            let inputs = guard_inputs(ad, &lockfile, scanner.as_ref());
+            matches!(
+                ad.repo.invalidation_guards(&inputs).await?,
+                fen_domain::ports::GuardVerdict::Fresh
+            )
+        }
+    };
+    let scratch = ScratchDir::new(ad)?;
+    let prepared = index_stale(ad, &plan, opts.rebuild, &scratch.path).await;
+    let mut deferred = Vec::new();
+    apply_results(&mut plan, &prepared, &mut deferred)?;
+    let transitions = transitions_of(&plan);
+    let nothing_to_do = transitions.is_empty()
+        && plan.skipped_rows == 0
+        && !plan.rebuilt_indexed
+        && plan.stats.is_empty()
+        && guards_fresh
+        && changed(&plan).is_empty();
+    if nothing_to_do || opts.mode == ReconcileMode::DryRun {
+        let aborted = guardrail_trip(&plan, &transitions, opts.guardrail);
+        return Ok(ReconcileReport {
+            transitions,
+            applied: false,
+            aborted,
+            saved: None,
+            deferred: Vec::new(),
+            warnings: Vec::new(),
+        });
+    }
+
+    // ---- commit, under the lifecycle lock ----
+    let _guard = ad.lock.acquire(&ad.command).await?;
+    ad.stats.lock_acquired();
+    let lockfile = match opts.scope {
+        Scope::Reconcile => ad.lockfile.snapshot().await?,
+        Scope::Warm => Vec::new(),
+    };
+    let loaded = ad.repo.load_all().await?;
+    let scanner = ad.scanners.new_pass();
+    let mut plan = make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?;
+    ad.stats.hashed(scanner.files_hashed());
+    let mut deferred = Vec::new();
+    let staged = apply_results(&mut plan, &prepared, &mut deferred)?;
+    let transitions = transitions_of(&plan);
+    let inputs = guard_inputs(ad, &lockfile, scanner.as_ref());
+
+    if let Some(trip) = guardrail_trip(&plan, &transitions, opts.guardrail) {
+        if opts.mark_populated {
+            ad.repo.mark_populated(&inputs).await?;
+        }
+        ad.repo.record_file_stats(&plan.stats).await?;
+        return Ok(ReconcileReport {
+            transitions,
+            applied: false,
+            aborted: Some(trip),
+            saved: None,
+            deferred,
+            warnings: Vec::new(),
+        });
+    }
+
+    let changed = changed(&plan);
+    let mut warnings = Vec::new();
+    let mut saved: Option<SaveReport> = None;
+    if !changed.is_empty() || plan.skipped_rows > 0 {
+        if opts.rebuild == Rebuild::All {
+            // Every bundle of the old layout is unusable; the prepared ones replace them.
+            ad.store.clear().await?;
+        }
+        let referenced = bundle_paths(plan.working.values());
+        for bundle in staged.iter().filter(|s| referenced.contains(&s.target.path)) {
+            // Atomic rename into .fen/bundles/, under the lifecycle lock.
+            ad.store.publish(bundle).await?;
+        }
+        // One BEGIN IMMEDIATE transaction, under the lifecycle lock.
+        match ad.repo.save_all(&changed).await {
+            Ok(report) => saved = Some(report),
+            Err(RepoError::DuplicateType(dup)) if opts.scope == Scope::Warm => {
+                warnings.push(format!("{dup}; the catalog was left as it was"));
+            }
+            Err(error) => return Err(error.into()),
+        }
+        if saved.is_some() {
+            let before = bundle_paths(plan.originals.values());
+            for stale_bundle in before.difference(&referenced) {
+                if let Err(error) = ad.store.evict(stale_bundle).await {
+                    warnings.push(format!("could not evict bundle {stale_bundle}: {error}"));
+                }
+            }
+        }
+    }
+    if opts.mark_populated {
+        ad.repo.mark_populated(&inputs).await?;
+    }
+    if !plan.stats.is_empty() {
+        ad.repo.record_file_stats(&plan.stats).await?;
+    }
+    Ok(ReconcileReport {
+        transitions,
+        applied: saved.is_some(),
+        aborted: None,
+        saved,
+        deferred,
+        warnings,
+    })
+}
+
+/// The expected values of the four guard keys (spec 10 §5.8).
+pub(crate) fn guard_inputs(ad: &Adapters, lockfile: &[LockedExtension], scanner: &dyn SourceScanner) -> GuardInputs {
+    let pulled: Vec<(ExtensionName, CanonicalPath)> = lockfile
+        .iter()
+        .map(|l| (l.name.clone(), ad.layout.pulled_root(&l.name)))
+        .collect();
+    let mut source_dirs: Vec<CanonicalPath> = LoaderKind::ALL
+        .into_iter()
+        .flat_map(|lk| scanner.scan_roots(lk, &pulled))
+        .filter_map(|root| CanonicalPath::new(&root.dir, PathPolicy::host()).ok())
+        .collect();
+    source_dirs.sort();
+    source_dirs.dedup();
+    GuardInputs {
+        layout_version: fen_domain::layout::BUNDLE_LAYOUT_VERSION.to_owned(),
+        bundles_base_path: ad.layout.bundles_dir.as_str().to_owned(),
+        source_dirs,
+    }
+}
+
+/// A target aggregate with the scan roots it owns.
+struct Target {
+    ext: Extension,
+    roots: Vec<ScanRoot>,
+    pulled: bool,
+}
+
+async fn make_plan(
+    ad: &Adapters,
+    opts: RunOptions,
+    loaded: &Loaded,
+    lockfile: &[LockedExtension],
+    scanner: &dyn SourceScanner,
+) -> Result<Plan, LifecycleError> {
+    let mut plan = Plan {
+        originals: BTreeMap::new(),
+        working: BTreeMap::new(),
+        stale: Vec::new(),
+        stats: Vec::new(),
+        reasons: BTreeMap::new(),
+        migrations: BTreeSet::new(),
+        skipped_rows: loaded.skipped.len(),
+        rebuilt_indexed: false,
+    };
+    let local_id = ExtensionId::new(ExtensionName::local(&ad.layout.root), ExtensionVersion::Local);
+    let mut targets: Vec<Target> = Vec::new();
+    let local_roots: Vec<ScanRoot> = LoaderKind::ALL
+        .into_iter()
+        .flat_map(|lk| scanner.scan_roots(lk, &[]))
+        .filter(|r| r.origin != Origin::Pulled)
+        .collect();
+    let mut local_ext = Extension::local(&ad.layout.root);
+    for ext in &loaded.extensions {
+        match ext.origin() {
+            ExtensionOrigin::Local if ext.id() == &local_id => {
+                plan.originals.insert(ext.id().clone(), ext.clone());
+                local_ext = ext.clone();
+            }
+            ExtensionOrigin::Local => {
+                if opts.scope == Scope::Reconcile {
+                    // Identity migration: the slug changed (the repo was renamed).
+                    let reason = format!("identity migration: {} -> {}", ext.id(), local_id);
+                    retire(&mut plan, ext, &reason, true);
+                }
+            }
+            ExtensionOrigin::Pulled => {
+                if opts.scope == Scope::Reconcile {
+                    match lockfile.iter().find(|l| l.name == ext.id().name) {
+                        Some(locked) if locked.version == ext.id().version => {}
+                        Some(locked) => {
+                            let reason = format!("superseded by lockfile version {}", locked.version);
+                            retire(&mut plan, ext, &reason, false);
+                        }
+                        None => retire(&mut plan, ext, "orphan: no lockfile entry", false),
+                    }
+                }
+            }
+        }
+    }
+    targets.push(Target {
+        ext: local_ext,
+        roots: local_roots,
+        pulled: false,
+    });
+    if opts.scope == Scope::Reconcile {
+        for locked in lockfile {
+            let id = ExtensionId::new(locked.name.clone(), locked.version);
+            let root = ad.layout.pulled_root(&locked.name);
+            let ext = match loaded.extensions.iter().find(|e| e.id() == &id) {
+                Some(ext) => {
+                    plan.originals.insert(id.clone(), ext.clone());
+                    ext.clone()
+                }
+                None => Extension::new(id, ExtensionOrigin::Pulled, root.clone(), Vec::new())?,
+            };
+            let pair = [(locked.name.clone(), root)];
+            let roots = LoaderKind::ALL
+                .into_iter()
+                .flat_map(|lk| scanner.scan_roots(lk, &pair))
+                .filter(|r| r.origin == Origin::Pulled)
+                .collect();
+            targets.push(Target { ext, roots, pulled: true });
+        }
+    }
+
+    for target in targets {
+        let ext = survey_target(opts, loaded, scanner, target, &mut plan).await?;
+        plan.working.insert(ext.id().clone(), ext);
+    }
+    Ok(plan)
+}
+
+fn retire(plan: &mut Plan, ext: &Extension, reason: &str, migration: bool) {
+    for source in ext.sources() {
+        plan.reasons.insert(source.path().clone(), reason.to_owned());
+        if migration {
+            plan.migrations.insert(source.path().clone());
+        }
+    }
+    plan.originals.insert(ext.id().clone(), ext.clone());
+    plan.working.insert(ext.id().clone(), ext.tombstone_all());
+}
+
+/// Applies the not-on-disk rows of the matrix to one target, then decides which of
+/// its on-disk entries are stale.
+async fn survey_target(
+    opts: RunOptions,
+    loaded: &Loaded,
+    scanner: &dyn SourceScanner,
+    target: Target,
+    plan: &mut Plan,
+) -> Result<Extension, LifecycleError> {
+    let mut entries: BTreeMap<CanonicalPath, ScannedEntry> = BTreeMap::new();
+    let mut root_dirs = Vec::new();
+    for root in &target.roots {
+        if let Ok(dir) = CanonicalPath::new(&root.dir, PathPolicy::host()) {
+            root_dirs.push(dir);
+        }
+        for entry in scanner.walk(root, &loaded.file_stats).await {
+            entries.insert(entry.location.canonical().clone(), entry);
+        }
+    }
+    let mut ext = target.ext;
+    let in_scope = |path: &CanonicalPath| match opts.scope {
+        Scope::Reconcile => true,
+        Scope::Warm => root_dirs.iter().any(|dir| path.starts_under(dir)),
+    };
+
+    // Vanished rows first, so a Renamed tombstone whose winner just left is revived in
+    // this same pass.
+    let vanished: Vec<Source> = ext
+        .sources()
+        .filter(|s| in_scope(s.path()) && !entries.contains_key(s.path()))
+        .cloned()
+        .collect();
+    for source in vanished {
+        let path = source.path().clone();
+        match source.state() {
+            RowState::OrphanedBundleOnly { .. } => {}
+            RowState::Tombstoned {
+                reason: TombstoneReason::SourceDeleted | TombstoneReason::ExtensionRemoved,
+            } => {}
+            RowState::EntryPointUnreadable { .. } if target.pulled => {}
+            _ if target.pulled => {
+                let relative = path.relative_to(ext.root()).unwrap_or(path.as_str()).to_owned();
+                let fingerprint = SourceFingerprint::from_lines(vec![FingerprintLine { relative, digest: None }], false);
+                let obs = Observation {
+                    location: source.location().clone(),
+                    kind: source.kind(),
+                    origin: Origin::Pulled,
+                    fingerprint,
+                    mtime: None,
+                };
+                ext = ext.record_entry_point_unreadable(&obs, "source file missing from disk")?;
+                plan.reasons.insert(path, "pulled source missing from disk (lockfile entry present)".to_owned());
+            }
+            _ => {
+                let mut bundle_on_disk = None;
+                if let Some(bundle) = source.state().bundle() {
+                    if scanner.exists(&bundle.path).await {
+                        bundle_on_disk = Some(bundle.clone());
+                    }
+                }
+                ext = ext.mark_source_missing(&path, bundle_on_disk)?;
+                plan.reasons.insert(path, "source file deleted from disk".to_owned());
+            }
+        }
+    }
+
+    for (path, entry) in entries {
+        let row = ext.source(&path);
+        let known: Option<(SourceFingerprint, FileStats)> = match (row.and_then(|r| r.fingerprint()), loaded.file_stats.get(&path)) {
+            (Some(fp), Some(stats)) if opts.rebuild == Rebuild::Stale => Some((*fp, stats.clone())),
+            _ => None,
+        };
+        let measured = scanner.fingerprint(&entry, known.as_ref().map(|(fp, st)| (fp, st))).await;
+        let fingerprint = measured.fingerprint;
+        let stale = match opts.rebuild {
+            Rebuild::All => true,
+            Rebuild::Stale => is_stale(&ext, row, &fingerprint, scanner).await,
+        };
+        if let Some(stats) = measured.fresh_stats {
+            plan.stats.push(FileStatsUpdate { source: path.clone(), fingerprint, stats });
+        }
+        if stale {
+            if row.is_some_and(|r| matches!(r.state(), RowState::Indexed { .. })) {
+                plan.rebuilt_indexed = true;
+            }
+            plan.stale.push(StaleItem { ext: ext.id().clone(), entry, fingerprint });
+        }
+    }
+    Ok(ext)
+}
+
+/// The verdict table of spec 10 §6.2.
+async fn is_stale(ext: &Extension, row: Option<&Source>, disk: &SourceFingerprint, scanner: &dyn SourceScanner) -> bool {
+    let Some(row) = row else {
+        return true;
+    };
+    if let RowState::Tombstoned { reason } = row.state() {
+        return match reason {
+            TombstoneReason::Renamed { winner: Some(winner) } => {
+                let winner_indexed = ext
+                    .source(winner)
+                    .is_some_and(|w| matches!(w.state(), RowState::Indexed { .. }));
+                !(winner_indexed && row.fingerprint() == Some(disk))
+            }
+            TombstoneReason::Renamed { winner: None } => true,
+            TombstoneReason::SourceDeleted | TombstoneReason::ExtensionRemoved => true,
+        };
+    }
+    if let RowState::OrphanedBundleOnly { .. } = row.state() {
+        return true;
+    }
+    if row.fingerprint() != Some(disk) {
+        return true;
+    }
+    match row.state() {
+        RowState::BundleBuildFailed { .. } | RowState::Bundled { .. } => true,
+        RowState::ValidationFailed { .. } | RowState::EntryPointUnreadable { .. } => false,
+        RowState::Indexed { bundle, .. } => !scanner.exists(&bundle.path).await,
+        RowState::OrphanedBundleOnly { .. } | RowState::Tombstoned { .. } => true,
+    }
+}
+
+/// Indexes every stale entry of a plan into `scratch` (no lock held).
+async fn index_stale(ad: &Adapters, plan: &Plan, rebuild: Rebuild, scratch: &std::path::Path) -> Prepared {
+    let mut out = Prepared::new();
+    for item in &plan.stale {
+        let key = (item.entry.location.canonical().clone(), item.fingerprint);
+        if out.contains_key(&key) {
+            continue;
+        }
+        let result = match &item.entry.unreadable {
+            Some(reason) => Err(IndexError::EntryUnreadable(reason.clone())),
+            None => {
+                let entry = EntryPoint {
+                    location: item.entry.location.clone(),
+                    root: item.entry.root.clone(),
+                    read_path: item.entry.native_path.clone(),
+                    scratch_dir: scratch.to_path_buf(),
+                };
+                let reuse = match rebuild {
+                    Rebuild::All => Reuse::Never,
+                    Rebuild::Stale => Reuse::IfUsable,
+                };
+                let result = ad.indexer.index_one(&entry, &item.fingerprint, reuse).await;
+                count(ad, &result);
+                result
+            }
+        };
+        out.insert(key, result);
+    }
+    out
+}
+
+fn count(ad: &Adapters, result: &Result<IndexOutcome, IndexError>) {
+    match result {
+        Ok(IndexOutcome::Indexed { bundle, reused, .. }) => {
+            if !reused {
+                ad.stats.built();
+            }
+            ad.stats.evaluated(bundle.path.as_str());
+        }
+        Err(IndexError::Validation { bundle, staged, .. }) => {
+            if staged.is_some() {
+                ad.stats.built();
+            }
+            ad.stats.evaluated(bundle.path.as_str());
+        }
+        Err(IndexError::Build(_)) => ad.stats.built(),
+        Err(_) => {}
+    }
+}
+
+/// Applies prepared results whose (path, fingerprint) still match; returns the staged
+/// bundles of the applied results.
+fn apply_results(plan: &mut Plan, prepared: &Prepared, deferred: &mut Vec<CanonicalPath>) -> Result<Vec<StagedBundle>, DomainError> {
+    let mut staged = Vec::new();
+    for item in plan.stale.clone() {
+        let path = item.entry.location.canonical().clone();
+        let Some(result) = prepared.get(&(path.clone(), item.fingerprint)) else {
+            deferred.push(path);
+            continue;
+        };
+        let Some(ext) = plan.working.get(&item.ext).cloned() else {
+            continue;
+        };
+        let kind = ext
+            .source(&path)
+            .map(|s| s.kind())
+            .unwrap_or(item.entry.root.loader_kind.kinds()[0]);
+        let mut obs = Observation {
+            location: item.entry.location.clone(),
+            kind,
+            origin: item.entry.root.origin,
+            fingerprint: item.fingerprint,
+            mtime: None,
+        };
+        let next = match result {
+            Ok(IndexOutcome::Indexed { kind, type_name, bundle, meta, staged: stage, .. }) => {
+                obs.kind = *kind;
+                if let Some(stage) = stage {
+                    staged.push(stage.clone());
+                }
+                ext.observe_fresh_source(&obs, type_name.clone(), bundle.clone())?
+                    .record_indexed(&path, meta.clone())?
+            }
+            Err(IndexError::Validation { bundle, staged: stage, message }) => {
+                if let Some(stage) = stage {
+                    staged.push(stage.clone());
+                }
+                plan.reasons.insert(path.clone(), format!("validation failed: {message}"));
+                ext.record_validation_failed(&obs, bundle.clone(), message.clone())?
+            }
+            Err(IndexError::Build(message)) => {
+                plan.reasons.insert(path.clone(), format!("bundle build failed: {message}"));
+                ext.record_bundle_build_failed(&obs, message.clone())?
+            }
+            Err(IndexError::EntryUnreadable(message)) => {
+                ext.record_entry_point_unreadable(&obs, message.clone())?
+            }
+            Err(IndexError::NotAnEntryPoint) => match ext.source(&path) {
+                Some(_) => {
+                    plan.reasons.insert(path.clone(), "source file deleted from disk".to_owned());
+                    ext.record_source_missing(&path, RetireReason::SourceDeleted)?
+                }
+                None => ext,
+            },
+            Err(other) => {
+                plan.reasons.insert(path.clone(), format!("bundle build failed: {other}"));
+                ext.record_bundle_build_failed(&obs, other.to_string())?
+            }
+        };
+        plan.working.insert(item.ext.clone(), next);
+    }
+    Ok(staged)
+}
+
+/// Aggregates that differ from their loaded form (new ones count when non-empty).
+fn changed(plan: &Plan) -> Vec<Extension> {
+    plan.working
+        .iter()
+        .filter(|(id, ext)| match plan.originals.get(*id) {
+            Some(original) => original != *ext,
+            None => ext.sources().len() > 0,
+        })
+        .map(|(_, ext)| ext.clone())
+        .collect()
+}
+
+fn bundle_paths<'a>(exts: impl Iterator<Item = &'a Extension>) -> BTreeSet<CanonicalPath> {
+    exts.flat_map(|e| e.sources())
+        .filter_map(|s| s.state().bundle().map(|b| b.path.clone()))
+        .collect()
+}
+
+fn transitions_of(plan: &Plan) -> Vec<Transition> {
+    let mut out = Vec::new();
+    let ids: BTreeSet<&ExtensionId> = plan.originals.keys().chain(plan.working.keys()).collect();
+    for id in ids {
+        let before = plan.originals.get(id).map(Extension::tags).unwrap_or_default();
+        let Some(after_ext) = plan.working.get(id) else {
+            continue;
+        };
+        let after = after_ext.tags();
+        for (path, to) in &after {
+            let from = before.get(path).copied();
+            if from == Some(*to) {
+                continue;
+            }
+            if from.is_none() && *to == RowStateTag::Tombstoned && !is_renamed(after_ext, path) {
+                continue;
+            }
+            let reason = plan.reasons.get(path).cloned().unwrap_or_else(|| match (from, to) {
+                (_, RowStateTag::Tombstoned) if is_renamed(after_ext, path) => {
+                    let winner = renamed_winner(after_ext, path).map(|w| w.to_string()).unwrap_or_else(|| "none".into());
+                    format!("duplicate type within extension; winner {winner}")
+                }
+                (None, _) => "new source discovered on disk".to_owned(),
+                (Some(from), _) => format!("re-indexed from {from}"),
+            });
+            out.push(Transition {
+                source: path.clone(),
+                extension: id.clone(),
+                from,
+                to: *to,
+                reason,
+            });
+        }
+    }
+    out
+}
+
+fn is_renamed(ext: &Extension, path: &CanonicalPath) -> bool {
+    matches!(
+        ext.source(path).map(Source::state),
+        Some(RowState::Tombstoned { reason: TombstoneReason::Renamed { .. } })
+    )
+}
+
+fn renamed_winner<'a>(ext: &'a Extension, path: &CanonicalPath) -> Option<&'a CanonicalPath> {
+    match ext.source(path).map(Source::state) {
+        Some(RowState::Tombstoned { reason: TombstoneReason::Renamed { winner } }) => winner.as_ref(),
+        _ => None,
+    }
+}
+
+/// The guardrail of spec 10 §6.5 step 5.
+fn guardrail_trip(plan: &Plan, transitions: &[Transition], guardrail: Guardrail) -> Option<GuardrailTrip> {
+    if guardrail == Guardrail::Override {
+        return None;
+    }
+    let total: usize = plan
+        .originals
+        .values()
+        .flat_map(|e| e.sources())
+        .filter(|s| !s.state().is_tombstoned())
+        .count();
+    let changed = transitions
+        .iter()
+        .filter(|t| t.from.is_some_and(|f| f != RowStateTag::Tombstoned))
+        .filter(|t| !plan.migrations.contains(&t.source))
+        .count();
+    (total >= 10 && 2 * changed > total).then_some(GuardrailTrip { changed, total })
+}
+
+/// `.fen/scratch/build-<id>/`, removed when dropped (a crash leaves it for doctor).
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    fn new(ad: &Adapters) -> Result<ScratchDir, LifecycleError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = ad.layout.scratch_dir.join(format!("build-{}-{nanos}", std::process::id()));
+        Ok(ScratchDir { path })
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+        // Remove .fen/scratch itself when this was the last user; ignore "not empty".
+        if let Some(parent) = self.path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+

@@ -1,0 +1,70 @@
+//! `build_index` (spec 30 §5.1): brings the catalog up to date before a command reads
+//! types. Guards fresh → the warm pass over local and mounted sources; a guard failed
+//! → the cold start (reconcile over everything, then `mark_populated`).
+
+use fen_domain::ports::{GuardReason, GuardVerdict};
+
+use crate::adapters::Adapters;
+use crate::engine::{self, guard_inputs, LifecycleError, RunOptions, Scope};
+use crate::reconcile::{Guardrail, Rebuild, ReconcileMode, ReconcileReport};
+
+/// Which path `build_index` took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexPath {
+    /// Incremental pass.
+    Warm,
+    /// Full reconcile because a guard failed.
+    Cold(GuardReason),
+}
+
+/// What `build_index` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexSummary {
+    /// Warm or cold.
+    pub path: IndexPath,
+    /// The pass's report.
+    pub report: ReconcileReport,
+}
+
+/// Runs the warm pass or the cold start.
+pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> {
+    let lockfile = ad.lockfile.snapshot().await?;
+    let scanner = ad.scanners.new_pass();
+    let inputs = guard_inputs(ad, &lockfile, scanner.as_ref());
+    match ad.repo.invalidation_guards(&inputs).await? {
+        GuardVerdict::Fresh => {
+            let report = engine::run(
+                ad,
+                RunOptions {
+                    scope: Scope::Warm,
+                    mode: ReconcileMode::Apply,
+                    guardrail: Guardrail::Override,
+                    rebuild: Rebuild::Stale,
+                    mark_populated: false,
+                },
+            )
+            .await?;
+            Ok(IndexSummary { path: IndexPath::Warm, report })
+        }
+        GuardVerdict::Invalidate(reason) => {
+            let rebuild = match reason {
+                GuardReason::LayoutVersionChanged { .. } => Rebuild::All,
+                GuardReason::NotPopulated
+                | GuardReason::BundlesBasePathChanged { .. }
+                | GuardReason::SourceDirsChanged { .. } => Rebuild::Stale,
+            };
+            let report = engine::run(
+                ad,
+                RunOptions {
+                    scope: Scope::Reconcile,
+                    mode: ReconcileMode::Apply,
+                    guardrail: Guardrail::Enforce,
+                    rebuild,
+                    mark_populated: true,
+                },
+            )
+            .await?;
+            Ok(IndexSummary { path: IndexPath::Cold(reason), report })
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The read side of the lazy type registry (spec 30 §5.2, §5.7): searching, listing
+//! and describing types from catalog rows and stored descriptors. Nothing here
+//! evaluates a bundle or takes a lock.
+
+use std::collections::BTreeSet;
+
+use fen_domain::ports::{TypeEntry, TypeIndex};
+use fen_domain::{Kind, TypeName};
+use serde_json::{json, Value};
+
+use crate::engine::LifecycleError;
+
+/// One searchable type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeSummary {
+    /// The row.
+    pub entry: TypeEntry,
+    /// The declared spelling, from the descriptor.
+    pub declared_type: String,
+    /// Number of visible extensions targeting it.
+    pub extension_count: usize,
+}
+
+/// A type's descriptor with its merged methods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeDescription {
+    /// The row.
+    pub entry: TypeEntry,
+    /// The stored descriptor, parsed.
+    pub descriptor: Value,
+    /// Every method: `(name, description, arguments schema, origin)`; origin is `base`
+    /// or the extension's source path.
+    pub methods: Vec<MethodInfo>,
+    /// Members of extensions that could not attach (name already taken).
+    pub warnings: Vec<String>,
+}
+
+/// One method of a merged type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodInfo {
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// Its argument schema.
+    pub arguments: Value,
+    /// `base` or the extension source path.
+    pub origin: String,
+}
+
+/// A describe lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DescribeError {
+    /// No visible type of that name.
+    #[error("unknown type \"{name}\"")]
+    UnknownType {
+        /// The normalised name asked for.
+        name: String,
+        /// Up to three close names.
+        suggestions: Vec<String>,
+    },
+    /// The type exists under several kinds; `--kind` must pick one.
+    #[error("type \"{name}\" exists as several kinds: {}", kinds.join(", "))]
+    Ambiguous {
+        /// The name.
+        name: String,
+        /// The kinds.
+        kinds: Vec<String>,
+    },
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] LifecycleError),
+}
+
+/// Visible types of `kind` whose normalised type or description contains `query`
+/// (case-insensitive; empty matches all), sorted by type.
+pub async fn search(types: &dyn TypeIndex, kind: Kind, query: &str) -> Result<Vec<TypeSummary>, LifecycleError> {
+    let query = query.to_lowercase();
+    let mut out = Vec::new();
+    for entry in types.list_types(kind).await? {
+        let matches = query.is_empty()
+            || entry.type_name.as_str().contains(&query)
+            || entry.meta.description.to_lowercase().contains(&query);
+        if !matches {
+            continue;
+        }
+        let extension_count = if kind == Kind::Model {
+            types.extensions_for(&entry.type_name).await?.len()
+        } else {
+            0
+        };
+        let declared_type = declared_type(&entry);
+        out.push(TypeSummary { entry, declared_type, extension_count });
+    }
+    out.sort_by(|a, b| a.entry.type_name.cmp(&b.entry.type_name));
+    Ok(out)
+}
+
+/// Describes a type: of `kind` when given, else of the one kind that has it.
+pub async fn describe(types: &dyn TypeIndex, kind: Option<Kind>, raw: &str) -> Result<TypeDescription, DescribeError> {
+    let name = TypeName::parse(raw).map_err(|_| DescribeError::UnknownType {
+        name: raw.to_owned(),
+        suggestions: Vec::new(),
+    })?;
+    let kinds: Vec<Kind> = match kind {
+        Some(kind) => vec![kind],
+        None => Kind::ALL.into_iter().filter(|k| *k != Kind::Extension).collect(),
+    };
+    let mut found = Vec::new();
+    for kind in &kinds {
+        if let Some(entry) = types.find_type(*kind, &name).await.map_err(LifecycleError::from)? {
+            found.push(entry);
+        }
+    }
+    let entry = match found.len() {
+        0 => {
+            let mut known = Vec::new();
+            for kind in &kinds {
+                known.extend(types.list_types(*kind).await.map_err(LifecycleError::from)?);
+            }
+            return Err(DescribeError::UnknownType {
+                name: name.to_string(),
+                suggestions: suggestions(name.as_str(), known.iter().map(|e| e.type_name.as_str())),
+            });
+        }
+        1 => found.remove(0),
+        _ => {
+            return Err(DescribeError::Ambiguous {
+                name: name.to_string(),
+                kinds: found.iter().map(|e| e.kind.as_str().to_owned()).collect(),
+            })
+        }
+    };
+    let descriptor: Value = serde_json::from_str(&entry.meta.descriptor).unwrap_or(Value::Null);
+    let mut methods = methods_of(&descriptor, "base");
+    let mut warnings = Vec::new();
+    if entry.kind == Kind::Model {
+        let mut taken: BTreeSet<String> = methods.iter().map(|m| m.name.clone()).collect();
+        // Extensions attach in ascending canonical source path (spec 30 §2.4).
+        for ext in types.extensions_for(&entry.type_name).await.map_err(LifecycleError::from)? {
+            let ext_descriptor: Value = serde_json::from_str(&ext.meta.descriptor).unwrap_or(Value::Null);
+            for method in methods_of(&ext_descriptor, ext.source_path.as_str()) {
+                if taken.insert(method.name.clone()) {
+                    methods.push(method);
+                } else {
+                    warnings.push(format!(
+                        "extension {} does not attach method \"{}\": the type already has one",
+                        ext.source_path, method.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(TypeDescription { entry, descriptor, methods, warnings })
+}
+
+/// The declared spelling of a type, from its descriptor (`type`, or `name` for reports).
+pub fn declared_type(entry: &TypeEntry) -> String {
+    let descriptor: Value = serde_json::from_str(&entry.meta.descriptor).unwrap_or(Value::Null);
+    descriptor
+        .get("type")
+        .or_else(|| descriptor.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| entry.type_name.to_string())
+}
+
+fn methods_of(descriptor: &Value, origin: &str) -> Vec<MethodInfo> {
+    let Some(methods) = descriptor.get("methods").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    methods
+        .iter()
+        .map(|(name, method)| MethodInfo {
+            name: name.clone(),
+            description: method.get("description").and_then(Value::as_str).unwrap_or("").to_owned(),
+            arguments: method.get("arguments").cloned().unwrap_or_else(|| json!({"type": "object"})),
+            origin: origin.to_owned(),
+        })
+        .collect()
+}
+
+/// Up to three known names within a small edit distance, closest first.
+pub fn suggestions<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = known
+        .map(|k| (edit_distance(wanted, k), k))
+        .filter(|(d, k)| *d <= (wanted.len().max(k.len()) / 3).max(2))
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(3).map(|(_, k)| k.to_owned()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        prev = row;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_are_close_and_few() {
+        let known = ["acme/net/endpoint", "acme/net/endpoints", "acme/db/table", "zzz/other/thing"];
+        let got = suggestions("acme/net/endpont", known.into_iter());
+        assert_eq!(got, ["acme/net/endpoint", "acme/net/endpoints"]);
+        assert!(suggestions("totally/different", known.into_iter()).is_empty());
+    }
+}

@@ -1,0 +1,61 @@
+//! Counters behind `--stats` (spec 30 §5.6).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Process-wide counters; cheap to update from any service.
+#[derive(Debug, Default)]
+pub struct Stats {
+    bundles_built: AtomicUsize,
+    bundles_evaluated: AtomicUsize,
+    evaluated: Mutex<Vec<String>>,
+    lock_acquired: AtomicUsize,
+    sources_hashed: AtomicUsize,
+}
+
+/// A snapshot of the counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Bundles written by a build.
+    pub bundles_built: usize,
+    /// Bundles evaluated in a sandbox.
+    pub bundles_evaluated: usize,
+    /// Their paths.
+    pub evaluated: Vec<String>,
+    /// Times the lifecycle lock was acquired.
+    pub lifecycle_lock_acquired: usize,
+    /// Source files read and hashed.
+    pub sources_hashed: usize,
+}
+
+impl Stats {
+    /// One bundle built.
+    pub fn built(&self) {
+        self.bundles_built.fetch_add(1, Ordering::Relaxed);
+    }
+    /// One bundle evaluated.
+    pub fn evaluated(&self, path: &str) {
+        self.bundles_evaluated.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut list) = self.evaluated.lock() {
+            list.push(path.to_owned());
+        }
+    }
+    /// The lifecycle lock was taken.
+    pub fn lock_acquired(&self) {
+        self.lock_acquired.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Files hashed by a finished scanner.
+    pub fn hashed(&self, n: usize) {
+        self.sources_hashed.fetch_add(n, Ordering::Relaxed);
+    }
+    /// The current values.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            bundles_built: self.bundles_built.load(Ordering::Relaxed),
+            bundles_evaluated: self.bundles_evaluated.load(Ordering::Relaxed),
+            evaluated: self.evaluated.lock().map(|l| l.clone()).unwrap_or_default(),
+            lifecycle_lock_acquired: self.lock_acquired.load(Ordering::Relaxed),
+            sources_hashed: self.sources_hashed.load(Ordering::Relaxed),
+        }
+    }
+}
