@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 /// fen: a crash-safe extension host and catalog.
 #[derive(Debug, Parser)]
@@ -38,4 +38,149 @@ pub enum Command {
         #[arg(long)]
         nested: bool,
     },
+    /// Inspect and manage extensions.
+    Extension {
+        #[command(subcommand)]
+        command: ExtensionCommand,
+    },
+    /// Model types and models.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Check and repair the repository's state.
+    Doctor {
+        #[command(subcommand)]
+        command: DoctorCommand,
+    },
+}
+
+/// A kind, as typed on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// Model types.
+    Model,
+    /// Extensions of model types.
+    Extension,
+    /// Vaults.
+    Vault,
+    /// Drivers.
+    Driver,
+    /// Datastores.
+    Datastore,
+    /// Reports.
+    Report,
+}
+
+impl KindArg {
+    /// The domain kind.
+    pub fn kind(self) -> fen_domain::Kind {
+        match self {
+            KindArg::Model => fen_domain::Kind::Model,
+            KindArg::Extension => fen_domain::Kind::Extension,
+            KindArg::Vault => fen_domain::Kind::Vault,
+            KindArg::Driver => fen_domain::Kind::Driver,
+            KindArg::Datastore => fen_domain::Kind::Datastore,
+            KindArg::Report => fen_domain::Kind::Report,
+        }
+    }
+}
+
+/// `fen extension ...`
+#[derive(Debug, Subcommand)]
+pub enum ExtensionCommand {
+    /// List every catalog row with its state.
+    List {
+        /// Only rows of this kind.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Describe a type of any kind.
+    Describe {
+        /// The type.
+        #[arg(value_name = "TYPE")]
+        type_name: String,
+        /// The kind, when the type exists under several.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Source mounts: directories outside the repo whose extensions/ trees are local sources.
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
+}
+
+/// `fen extension source ...`
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Add a mount.
+    Add {
+        /// Absolute directory that contains an extensions/ tree.
+        dir: PathBuf,
+    },
+    /// Remove a mount.
+    Rm {
+        /// The mounted directory.
+        dir: PathBuf,
+    },
+    /// List the mounts.
+    List,
+}
+
+/// `fen model ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Model types.
+    Type {
+        #[command(subcommand)]
+        command: ModelTypeCommand,
+    },
+}
+
+/// `fen model type ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelTypeCommand {
+    /// Search types by name or description (no argument lists every type).
+    Search {
+        /// Text to look for.
+        #[arg(default_value = "")]
+        query: String,
+        /// Search this kind instead of model types.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Describe a model type with its merged methods.
+    Describe {
+        /// The type.
+        #[arg(value_name = "TYPE")]
+        type_name: String,
+    },
+}
+
+/// `fen doctor ...`
+#[derive(Debug, Subcommand)]
+pub enum DoctorCommand {
+    /// Reconcile the catalog with the disk and report.
+    Extensions(DoctorArgs),
+}
+
+/// Flags of `fen doctor extensions`.
+#[derive(Debug, ClapArgs)]
+pub struct DoctorArgs {
+    /// List every source.
+    #[arg(long)]
+    pub verbose: bool,
+    /// Rebuild every bundle and re-validate every export.
+    #[arg(long)]
+    pub rescan: bool,
+    /// Apply reconcile even when the guardrail would abort it.
+    #[arg(long)]
+    pub force_reconcile: bool,
+    /// Plan repairs (prune retired rows, evict orphan bundles).
+    #[arg(long)]
+    pub repair: bool,
+    /// With --repair: carry the plan out.
+    #[arg(long, requires = "repair")]
+    pub apply: bool,
 }

@@ -1,14 +1,29 @@
 //! The composition root's per-process context: global flags, settings, and the
-//! concrete adapters wired behind the fen-domain ports.
+//! concrete adapters wired behind the fen-domain ports. This is the only place that
+//! names infrastructure types.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-use fen_domain::ports::LifecycleLock;
+use async_trait::async_trait;
+use fen_domain::ports::runtime::InstantiateRequest;
+use fen_domain::ports::runtime::RuntimeError;
+use fen_domain::ports::{BundleRuntime, LifecycleLock, SandboxLimits, SourceScanner, TypeInstance};
+use fen_domain::{layout, CanonicalPath, PathPolicy, RepoRoot};
+use fen_infrastructure::bundler::FsBundleStore;
+use fen_infrastructure::catalog::{CatalogContext, CatalogOpener, OpenReport};
+use fen_infrastructure::indexer::SandboxBundleIndexer;
+use fen_infrastructure::lockfile::FsLockfileReader;
 use fen_infrastructure::locking::FileLifecycleLock;
+use fen_infrastructure::runtime::QuickJsBundleRuntime;
+use fen_infrastructure::sources::{absolute_lexical, find_repo_root, read_mounts, FsSourceScanner};
+use fen_lifecycle::index::{build_index, IndexSummary};
+use fen_lifecycle::stats::Stats;
+use fen_lifecycle::{Adapters, RepoLayout, ScannerFactory};
 
 use crate::env::Settings;
-use crate::error::CliError;
+use crate::error::{CliError, ErrorCode};
 use crate::output::Mode;
 
 /// Everything a command needs from the process.
@@ -19,24 +34,177 @@ pub struct Context {
     pub mode: Mode,
     /// Validated environment.
     pub settings: Settings,
+    /// Counters for `--stats`.
+    pub stats: Arc<Stats>,
+    /// When the process started.
+    pub started: Instant,
+    /// The command line, for the lock's owner record.
+    pub command: String,
+}
+
+/// An open repository with its adapters.
+pub struct Repo {
+    /// Where it is.
+    pub root: RepoRoot,
+    /// The wired ports.
+    pub adapters: Adapters,
 }
 
 impl Context {
     /// The process's one lifecycle lock for a repo root.
     pub fn lifecycle_lock(&self, root: &Path) -> Arc<dyn LifecycleLock> {
-        Arc::new(FileLifecycleLock::for_repo(
-            root,
-            self.settings.lock_timeout,
-        ))
+        Arc::new(FileLifecycleLock::for_repo(root, self.settings.lock_timeout))
+    }
+
+    /// The repo root: `--repo-dir` as given, else discovery from the current directory.
+    pub fn repo_root(&self) -> Result<RepoRoot, CliError> {
+        let not_a_repo = |from: &Path| {
+            CliError::new(
+                ErrorCode::NotARepository,
+                format!("not a fen repository (no .fen/ found from {} upward)", from.display()),
+            )
+            .with_hint("run 'fen init' first")
+        };
+        match &self.repo_dir {
+            Some(dir) => {
+                let root = absolute_lexical(dir)
+                    .map_err(|e| CliError::new(ErrorCode::Io, format!("cannot resolve {}: {e}", dir.display())))?;
+                if !root.join(layout::MARKER_DIR).is_dir() {
+                    return Err(CliError::new(
+                        ErrorCode::NotARepository,
+                        format!("not a fen repository: {} has no .fen/ directory", root.display()),
+                    )
+                    .with_hint("run 'fen init' first"));
+                }
+                RepoRoot::new(root, PathPolicy::host()).map_err(|e| CliError::new(ErrorCode::Io, e.to_string()))
+            }
+            None => {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| CliError::new(ErrorCode::Io, format!("cannot read the current directory: {e}")))?;
+                find_repo_root(&cwd).map_err(|_| not_a_repo(&cwd))
+            }
+        }
+    }
+
+    /// Opens the repo: discovers the root, opens (creating or migrating under the
+    /// lifecycle lock when needed) the catalog, and wires every adapter.
+    pub async fn open_repo(&self) -> Result<Repo, CliError> {
+        let root = self.repo_root()?;
+        let policy = PathPolicy::host();
+        let mounts = read_mounts(&root, policy).map_err(|e| {
+            let code = if e.is_config_invalid() { ErrorCode::ConfigInvalid } else { ErrorCode::Io };
+            CliError::new(code, e.to_string()).with_hint("fix .fen/mounts.json or use 'fen extension source rm'")
+        })?;
+        let lock = self.lifecycle_lock(&root.native);
+        let ctx = CatalogContext::for_repo(&root, mounts.canonical_paths(), policy);
+        let opened = CatalogOpener::open(ctx, Arc::clone(&lock)).await.map_err(CliError::from)?;
+        if let Some(healed) = &opened.report.healed {
+            self.warn(&format!(
+                "the catalog was damaged ({}); it was moved to {} and rebuilt",
+                healed.cause,
+                healed.moved_to.display()
+            ));
+        }
+        let repository = Arc::new(opened.repository);
+        let bundles_native = root.native.join(layout::BUNDLES_DIR);
+        let scratch_native = root.native.join(layout::SCRATCH_DIR);
+        let runtime: Arc<dyn BundleRuntime> = Arc::new(LazyRuntime::default());
+        let limits = SandboxLimits {
+            time: self.settings.eval_timeout,
+            memory_bytes: self.settings.memory_bytes,
+            stack_bytes: SandboxLimits::STACK_BYTES,
+        };
+        let scanner = FsSourceScanner::new(root.clone(), mounts, policy);
+        let adapters = Adapters {
+            repo: repository.clone(),
+            types: repository,
+            lock,
+            scanners: Arc::new(FsScannerFactory(scanner)),
+            indexer: Arc::new(SandboxBundleIndexer::new(runtime, bundles_native.clone(), limits)),
+            store: Arc::new(FsBundleStore::new(bundles_native.clone(), scratch_native.clone())),
+            lockfile: Arc::new(FsLockfileReader::new(root.native.join(layout::LOCKFILE))),
+            layout: RepoLayout {
+                root_native: root.native.clone(),
+                root: root.canonical.clone(),
+                bundles_dir: CanonicalPath::new(&bundles_native, policy)
+                    .map_err(|e| CliError::new(ErrorCode::Io, e.to_string()))?,
+                scratch_dir: scratch_native,
+            },
+            stats: Arc::clone(&self.stats),
+            command: self.command.clone(),
+        };
+        Ok(Repo { root, adapters })
     }
 
     /// Opens (creating or migrating under the lifecycle lock when needed) the catalog
-    /// of the repo at `root`.
-    pub async fn open_catalog_at(&self, root: &Path) -> Result<(), CliError> {
-        let lock = self.lifecycle_lock(root);
-        // Until the catalog adapter is wired in, take the lock so init serialises with
-        // other writers and exercises the lock's fault point.
-        let _guard = lock.acquire("fen init").await?;
-        Ok(())
+    /// of the repo at `root`; used by `fen init`.
+    pub async fn open_catalog_at(&self, root: &Path) -> Result<OpenReport, CliError> {
+        let repo_root = RepoRoot::new(root.to_path_buf(), PathPolicy::host())
+            .map_err(|e| CliError::new(ErrorCode::Io, e.to_string()))?;
+        let ctx = CatalogContext::for_repo(&repo_root, Vec::new(), PathPolicy::host());
+        let opened = CatalogOpener::open(ctx, self.lifecycle_lock(root)).await.map_err(CliError::from)?;
+        opened.repository.close().await;
+        Ok(opened.report)
+    }
+
+    /// Brings the catalog up to date (warm pass or cold start) and reports new failures.
+    pub async fn index(&self, repo: &Repo) -> Result<IndexSummary, CliError> {
+        let summary = build_index(&repo.adapters).await.map_err(CliError::from)?;
+        for warning in &summary.report.warnings {
+            self.warn(warning);
+        }
+        for t in &summary.report.transitions {
+            if t.to.is_failure() || matches!(t.to, fen_domain::RowStateTag::Tombstoned) && t.reason.starts_with("duplicate") {
+                self.warn(&format!("{}: {} ({})", self.display_path(repo, t.source.as_str()), t.to.as_str(), t.reason));
+            }
+        }
+        if let Some(trip) = summary.report.aborted {
+            self.warn(&format!(
+                "the catalog rebuild would change {} of {} sources and was not applied; run 'fen doctor extensions' to review",
+                trip.changed, trip.total
+            ));
+        }
+        Ok(summary)
+    }
+
+    /// Prints a `warning:` line on stderr (both modes).
+    pub fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+
+    /// Repo-relative in human mode, canonical absolute in JSON mode.
+    pub fn display_path(&self, repo: &Repo, path: &str) -> String {
+        if self.mode == Mode::Json {
+            return path.to_owned();
+        }
+        let root = repo.root.canonical.as_str();
+        match path.strip_prefix(root).and_then(|rest| rest.strip_prefix('/')) {
+            Some(rest) => rest.to_owned(),
+            None => path.to_owned(),
+        }
+    }
+}
+
+/// One `FsSourceScanner` per pass, sharing the repo configuration.
+struct FsScannerFactory(FsSourceScanner);
+
+impl ScannerFactory for FsScannerFactory {
+    fn new_pass(&self) -> Arc<dyn SourceScanner> {
+        Arc::new(self.0.for_next_pass())
+    }
+}
+
+/// Starts the QuickJS worker thread only when a bundle is evaluated, so commands on an
+/// unchanged tree never pay for it.
+#[derive(Default)]
+struct LazyRuntime(OnceLock<Result<QuickJsBundleRuntime, String>>);
+
+#[async_trait]
+impl BundleRuntime for LazyRuntime {
+    async fn instantiate(&self, req: InstantiateRequest) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
+        match self.0.get_or_init(|| QuickJsBundleRuntime::new().map_err(|e| e.to_string())) {
+            Ok(runtime) => runtime.instantiate(req).await,
+            Err(_) => Err(RuntimeError::Unavailable),
+        }
     }
 }

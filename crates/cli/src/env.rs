@@ -10,6 +10,10 @@ use crate::error::{CliError, ErrorCode};
 pub struct Settings {
     /// `FEN_LOCK_TIMEOUT_MS`.
     pub lock_timeout: Duration,
+    /// `FEN_SANDBOX_EVAL_TIMEOUT_MS`: top-level evaluation limit.
+    pub eval_timeout: Duration,
+    /// `FEN_SANDBOX_MEMORY_MB`, in bytes.
+    pub memory_bytes: usize,
 }
 
 impl Settings {
@@ -20,12 +24,9 @@ impl Settings {
                 .with_hint("FEN_TEST_FAULT is test-only; unset it or fix the point/action name")
         })?;
         Ok(Settings {
-            lock_timeout: Duration::from_millis(millis(
-                "FEN_LOCK_TIMEOUT_MS",
-                30_000,
-                0,
-                86_400_000,
-            )?),
+            lock_timeout: Duration::from_millis(millis("FEN_LOCK_TIMEOUT_MS", 30_000, 0, 86_400_000)?),
+            eval_timeout: Duration::from_millis(millis("FEN_SANDBOX_EVAL_TIMEOUT_MS", 2_000, 1, 60_000)?),
+            memory_bytes: usize::try_from(millis("FEN_SANDBOX_MEMORY_MB", 64, 1, 1_024)?).unwrap_or(64) << 20,
         })
     }
 }
@@ -38,7 +39,7 @@ fn millis(var: &str, default: u64, min: u64, max: u64) -> Result<u64, CliError> 
         Ok(value) if (min..=max).contains(&value) => Ok(value),
         _ => Err(CliError::new(
             ErrorCode::InvalidEnvironment,
-            format!("{var}={text:?} is not a number of milliseconds in {min}..={max}"),
+            format!("{var}={text:?} is not a whole number in {min}..={max}"),
         )
         .with_hint(format!(
             "unset {var} or set it to a whole number such as {default}"

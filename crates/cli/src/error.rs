@@ -11,6 +11,8 @@
 //! null, and detail fields (`duplicateType`, `cause`, ...) follow in camelCase.
 
 use fen_domain::ports::{DuplicateType, LifecycleLockError, RepoError};
+use fen_infrastructure::catalog::CatalogOpenError;
+use fen_lifecycle::LifecycleError;
 use serde_json::{json, Map, Value};
 
 /// Every error code fen reports, with its exit code.
@@ -20,8 +22,16 @@ pub enum ErrorCode {
     InternalError,
     /// clap rejected the command line (exit 2).
     Usage,
+    /// No `.fen/` found (exit 3).
+    NotARepository,
     /// Bad input (exit 3).
     InvalidInput,
+    /// A config file such as `.fen/mounts.json` is invalid (exit 3).
+    ConfigInvalid,
+    /// The lockfile is invalid (exit 3).
+    LockfileInvalid,
+    /// No such type (exit 3).
+    UnknownType,
     /// A `FEN_*` variable is out of range (exit 3).
     InvalidEnvironment,
     /// File system failure (exit 3).
@@ -44,7 +54,11 @@ impl ErrorCode {
         match self {
             ErrorCode::InternalError => "internal_error",
             ErrorCode::Usage => "usage",
+            ErrorCode::NotARepository => "not_a_repository",
             ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::ConfigInvalid => "config_invalid",
+            ErrorCode::LockfileInvalid => "lockfile_invalid",
+            ErrorCode::UnknownType => "unknown_type",
             ErrorCode::InvalidEnvironment => "invalid_environment",
             ErrorCode::Io => "io",
             ErrorCode::CatalogError => "catalog_error",
@@ -60,7 +74,11 @@ impl ErrorCode {
         match self {
             ErrorCode::InternalError => 1,
             ErrorCode::Usage => 2,
-            ErrorCode::InvalidInput
+            ErrorCode::NotARepository
+            | ErrorCode::InvalidInput
+            | ErrorCode::ConfigInvalid
+            | ErrorCode::LockfileInvalid
+            | ErrorCode::UnknownType
             | ErrorCode::InvalidEnvironment
             | ErrorCode::Io
             | ErrorCode::CatalogError
@@ -167,6 +185,29 @@ impl From<RepoError> for CliError {
             }
             other => CliError::new(ErrorCode::CatalogError, other.to_string())
                 .with_hint("run 'fen doctor extensions' to check the catalog"),
+        }
+    }
+}
+
+impl From<CatalogOpenError> for CliError {
+    fn from(error: CatalogOpenError) -> CliError {
+        match error {
+            CatalogOpenError::Repo(inner) => inner.into(),
+            CatalogOpenError::Lock(inner) => inner.into(),
+            other => CliError::new(ErrorCode::CatalogError, other.to_string()),
+        }
+    }
+}
+
+impl From<LifecycleError> for CliError {
+    fn from(error: LifecycleError) -> CliError {
+        match error {
+            LifecycleError::Repo(inner) => inner.into(),
+            LifecycleError::Lock(inner) => inner.into(),
+            LifecycleError::Lockfile(inner) => CliError::new(ErrorCode::LockfileInvalid, inner.to_string()),
+            LifecycleError::Domain(inner) => CliError::new(ErrorCode::InternalError, inner.to_string())
+                .with_hint("this is a bug in fen; please report it with the command you ran"),
+            other => CliError::new(ErrorCode::Io, other.to_string()),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Args, Command};
+use crate::args::{Args, Command, DoctorCommand, ExtensionCommand, ModelCommand, ModelTypeCommand, SourceCommand};
 use crate::context::Context;
 use crate::env::Settings;
 use crate::error::{CliError, ErrorCode};
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         }
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             output::print_error(mode, &error);
             ExitCode::from(error.code.exit_code())
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(mode: Mode) -> Result<(), CliError> {
+fn run(mode: Mode) -> Result<u8, CliError> {
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(error) => {
@@ -61,7 +61,7 @@ fn run(mode: Mode) -> Result<(), CliError> {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
             ) {
                 print!("{error}");
-                return Ok(());
+                return Ok(0);
             }
             let rendered = error.render().to_string();
             let first = rendered
@@ -76,10 +76,14 @@ fn run(mode: Mode) -> Result<(), CliError> {
         }
     };
     let settings = Settings::from_env()?;
+    let command_line: Vec<String> = std::env::args().collect();
     let ctx = Context {
         repo_dir: args.repo_dir.clone(),
         mode,
         settings,
+        stats: Default::default(),
+        started: std::time::Instant::now(),
+        command: command_line.join(" "),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -90,13 +94,56 @@ fn run(mode: Mode) -> Result<(), CliError> {
                 format!("cannot start the async runtime: {e}"),
             )
         })?;
-    let outcome = runtime.block_on(async {
-        match &args.command {
-            Command::Init { dir, nested } => {
-                commands::init::run(&ctx, dir.as_deref(), *nested).await
-            }
-        }
-    })?;
+    let result = runtime.block_on(dispatch(&ctx, &args.command));
+    if args.stats {
+        print_stats(&ctx);
+    }
+    let outcome = result?;
     output::print_result(ctx.mode, &outcome.human, &outcome.json);
-    Ok(())
+    Ok(outcome.exit_code)
+}
+
+async fn dispatch(ctx: &Context, command: &Command) -> Result<commands::Outcome, CliError> {
+    match command {
+        Command::Init { dir, nested } => commands::init::run(ctx, dir.as_deref(), *nested).await,
+        Command::Extension { command } => match command {
+            ExtensionCommand::List { kind } => commands::extension_list::run(ctx, kind.map(|k| k.kind())).await,
+            ExtensionCommand::Describe { type_name, kind } => {
+                commands::types::describe(ctx, type_name, kind.map(|k| k.kind())).await
+            }
+            ExtensionCommand::Source { command } => match command {
+                SourceCommand::Add { dir } => commands::source::change(ctx, commands::source::Change::Add(dir)).await,
+                SourceCommand::Rm { dir } => commands::source::change(ctx, commands::source::Change::Rm(dir)).await,
+                SourceCommand::List => commands::source::list(ctx),
+            },
+        },
+        Command::Model { command } => match command {
+            ModelCommand::Type { command } => match command {
+                ModelTypeCommand::Search { query, kind } => {
+                    let kind = kind.map(|k| k.kind()).unwrap_or(fen_domain::Kind::Model);
+                    commands::types::search(ctx, query, kind).await
+                }
+                ModelTypeCommand::Describe { type_name } => {
+                    commands::types::describe(ctx, type_name, Some(fen_domain::Kind::Model)).await
+                }
+            },
+        },
+        Command::Doctor { command } => match command {
+            DoctorCommand::Extensions(doctor_args) => commands::doctor::run(ctx, doctor_args).await,
+        },
+    }
+}
+
+/// The one-line `--stats` record on stderr (spec 30 §5.6).
+fn print_stats(ctx: &Context) {
+    let stats = ctx.stats.snapshot();
+    let record = serde_json::json!({"fenStats": {
+        "bundlesBuilt": stats.bundles_built,
+        "bundlesEvaluated": stats.bundles_evaluated,
+        "evaluated": stats.evaluated,
+        "sourcesHashed": stats.sources_hashed,
+        "lifecycleLockAcquired": stats.lifecycle_lock_acquired,
+        "elapsedUs": u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+    }});
+    eprintln!("{record}");
 }

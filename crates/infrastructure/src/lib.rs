@@ -6,8 +6,12 @@
 //! fault points) and `time` (timestamps). SQL, file locks and atomic renames live here
 //! and nowhere else; errors are classified into domain variants at this boundary.
 
+pub mod bundler;
 pub mod catalog;
 pub mod faults;
+pub mod indexer;
+pub mod lockfile;
 pub mod locking;
+pub mod runtime;
 pub mod sources;
 pub mod time;

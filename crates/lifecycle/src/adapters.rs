@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fen_domain::ports::{
-    BundleIndexer, BundleStore, ExtensionRepository, LifecycleLock, LockfileReader, SourceScanner, TypeIndex,
+    BundleIndexer, BundleStore, ExtensionRepository, LifecycleLock, LockfileReader, SourceScanner,
+    TypeIndex,
 };
 use fen_domain::{CanonicalPath, ExtensionName};
 

@@ -10,12 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fen_domain::ports::{DuplicateType, Loaded, RepoError, SkippedRow};
 use fen_domain::{
-    CanonicalPath, Extension, ExtensionId, ExtensionOrigin, RowState, RowStateTag, Source, TombstoneReason,
+    CanonicalPath, Extension, ExtensionId, ExtensionOrigin, RowState, RowStateTag, Source,
+    TombstoneReason,
 };
 
 use crate::adapters::Adapters;
 use crate::engine::LifecycleError;
-use crate::reconcile::{self, Guardrail, GuardrailTrip, Rebuild, ReconcileMode, ReconcileOptions, Transition};
+use crate::reconcile::{
+    self, Guardrail, GuardrailTrip, Rebuild, ReconcileMode, ReconcileOptions, Transition,
+};
 
 /// Doctor's flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +152,11 @@ pub async fn doctor(ad: &Adapters, opts: DoctorOptions) -> Result<DoctorReport, 
                 .collect();
             report.pruned_row_count = ad.repo.prune_retired_rows(&prune).await?;
             let still_referenced = referenced_bundles(&ad.repo.load_all().await?);
-            for op in report.operations.iter().filter(|op| op.kind == "evict_bundle") {
+            for op in report
+                .operations
+                .iter()
+                .filter(|op| op.kind == "evict_bundle")
+            {
                 let Ok(path) = CanonicalPath::try_from(op.path.clone()) else {
                     continue;
                 };
@@ -170,7 +177,11 @@ pub async fn doctor(ad: &Adapters, opts: DoctorOptions) -> Result<DoctorReport, 
         .iter()
         .flat_map(|e| e.sources())
         .any(|s| s.state().tag().is_failure());
-    let superseded = loaded.extensions.iter().flat_map(|e| e.sources()).any(|s| s.superseded_by().is_some());
+    let superseded = loaded
+        .extensions
+        .iter()
+        .flat_map(|e| e.sources())
+        .any(|s| s.superseded_by().is_some());
     let overall_status = if failing || reconcile_error.is_some() {
         OverallStatus::Fail
     } else if !catalog_orphans.is_empty()
@@ -200,14 +211,18 @@ pub async fn doctor(ad: &Adapters, opts: DoctorOptions) -> Result<DoctorReport, 
 
 /// The seven tags of an aggregate, zero-filled.
 pub fn state_distribution(ext: &Extension) -> BTreeMap<RowStateTag, usize> {
-    let mut out: BTreeMap<RowStateTag, usize> = RowStateTag::ALL.into_iter().map(|t| (t, 0)).collect();
+    let mut out: BTreeMap<RowStateTag, usize> =
+        RowStateTag::ALL.into_iter().map(|t| (t, 0)).collect();
     for source in ext.sources() {
         *out.entry(source.state().tag()).or_default() += 1;
     }
     out
 }
 
-async fn orphans(ad: &Adapters, loaded: &Loaded) -> Result<(Vec<CanonicalPath>, Vec<CanonicalPath>), LifecycleError> {
+async fn orphans(
+    ad: &Adapters,
+    loaded: &Loaded,
+) -> Result<(Vec<CanonicalPath>, Vec<CanonicalPath>), LifecycleError> {
     let scanner = ad.scanners.new_pass();
     let mut catalog_orphans = Vec::new();
     for source in loaded.extensions.iter().flat_map(|e| e.sources()) {
@@ -239,7 +254,11 @@ fn referenced_bundles(loaded: &Loaded) -> BTreeSet<CanonicalPath> {
         .collect()
 }
 
-async fn plan_repair(ad: &Adapters, loaded: &Loaded, bundle_orphans: &[CanonicalPath]) -> Vec<RepairOperation> {
+async fn plan_repair(
+    ad: &Adapters,
+    loaded: &Loaded,
+    bundle_orphans: &[CanonicalPath],
+) -> Vec<RepairOperation> {
     let scanner = ad.scanners.new_pass();
     let mut ops = Vec::new();
     let mut repull: BTreeSet<ExtensionId> = BTreeSet::new();
@@ -271,7 +290,10 @@ async fn plan_repair(ad: &Adapters, loaded: &Loaded, bundle_orphans: &[Canonical
         }
     }
     for path in bundle_orphans {
-        if !ops.iter().any(|op| op.kind == "evict_bundle" && op.path == path.as_str()) {
+        if !ops
+            .iter()
+            .any(|op| op.kind == "evict_bundle" && op.path == path.as_str())
+        {
             ops.push(RepairOperation {
                 kind: "evict_bundle",
                 path: path.to_string(),

@@ -15,18 +15,20 @@ use std::path::PathBuf;
 
 use fen_domain::fingerprint::FingerprintLine;
 use fen_domain::ports::{
-    BundleStoreError, EntryPoint, FileStats, FileStatsUpdate, GuardInputs, IndexError, IndexOutcome,
-    LifecycleLockError, Loaded, LockedExtension, LockfileError, RepoError, Reuse, SaveReport, ScanRoot,
-    ScannedEntry, SourceScanner, StagedBundle,
+    BundleStoreError, EntryPoint, FileStats, FileStatsUpdate, GuardInputs, IndexError,
+    IndexOutcome, LifecycleLockError, Loaded, LockedExtension, LockfileError, RepoError, Reuse,
+    SaveReport, ScanRoot, ScannedEntry, SourceScanner, StagedBundle,
 };
 use fen_domain::{
-    CanonicalPath, DomainError, Extension, ExtensionId, ExtensionName, ExtensionOrigin, ExtensionVersion,
-    LoaderKind, Observation, Origin, PathPolicy, RetireReason, RowState, RowStateTag, Source,
-    SourceFingerprint, TombstoneReason,
+    CanonicalPath, DomainError, Extension, ExtensionId, ExtensionName, ExtensionOrigin,
+    ExtensionVersion, LoaderKind, Observation, Origin, PathPolicy, RetireReason, RowState,
+    RowStateTag, Source, SourceFingerprint, TombstoneReason,
 };
 
 use crate::adapters::Adapters;
-use crate::reconcile::{Guardrail, GuardrailTrip, Rebuild, ReconcileMode, ReconcileReport, Transition};
+use crate::reconcile::{
+    Guardrail, GuardrailTrip, Rebuild, ReconcileMode, ReconcileReport, Transition,
+};
 
 /// A failure of a lifecycle service.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +99,10 @@ struct Plan {
 type Prepared = BTreeMap<(CanonicalPath, SourceFingerprint), Result<IndexOutcome, IndexError>>;
 
 /// Runs one pass (warm or reconcile) end to end.
-pub(crate) async fn run(ad: &Adapters, opts: RunOptions) -> Result<ReconcileReport, LifecycleError> {
+pub(crate) async fn run(
+    ad: &Adapters,
+    opts: RunOptions,
+) -> Result<ReconcileReport, LifecycleError> {
     // ---- prepare, without the lock ----
     let lockfile = match opts.scope {
         Scope::Reconcile => ad.lockfile.snapshot().await?,
@@ -181,7 +186,10 @@ pub(crate) async fn run(ad: &Adapters, opts: RunOptions) -> Result<ReconcileRepo
             ad.store.clear().await?;
         }
         let referenced = bundle_paths(plan.working.values());
-        for bundle in staged.iter().filter(|s| referenced.contains(&s.target.path)) {
+        for bundle in staged
+            .iter()
+            .filter(|s| referenced.contains(&s.target.path))
+        {
             // Atomic rename into .fen/bundles/, under the lifecycle lock.
             ad.store.publish(bundle).await?;
         }
@@ -219,7 +227,11 @@ pub(crate) async fn run(ad: &Adapters, opts: RunOptions) -> Result<ReconcileRepo
 }
 
 /// The expected values of the four guard keys (spec 10 §5.8).
-pub(crate) fn guard_inputs(ad: &Adapters, lockfile: &[LockedExtension], scanner: &dyn SourceScanner) -> GuardInputs {
+pub(crate) fn guard_inputs(
+    ad: &Adapters,
+    lockfile: &[LockedExtension],
+    scanner: &dyn SourceScanner,
+) -> GuardInputs {
     let pulled: Vec<(ExtensionName, CanonicalPath)> = lockfile
         .iter()
         .map(|l| (l.name.clone(), ad.layout.pulled_root(&l.name)))
@@ -262,7 +274,10 @@ async fn make_plan(
         skipped_rows: loaded.skipped.len(),
         rebuilt_indexed: false,
     };
-    let local_id = ExtensionId::new(ExtensionName::local(&ad.layout.root), ExtensionVersion::Local);
+    let local_id = ExtensionId::new(
+        ExtensionName::local(&ad.layout.root),
+        ExtensionVersion::Local,
+    );
     let mut targets: Vec<Target> = Vec::new();
     let local_roots: Vec<ScanRoot> = LoaderKind::ALL
         .into_iter()
@@ -288,7 +303,8 @@ async fn make_plan(
                     match lockfile.iter().find(|l| l.name == ext.id().name) {
                         Some(locked) if locked.version == ext.id().version => {}
                         Some(locked) => {
-                            let reason = format!("superseded by lockfile version {}", locked.version);
+                            let reason =
+                                format!("superseded by lockfile version {}", locked.version);
                             retire(&mut plan, ext, &reason, false);
                         }
                         None => retire(&mut plan, ext, "orphan: no lockfile entry", false),
@@ -319,7 +335,11 @@ async fn make_plan(
                 .flat_map(|lk| scanner.scan_roots(lk, &pair))
                 .filter(|r| r.origin == Origin::Pulled)
                 .collect();
-            targets.push(Target { ext, roots, pulled: true });
+            targets.push(Target {
+                ext,
+                roots,
+                pulled: true,
+            });
         }
     }
 
@@ -332,7 +352,8 @@ async fn make_plan(
 
 fn retire(plan: &mut Plan, ext: &Extension, reason: &str, migration: bool) {
     for source in ext.sources() {
-        plan.reasons.insert(source.path().clone(), reason.to_owned());
+        plan.reasons
+            .insert(source.path().clone(), reason.to_owned());
         if migration {
             plan.migrations.insert(source.path().clone());
         }
@@ -382,8 +403,17 @@ async fn survey_target(
             } => {}
             RowState::EntryPointUnreadable { .. } if target.pulled => {}
             _ if target.pulled => {
-                let relative = path.relative_to(ext.root()).unwrap_or(path.as_str()).to_owned();
-                let fingerprint = SourceFingerprint::from_lines(vec![FingerprintLine { relative, digest: None }], false);
+                let relative = path
+                    .relative_to(ext.root())
+                    .unwrap_or(path.as_str())
+                    .to_owned();
+                let fingerprint = SourceFingerprint::from_lines(
+                    vec![FingerprintLine {
+                        relative,
+                        digest: None,
+                    }],
+                    false,
+                );
                 let obs = Observation {
                     location: source.location().clone(),
                     kind: source.kind(),
@@ -392,7 +422,10 @@ async fn survey_target(
                     mtime: None,
                 };
                 ext = ext.record_entry_point_unreadable(&obs, "source file missing from disk")?;
-                plan.reasons.insert(path, "pulled source missing from disk (lockfile entry present)".to_owned());
+                plan.reasons.insert(
+                    path,
+                    "pulled source missing from disk (lockfile entry present)".to_owned(),
+                );
             }
             _ => {
                 let mut bundle_on_disk = None;
@@ -402,44 +435,65 @@ async fn survey_target(
                     }
                 }
                 ext = ext.mark_source_missing(&path, bundle_on_disk)?;
-                plan.reasons.insert(path, "source file deleted from disk".to_owned());
+                plan.reasons
+                    .insert(path, "source file deleted from disk".to_owned());
             }
         }
     }
 
     for (path, entry) in entries {
         let row = ext.source(&path);
-        let known: Option<(SourceFingerprint, FileStats)> = match (row.and_then(|r| r.fingerprint()), loaded.file_stats.get(&path)) {
+        let known: Option<(SourceFingerprint, FileStats)> = match (
+            row.and_then(|r| r.fingerprint()),
+            loaded.file_stats.get(&path),
+        ) {
             (Some(fp), Some(stats)) if opts.rebuild == Rebuild::Stale => Some((*fp, stats.clone())),
             _ => None,
         };
-        let measured = scanner.fingerprint(&entry, known.as_ref().map(|(fp, st)| (fp, st))).await;
+        let measured = scanner
+            .fingerprint(&entry, known.as_ref().map(|(fp, st)| (fp, st)))
+            .await;
         let fingerprint = measured.fingerprint;
         let stale = match opts.rebuild {
             Rebuild::All => true,
             Rebuild::Stale => is_stale(&ext, row, &fingerprint, scanner).await,
         };
         if let Some(stats) = measured.fresh_stats {
-            plan.stats.push(FileStatsUpdate { source: path.clone(), fingerprint, stats });
+            plan.stats.push(FileStatsUpdate {
+                source: path.clone(),
+                fingerprint,
+                stats,
+            });
         }
         if stale {
             if row.is_some_and(|r| matches!(r.state(), RowState::Indexed { .. })) {
                 plan.rebuilt_indexed = true;
             }
-            plan.stale.push(StaleItem { ext: ext.id().clone(), entry, fingerprint });
+            plan.stale.push(StaleItem {
+                ext: ext.id().clone(),
+                entry,
+                fingerprint,
+            });
         }
     }
     Ok(ext)
 }
 
 /// The verdict table of spec 10 §6.2.
-async fn is_stale(ext: &Extension, row: Option<&Source>, disk: &SourceFingerprint, scanner: &dyn SourceScanner) -> bool {
+async fn is_stale(
+    ext: &Extension,
+    row: Option<&Source>,
+    disk: &SourceFingerprint,
+    scanner: &dyn SourceScanner,
+) -> bool {
     let Some(row) = row else {
         return true;
     };
     if let RowState::Tombstoned { reason } = row.state() {
         return match reason {
-            TombstoneReason::Renamed { winner: Some(winner) } => {
+            TombstoneReason::Renamed {
+                winner: Some(winner),
+            } => {
                 let winner_indexed = ext
                     .source(winner)
                     .is_some_and(|w| matches!(w.state(), RowState::Indexed { .. }));
@@ -464,7 +518,12 @@ async fn is_stale(ext: &Extension, row: Option<&Source>, disk: &SourceFingerprin
 }
 
 /// Indexes every stale entry of a plan into `scratch` (no lock held).
-async fn index_stale(ad: &Adapters, plan: &Plan, rebuild: Rebuild, scratch: &std::path::Path) -> Prepared {
+async fn index_stale(
+    ad: &Adapters,
+    plan: &Plan,
+    rebuild: Rebuild,
+    scratch: &std::path::Path,
+) -> Prepared {
     let mut out = Prepared::new();
     for item in &plan.stale {
         let key = (item.entry.location.canonical().clone(), item.fingerprint);
@@ -515,7 +574,11 @@ fn count(ad: &Adapters, result: &Result<IndexOutcome, IndexError>) {
 
 /// Applies prepared results whose (path, fingerprint) still match; returns the staged
 /// bundles of the applied results.
-fn apply_results(plan: &mut Plan, prepared: &Prepared, deferred: &mut Vec<CanonicalPath>) -> Result<Vec<StagedBundle>, DomainError> {
+fn apply_results(
+    plan: &mut Plan,
+    prepared: &Prepared,
+    deferred: &mut Vec<CanonicalPath>,
+) -> Result<Vec<StagedBundle>, DomainError> {
     let mut staged = Vec::new();
     for item in plan.stale.clone() {
         let path = item.entry.location.canonical().clone();
@@ -538,7 +601,14 @@ fn apply_results(plan: &mut Plan, prepared: &Prepared, deferred: &mut Vec<Canoni
             mtime: None,
         };
         let next = match result {
-            Ok(IndexOutcome::Indexed { kind, type_name, bundle, meta, staged: stage, .. }) => {
+            Ok(IndexOutcome::Indexed {
+                kind,
+                type_name,
+                bundle,
+                meta,
+                staged: stage,
+                ..
+            }) => {
                 obs.kind = *kind;
                 if let Some(stage) = stage {
                     staged.push(stage.clone());
@@ -546,15 +616,21 @@ fn apply_results(plan: &mut Plan, prepared: &Prepared, deferred: &mut Vec<Canoni
                 ext.observe_fresh_source(&obs, type_name.clone(), bundle.clone())?
                     .record_indexed(&path, meta.clone())?
             }
-            Err(IndexError::Validation { bundle, staged: stage, message }) => {
+            Err(IndexError::Validation {
+                bundle,
+                staged: stage,
+                message,
+            }) => {
                 if let Some(stage) = stage {
                     staged.push(stage.clone());
                 }
-                plan.reasons.insert(path.clone(), format!("validation failed: {message}"));
+                plan.reasons
+                    .insert(path.clone(), format!("validation failed: {message}"));
                 ext.record_validation_failed(&obs, bundle.clone(), message.clone())?
             }
             Err(IndexError::Build(message)) => {
-                plan.reasons.insert(path.clone(), format!("bundle build failed: {message}"));
+                plan.reasons
+                    .insert(path.clone(), format!("bundle build failed: {message}"));
                 ext.record_bundle_build_failed(&obs, message.clone())?
             }
             Err(IndexError::EntryUnreadable(message)) => {
@@ -562,13 +638,15 @@ fn apply_results(plan: &mut Plan, prepared: &Prepared, deferred: &mut Vec<Canoni
             }
             Err(IndexError::NotAnEntryPoint) => match ext.source(&path) {
                 Some(_) => {
-                    plan.reasons.insert(path.clone(), "source file deleted from disk".to_owned());
+                    plan.reasons
+                        .insert(path.clone(), "source file deleted from disk".to_owned());
                     ext.record_source_missing(&path, RetireReason::SourceDeleted)?
                 }
                 None => ext,
             },
             Err(other) => {
-                plan.reasons.insert(path.clone(), format!("bundle build failed: {other}"));
+                plan.reasons
+                    .insert(path.clone(), format!("bundle build failed: {other}"));
                 ext.record_bundle_build_failed(&obs, other.to_string())?
             }
         };
@@ -599,7 +677,11 @@ fn transitions_of(plan: &Plan) -> Vec<Transition> {
     let mut out = Vec::new();
     let ids: BTreeSet<&ExtensionId> = plan.originals.keys().chain(plan.working.keys()).collect();
     for id in ids {
-        let before = plan.originals.get(id).map(Extension::tags).unwrap_or_default();
+        let before = plan
+            .originals
+            .get(id)
+            .map(Extension::tags)
+            .unwrap_or_default();
         let Some(after_ext) = plan.working.get(id) else {
             continue;
         };
@@ -612,14 +694,20 @@ fn transitions_of(plan: &Plan) -> Vec<Transition> {
             if from.is_none() && *to == RowStateTag::Tombstoned && !is_renamed(after_ext, path) {
                 continue;
             }
-            let reason = plan.reasons.get(path).cloned().unwrap_or_else(|| match (from, to) {
-                (_, RowStateTag::Tombstoned) if is_renamed(after_ext, path) => {
-                    let winner = renamed_winner(after_ext, path).map(|w| w.to_string()).unwrap_or_else(|| "none".into());
-                    format!("duplicate type within extension; winner {winner}")
-                }
-                (None, _) => "new source discovered on disk".to_owned(),
-                (Some(from), _) => format!("re-indexed from {from}"),
-            });
+            let reason = plan
+                .reasons
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| match (from, to) {
+                    (_, RowStateTag::Tombstoned) if is_renamed(after_ext, path) => {
+                        let winner = renamed_winner(after_ext, path)
+                            .map(|w| w.to_string())
+                            .unwrap_or_else(|| "none".into());
+                        format!("duplicate type within extension; winner {winner}")
+                    }
+                    (None, _) => "new source discovered on disk".to_owned(),
+                    (Some(from), _) => format!("re-indexed from {from}"),
+                });
             out.push(Transition {
                 source: path.clone(),
                 extension: id.clone(),
@@ -635,19 +723,27 @@ fn transitions_of(plan: &Plan) -> Vec<Transition> {
 fn is_renamed(ext: &Extension, path: &CanonicalPath) -> bool {
     matches!(
         ext.source(path).map(Source::state),
-        Some(RowState::Tombstoned { reason: TombstoneReason::Renamed { .. } })
+        Some(RowState::Tombstoned {
+            reason: TombstoneReason::Renamed { .. }
+        })
     )
 }
 
 fn renamed_winner<'a>(ext: &'a Extension, path: &CanonicalPath) -> Option<&'a CanonicalPath> {
     match ext.source(path).map(Source::state) {
-        Some(RowState::Tombstoned { reason: TombstoneReason::Renamed { winner } }) => winner.as_ref(),
+        Some(RowState::Tombstoned {
+            reason: TombstoneReason::Renamed { winner },
+        }) => winner.as_ref(),
         _ => None,
     }
 }
 
 /// The guardrail of spec 10 §6.5 step 5.
-fn guardrail_trip(plan: &Plan, transitions: &[Transition], guardrail: Guardrail) -> Option<GuardrailTrip> {
+fn guardrail_trip(
+    plan: &Plan,
+    transitions: &[Transition],
+    guardrail: Guardrail,
+) -> Option<GuardrailTrip> {
     if guardrail == Guardrail::Override {
         return None;
     }
@@ -676,7 +772,10 @@ impl ScratchDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let path = ad.layout.scratch_dir.join(format!("build-{}-{nanos}", std::process::id()));
+        let path = ad
+            .layout
+            .scratch_dir
+            .join(format!("build-{}-{nanos}", std::process::id()));
         Ok(ScratchDir { path })
     }
 }
@@ -690,4 +789,3 @@ impl Drop for ScratchDir {
         }
     }
 }
-

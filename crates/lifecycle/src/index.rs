@@ -44,7 +44,10 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
                 },
             )
             .await?;
-            Ok(IndexSummary { path: IndexPath::Warm, report })
+            Ok(IndexSummary {
+                path: IndexPath::Warm,
+                report,
+            })
         }
         GuardVerdict::Invalidate(reason) => {
             let rebuild = match reason {
@@ -64,7 +67,10 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
                 },
             )
             .await?;
-            Ok(IndexSummary { path: IndexPath::Cold(reason), report })
+            Ok(IndexSummary {
+                path: IndexPath::Cold(reason),
+                report,
+            })
         }
     }
 }

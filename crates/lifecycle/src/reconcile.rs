@@ -88,7 +88,10 @@ pub struct ReconcileReport {
 
 /// Runs ReconcileFromDisk. An applied run also writes the guard keys, so the next
 /// command takes the warm path.
-pub async fn reconcile(ad: &Adapters, opts: ReconcileOptions) -> Result<ReconcileReport, LifecycleError> {
+pub async fn reconcile(
+    ad: &Adapters,
+    opts: ReconcileOptions,
+) -> Result<ReconcileReport, LifecycleError> {
     engine::run(
         ad,
         RunOptions {

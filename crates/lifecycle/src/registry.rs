@@ -74,7 +74,11 @@ pub enum DescribeError {
 
 /// Visible types of `kind` whose normalised type or description contains `query`
 /// (case-insensitive; empty matches all), sorted by type.
-pub async fn search(types: &dyn TypeIndex, kind: Kind, query: &str) -> Result<Vec<TypeSummary>, LifecycleError> {
+pub async fn search(
+    types: &dyn TypeIndex,
+    kind: Kind,
+    query: &str,
+) -> Result<Vec<TypeSummary>, LifecycleError> {
     let query = query.to_lowercase();
     let mut out = Vec::new();
     for entry in types.list_types(kind).await? {
@@ -90,25 +94,40 @@ pub async fn search(types: &dyn TypeIndex, kind: Kind, query: &str) -> Result<Ve
             0
         };
         let declared_type = declared_type(&entry);
-        out.push(TypeSummary { entry, declared_type, extension_count });
+        out.push(TypeSummary {
+            entry,
+            declared_type,
+            extension_count,
+        });
     }
     out.sort_by(|a, b| a.entry.type_name.cmp(&b.entry.type_name));
     Ok(out)
 }
 
 /// Describes a type: of `kind` when given, else of the one kind that has it.
-pub async fn describe(types: &dyn TypeIndex, kind: Option<Kind>, raw: &str) -> Result<TypeDescription, DescribeError> {
+pub async fn describe(
+    types: &dyn TypeIndex,
+    kind: Option<Kind>,
+    raw: &str,
+) -> Result<TypeDescription, DescribeError> {
     let name = TypeName::parse(raw).map_err(|_| DescribeError::UnknownType {
         name: raw.to_owned(),
         suggestions: Vec::new(),
     })?;
     let kinds: Vec<Kind> = match kind {
         Some(kind) => vec![kind],
-        None => Kind::ALL.into_iter().filter(|k| *k != Kind::Extension).collect(),
+        None => Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::Extension)
+            .collect(),
     };
     let mut found = Vec::new();
     for kind in &kinds {
-        if let Some(entry) = types.find_type(*kind, &name).await.map_err(LifecycleError::from)? {
+        if let Some(entry) = types
+            .find_type(*kind, &name)
+            .await
+            .map_err(LifecycleError::from)?
+        {
             found.push(entry);
         }
     }
@@ -116,7 +135,12 @@ pub async fn describe(types: &dyn TypeIndex, kind: Option<Kind>, raw: &str) -> R
         0 => {
             let mut known = Vec::new();
             for kind in &kinds {
-                known.extend(types.list_types(*kind).await.map_err(LifecycleError::from)?);
+                known.extend(
+                    types
+                        .list_types(*kind)
+                        .await
+                        .map_err(LifecycleError::from)?,
+                );
             }
             return Err(DescribeError::UnknownType {
                 name: name.to_string(),
@@ -137,8 +161,13 @@ pub async fn describe(types: &dyn TypeIndex, kind: Option<Kind>, raw: &str) -> R
     if entry.kind == Kind::Model {
         let mut taken: BTreeSet<String> = methods.iter().map(|m| m.name.clone()).collect();
         // Extensions attach in ascending canonical source path (spec 30 §2.4).
-        for ext in types.extensions_for(&entry.type_name).await.map_err(LifecycleError::from)? {
-            let ext_descriptor: Value = serde_json::from_str(&ext.meta.descriptor).unwrap_or(Value::Null);
+        for ext in types
+            .extensions_for(&entry.type_name)
+            .await
+            .map_err(LifecycleError::from)?
+        {
+            let ext_descriptor: Value =
+                serde_json::from_str(&ext.meta.descriptor).unwrap_or(Value::Null);
             for method in methods_of(&ext_descriptor, ext.source_path.as_str()) {
                 if taken.insert(method.name.clone()) {
                     methods.push(method);
@@ -151,7 +180,12 @@ pub async fn describe(types: &dyn TypeIndex, kind: Option<Kind>, raw: &str) -> R
             }
         }
     }
-    Ok(TypeDescription { entry, descriptor, methods, warnings })
+    Ok(TypeDescription {
+        entry,
+        descriptor,
+        methods,
+        warnings,
+    })
 }
 
 /// The declared spelling of a type, from its descriptor (`type`, or `name` for reports).
@@ -173,8 +207,15 @@ fn methods_of(descriptor: &Value, origin: &str) -> Vec<MethodInfo> {
         .iter()
         .map(|(name, method)| MethodInfo {
             name: name.clone(),
-            description: method.get("description").and_then(Value::as_str).unwrap_or("").to_owned(),
-            arguments: method.get("arguments").cloned().unwrap_or_else(|| json!({"type": "object"})),
+            description: method
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            arguments: method
+                .get("arguments")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object"})),
             origin: origin.to_owned(),
         })
         .collect()
@@ -188,7 +229,11 @@ pub fn suggestions<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Ve
         .collect();
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, k)| k.to_owned()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, k)| k.to_owned())
+        .collect()
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -212,7 +257,12 @@ mod tests {
 
     #[test]
     fn suggestions_are_close_and_few() {
-        let known = ["acme/net/endpoint", "acme/net/endpoints", "acme/db/table", "zzz/other/thing"];
+        let known = [
+            "acme/net/endpoint",
+            "acme/net/endpoints",
+            "acme/db/table",
+            "zzz/other/thing",
+        ];
         let got = suggestions("acme/net/endpont", known.into_iter());
         assert_eq!(got, ["acme/net/endpoint", "acme/net/endpoints"]);
         assert!(suggestions("totally/different", known.into_iter()).is_empty());

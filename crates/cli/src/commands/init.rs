@@ -76,5 +76,6 @@ pub async fn run(ctx: &Context, dir: Option<&Path>, nested: bool) -> Result<Outc
     Ok(Outcome {
         human,
         json: json!({ "root": shown, "created": created }),
+        exit_code: 0,
     })
 }

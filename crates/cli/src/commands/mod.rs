@@ -1,6 +1,10 @@
 //! One module per command; each returns its result as human text plus a JSON value.
 
+pub mod doctor;
+pub mod extension_list;
 pub mod init;
+pub mod source;
+pub mod types;
 
 use serde_json::Value;
 
@@ -10,4 +14,6 @@ pub struct Outcome {
     pub human: String,
     /// The JSON document.
     pub json: Value,
+    /// 0, or 7 for doctor's `fail` (the report is still the result).
+    pub exit_code: u8,
 }

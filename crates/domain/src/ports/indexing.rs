@@ -9,10 +9,10 @@ use async_trait::async_trait;
 
 use crate::fingerprint::SourceFingerprint;
 use crate::kind::{Kind, LoaderKind};
-use crate::name::ExtensionName;
-use crate::ports::repository::FileStats;
 use crate::location::{BundleLocation, SourceLocation};
+use crate::name::ExtensionName;
 use crate::path::CanonicalPath;
+use crate::ports::repository::FileStats;
 use crate::row_state::TypeMeta;
 use crate::source::Origin;
 use crate::type_name::TypeName;
@@ -166,8 +166,11 @@ pub struct Fingerprinted {
     pub fingerprint: SourceFingerprint,
     /// True when at least one file of the graph had to be read and hashed.
     pub hashed: bool,
-    /// Fresh stat records to store when files were hashed and the new records are
-    /// not racy; `None` when the stored records are still exact.
+    /// Fresh stat records for every file of the graph, to store when files were
+    /// hashed and storing gains something: some hashed file now has a non-racy record,
+    /// or the fingerprint differs from the row's (the records then go with the index
+    /// result; a racy one is refreshed by a later pass). `None` when the stored
+    /// records are still exact, and always on hosts without inode and ctime.
     pub fresh_stats: Option<FileStats>,
 }
 
@@ -177,11 +180,21 @@ pub struct Fingerprinted {
 pub trait SourceScanner: Send + Sync {
     /// The local and mounted scan roots of a loader kind, then the pulled ones for
     /// `pulled` (name and its extension root), in the order of spec 30 §3.1.
-    fn scan_roots(&self, loader_kind: LoaderKind, pulled: &[(ExtensionName, CanonicalPath)]) -> Vec<ScanRoot>;
+    fn scan_roots(
+        &self,
+        loader_kind: LoaderKind,
+        pulled: &[(ExtensionName, CanonicalPath)],
+    ) -> Vec<ScanRoot>;
     /// Candidate entry points under one root, sorted by canonical path. `known` are
-    /// the stat records held by catalog rows: a candidate whose stat equals a record
-    /// held for it as a helper skips the export pre-check.
-    async fn walk(&self, root: &ScanRoot, known: &BTreeMap<CanonicalPath, FileStats>) -> Vec<ScannedEntry>;
+    /// the stat records held by catalog rows (of every kind), by row path: a candidate
+    /// whose stat equals a non-racy record held for it by any row (as a file of that
+    /// row's graph) is not read; the record's pre-check result decides, so it stays an
+    /// entry point or a helper.
+    async fn walk(
+        &self,
+        root: &ScanRoot,
+        known: &BTreeMap<CanonicalPath, FileStats>,
+    ) -> Vec<ScannedEntry>;
     /// The fingerprint of an entry and its transitive local imports; never fails.
     /// `known` is the row's fingerprint with its stat records: when every file's stat
     /// still matches a non-racy record, no file is read and that fingerprint is returned.

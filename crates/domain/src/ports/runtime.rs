@@ -17,6 +17,61 @@ pub struct SandboxLimits {
     pub stack_bytes: usize,
 }
 
+impl SandboxLimits {
+    /// Default time limit of top-level evaluation (spec 30 §4.3).
+    pub const EVALUATION_TIME: Duration = Duration::from_millis(2_000);
+    /// Default time limit of a model method `run` (spec 30 §4.3).
+    pub const METHOD_TIME: Duration = Duration::from_millis(30_000);
+    /// Default heap limit per instance: 64 MiB.
+    pub const MEMORY_BYTES: usize = 64 * 1024 * 1024;
+    /// Stack limit: 1 MiB.
+    pub const STACK_BYTES: usize = 1024 * 1024;
+
+    /// The defaults for top-level evaluation: 2 000 ms, 64 MiB, 1 MiB of stack.
+    ///
+    /// ```
+    /// use fen_domain::ports::SandboxLimits;
+    /// let limits = SandboxLimits::evaluation();
+    /// assert_eq!(limits.time.as_millis(), 2_000);
+    /// assert_eq!(limits.memory_bytes, 64 << 20);
+    /// ```
+    pub fn evaluation() -> SandboxLimits {
+        SandboxLimits {
+            time: SandboxLimits::EVALUATION_TIME,
+            memory_bytes: SandboxLimits::MEMORY_BYTES,
+            stack_bytes: SandboxLimits::STACK_BYTES,
+        }
+    }
+
+    /// The defaults for a model method run: 30 000 ms, 64 MiB, 1 MiB of stack.
+    pub fn method_run() -> SandboxLimits {
+        SandboxLimits {
+            time: SandboxLimits::METHOD_TIME,
+            ..SandboxLimits::evaluation()
+        }
+    }
+
+    /// The same limits with another time limit.
+    pub fn with_time(self, time: Duration) -> SandboxLimits {
+        SandboxLimits { time, ..self }
+    }
+
+    /// The same limits with another heap limit.
+    pub fn with_memory_bytes(self, memory_bytes: usize) -> SandboxLimits {
+        SandboxLimits {
+            memory_bytes,
+            ..self
+        }
+    }
+}
+
+impl Default for SandboxLimits {
+    /// The evaluation defaults, [`SandboxLimits::evaluation`].
+    fn default() -> SandboxLimits {
+        SandboxLimits::evaluation()
+    }
+}
+
 /// One built bundle, read from disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BundleFile {
@@ -35,13 +90,43 @@ pub struct InstantiateRequest {
     pub limits: SandboxLimits,
 }
 
-/// The own-property JSON view of one bundle's export.
+/// The own-property JSON view of one kind export (`model`, `extension`, `vault`,
+/// `driver`, `datastore`, `report`) of one bundle's entry module. Other named exports
+/// are not snapshotted.
+///
+/// The view holds the own enumerable data properties of plain objects and arrays,
+/// recursively; inherited properties are absent. A function becomes the marker
+/// object [`FUNCTION_MARKER`] `{"$fn": true}`; an object of the export that has its
+/// own `$fn` key is rejected when the snapshot is taken, so the marker cannot be
+/// forged. `undefined` members are left out, like `JSON.stringify` does.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExportSnapshot {
+    /// Index of the bundle in [`InstantiateRequest::bundles`].
+    pub bundle: usize,
     /// The export key (`model`, `extension`, ...).
     pub key: String,
     /// The JSON view (functions replaced by markers).
     pub value: serde_json::Value,
+}
+
+/// The key of the marker object that stands for a function in an [`ExportSnapshot`].
+pub const FUNCTION_MARKER: &str = "$fn";
+
+impl ExportSnapshot {
+    /// The snapshots of bundle `bundle` out of all snapshots of an instance (which
+    /// are grouped by bundle, in bundle order).
+    pub fn of_bundle(all: &[ExportSnapshot], bundle: usize) -> &[ExportSnapshot] {
+        let start = all.partition_point(|s| s.bundle < bundle);
+        let end = all.partition_point(|s| s.bundle <= bundle);
+        &all[start..end]
+    }
+
+    /// True when `value` is the function marker `{"$fn": true}`.
+    pub fn is_function_marker(value: &serde_json::Value) -> bool {
+        value.as_object().is_some_and(|map| {
+            map.len() == 1 && map.get(FUNCTION_MARKER) == Some(&serde_json::Value::Bool(true))
+        })
+    }
 }
 
 /// What a call targets.
@@ -61,10 +146,15 @@ pub enum CallTarget {
 }
 
 /// Input of a call.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CallInput {
-    /// Arguments as JSON.
+    /// Arguments as JSON: a method's `args`, a datastore call's `opts` (`null` passes
+    /// `undefined`).
     pub args: serde_json::Value,
+    /// Data members of `ctx`, deep-frozen before the call: `globalArgs`, `model`,
+    /// `method`, `runId` for a model method (spec 30 §2.7), `config` for a datastore
+    /// (§2.8). Host functions (`log`, `remainingMs`, ...) are added by the adapter.
+    pub context: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A host operation failed.
@@ -95,12 +185,14 @@ pub trait HostApi: Send + Sync {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
-    /// The extension threw.
-    #[error("{name}: {message}")]
+    /// The extension threw. Displays like JS `String(value)`: `name: message` for an
+    /// `Error`, just the text for any other thrown value.
+    #[error("{}", threw_text(.name, .message))]
     Threw {
-        /// Error name.
+        /// Error name (`TypeError`, `FenError`, ...); empty when a non-`Error` value
+        /// was thrown.
         name: String,
-        /// Error message.
+        /// Error message; for a non-`Error` value, `String(value)`.
         message: String,
         /// An extension-defined code.
         code: Option<String>,
@@ -134,6 +226,27 @@ pub enum CallError {
     /// The call was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The export has no function for the target (a method name the type does not
+    /// have, or a missing datastore function).
+    #[error("the export has no function {what}")]
+    MissingFunction {
+        /// The path of the function, e.g. `methods.record.run`.
+        what: String,
+    },
+    /// The instance was discarded after an earlier limit or host panic, or its
+    /// worker stopped; load the type again.
+    #[error("the sandbox instance is no longer usable")]
+    Unavailable,
+}
+
+/// `String(error)` of a JS error: `Error.prototype.toString` joins a non-empty name
+/// and message with `": "`.
+fn threw_text(name: &str, message: &str) -> String {
+    match (name.is_empty(), message.is_empty()) {
+        (true, _) => message.to_owned(),
+        (false, true) => name.to_owned(),
+        (false, false) => format!("{name}: {message}"),
+    }
 }
 
 /// Instantiation failed.
@@ -154,6 +267,15 @@ pub enum RuntimeError {
         /// The bundle.
         bundle: String,
         /// Why.
+        message: String,
+    },
+    /// The export cannot be snapshotted: an accessor property, a proxy, a cycle, a
+    /// `BigInt`, ... (a validation failure, like a bad shape).
+    #[error("export of {bundle} is invalid: {message}")]
+    InvalidExport {
+        /// The bundle.
+        bundle: String,
+        /// Why, naming the property path.
         message: String,
     },
     /// The engine's worker is gone.

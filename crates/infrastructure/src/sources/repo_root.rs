@@ -32,6 +32,7 @@ pub fn find_repo_root(start: &Path) -> Result<RepoRoot, RepoRootNotFound> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 mod tests {
     use super::*;
 

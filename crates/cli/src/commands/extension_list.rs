@@ -1,0 +1,90 @@
+//! `fen extension list [--kind K]` (spec 30 §5.7): every catalog row with its state,
+//! sorted by kind then source path. Evaluates nothing.
+
+use std::collections::BTreeSet;
+
+use fen_domain::{Kind, RowState, TombstoneReason};
+use serde_json::{json, Value};
+
+use super::Outcome;
+use crate::context::Context;
+use crate::error::CliError;
+
+/// Runs the listing.
+pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError> {
+    let repo = ctx.open_repo().await?;
+    ctx.index(&repo).await?;
+    let loaded = repo.adapters.repo.load_all().await.map_err(CliError::from)?;
+    let visible_models: BTreeSet<String> = loaded
+        .extensions
+        .iter()
+        .flat_map(|e| e.visible_sources())
+        .filter(|s| s.kind() == Kind::Model)
+        .filter_map(|s| match s.state() {
+            RowState::Indexed { type_name, .. } => Some(type_name.to_string()),
+            _ => None,
+        })
+        .collect();
+    let mut rows: Vec<(Kind, String, Value, String)> = Vec::new();
+    for ext in &loaded.extensions {
+        for source in ext.sources() {
+            if kind.is_some_and(|k| k != source.kind()) {
+                continue;
+            }
+            let state = source.state();
+            let type_name = match state {
+                RowState::Indexed { type_name, .. } => Some(type_name.to_string()),
+                _ => None,
+            };
+            let mut row = json!({
+                "extension": ext.id().to_string(),
+                "origin": source.origin().as_str(),
+                "kind": source.kind().as_str(),
+                "sourcePath": source.path().as_str(),
+                "state": state.tag().as_str(),
+                "type": type_name,
+                "lastError": state.last_error(),
+                "supersededBy": source.superseded_by().map(|p| p.as_str()),
+            });
+            if let RowState::Tombstoned { reason: TombstoneReason::Renamed { winner } } = state {
+                row["supersededBy"] = json!(winner.as_ref().map(|w| w.as_str()));
+            }
+            let mut note = String::new();
+            if source.kind() == Kind::Extension {
+                if let Some(target) = &type_name {
+                    let dormant = !visible_models.contains(target);
+                    row["targets"] = json!(target);
+                    row["dormant"] = json!(dormant);
+                    note = if dormant {
+                        format!("  targets unknown type {target}")
+                    } else {
+                        format!("  extends {target}")
+                    };
+                }
+            }
+            let shown = ctx.display_path(&repo, source.path().as_str());
+            let detail = match (&type_name, state.last_error()) {
+                (Some(t), _) if source.kind() != Kind::Extension => format!("  {t}"),
+                (_, Some(error)) => format!("  {error}"),
+                _ => String::new(),
+            };
+            let superseded = source
+                .superseded_by()
+                .map(|p| format!("  (superseded by {})", ctx.display_path(&repo, p.as_str())))
+                .unwrap_or_default();
+            let human = format!("{:<9} {:<20} {shown}{detail}{note}{superseded}", source.kind().as_str(), state.tag().as_str());
+            rows.push((source.kind(), source.path().to_string(), row, human));
+        }
+    }
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let human = if rows.is_empty() {
+        "no extension sources found".to_owned()
+    } else {
+        rows.iter().map(|r| r.3.as_str()).collect::<Vec<_>>().join("\n")
+    };
+    Ok(Outcome {
+        human,
+        json: json!({ "sources": rows.into_iter().map(|r| r.2).collect::<Vec<_>>() }),
+        exit_code: 0,
+    })
+}

@@ -1,0 +1,129 @@
+//! `fen model type search|describe` and `fen extension describe` (spec 30 §5.7): answers
+//! from catalog rows and stored descriptors; evaluates nothing.
+
+use fen_domain::Kind;
+use fen_lifecycle::registry::{self, DescribeError, TypeDescription};
+use serde_json::{json, Value};
+
+use super::Outcome;
+use crate::context::Context;
+use crate::error::{CliError, ErrorCode};
+
+/// `fen model type search [QUERY] [--kind K]`.
+pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, CliError> {
+    let repo = ctx.open_repo().await?;
+    ctx.index(&repo).await?;
+    let found = registry::search(repo.adapters.types.as_ref(), kind, query)
+        .await
+        .map_err(CliError::from)?;
+    let mut human = String::new();
+    let mut rows = Vec::new();
+    for summary in &found {
+        let meta = &summary.entry.meta;
+        human.push_str(&format!("{}  {}  {}\n", summary.declared_type, meta.declared_version, meta.description));
+        rows.push(json!({
+            "type": summary.entry.type_name.as_str(),
+            "declaredType": summary.declared_type,
+            "kind": summary.entry.kind.as_str(),
+            "version": meta.declared_version,
+            "description": meta.description,
+            "sourcePath": summary.entry.source_path.as_str(),
+            "extensionCount": summary.extension_count,
+        }));
+    }
+    if found.is_empty() {
+        human = match query {
+            "" => format!("no {} types are installed", kind.as_str()),
+            q => format!("no {} type matches \"{q}\"", kind.as_str()),
+        };
+    }
+    Ok(Outcome {
+        human: human.trim_end().to_owned(),
+        json: json!({ "types": rows }),
+        exit_code: 0,
+    })
+}
+
+/// `fen model type describe TYPE` (kind model) and `fen extension describe TYPE`.
+pub async fn describe(ctx: &Context, raw: &str, kind: Option<Kind>) -> Result<Outcome, CliError> {
+    let repo = ctx.open_repo().await?;
+    ctx.index(&repo).await?;
+    let description = registry::describe(repo.adapters.types.as_ref(), kind, raw)
+        .await
+        .map_err(describe_error)?;
+    for warning in &description.warnings {
+        ctx.warn(warning);
+    }
+    Ok(render(&description))
+}
+
+fn describe_error(error: DescribeError) -> CliError {
+    match error {
+        DescribeError::UnknownType { name, suggestions } => {
+            let hint = if suggestions.is_empty() {
+                "run 'fen model type search' to list the installed types".to_owned()
+            } else {
+                format!("did you mean {}?", suggestions.join(", "))
+            };
+            CliError::new(ErrorCode::UnknownType, format!("unknown type \"{name}\""))
+                .with_hint(hint)
+                .with_detail("suggestions", json!(suggestions))
+        }
+        DescribeError::Ambiguous { ref kinds, .. } => {
+            let first = kinds.first().cloned().unwrap_or_default();
+            CliError::new(ErrorCode::InvalidInput, error.to_string()).with_hint(format!("pass --kind, e.g. --kind {first}"))
+        }
+        DescribeError::Catalog(inner) => CliError::from(inner),
+    }
+}
+
+fn render(description: &TypeDescription) -> Outcome {
+    let entry = &description.entry;
+    let descriptor = &description.descriptor;
+    let declared = descriptor
+        .get("type")
+        .or_else(|| descriptor.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or(entry.type_name.as_str());
+    let mut human = format!(
+        "{declared}  ({} {})\n{}\nsource: {}\n",
+        entry.kind.as_str(),
+        entry.meta.declared_version,
+        entry.meta.description,
+        entry.source_path
+    );
+    if let Some(args) = descriptor.get("globalArguments") {
+        human.push_str(&format!("global arguments: {args}\n"));
+    }
+    if let Some(resources) = descriptor.get("resources").and_then(Value::as_object) {
+        let names: Vec<&str> = resources.keys().map(String::as_str).collect();
+        if !names.is_empty() {
+            human.push_str(&format!("resources: {}\n", names.join(", ")));
+        }
+    }
+    if !description.methods.is_empty() {
+        human.push_str("methods:\n");
+        for method in &description.methods {
+            human.push_str(&format!("  {}  {}  [{}]\n", method.name, method.description, method.origin));
+        }
+    }
+    let mut json = match descriptor {
+        Value::Object(map) => Value::Object(map.clone()),
+        _ => json!({}),
+    };
+    json["kind"] = json!(entry.kind.as_str());
+    json["normalizedType"] = json!(entry.type_name.as_str());
+    json["sourcePath"] = json!(entry.source_path.as_str());
+    json["methods"] = Value::Array(
+        description
+            .methods
+            .iter()
+            .map(|m| json!({"name": m.name, "description": m.description, "arguments": m.arguments, "origin": m.origin}))
+            .collect(),
+    );
+    Outcome {
+        human: human.trim_end().to_owned(),
+        json,
+        exit_code: 0,
+    }
+}

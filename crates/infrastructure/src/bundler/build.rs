@@ -1,0 +1,477 @@
+//! `build_bundle`: the module graph walk from one entry point to a
+//! [`BundleContainer`] (spec 30 §3.2, §3.8).
+//!
+//! Nothing here writes files: the caller stages the container (see
+//! [`super::write_staged`]) and the lifecycle commit publishes it. The result
+//! depends only on the bytes of the graph's files, their boundary-relative paths,
+//! the bundle prefix and the fingerprint, never on where the checkout lives (G4).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs;
+use std::path::PathBuf;
+
+use fen_domain::ports::indexing::{EntryPoint, IndexError};
+use fen_domain::{CanonicalPath, Kind, LoaderKind, PathPolicy, SourceFingerprint};
+
+use super::container::{module_id, BundleContainer, BundleModule};
+use super::resolve::{self, FileProblem, Specifier};
+use super::transpile::{self, ImportSite, Language, ModuleSource, Rewrite};
+
+/// Most modules one bundle may hold (spec 30 §3.2).
+pub const MAX_MODULES: usize = 2_000;
+/// Most bytes of emitted code one bundle may hold (spec 30 §3.2).
+pub const MAX_CODE_BYTES: usize = 16 * 1024 * 1024;
+
+/// What to build: one entry point, read from `entry_read_path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildRequest {
+    /// Native path the entry is read from. Must lie under `read_boundary`.
+    pub entry_read_path: PathBuf,
+    /// Native directory the graph may not leave, as seen from `entry_read_path`
+    /// (the boundary itself, or its staged copy while installing). Module ids use
+    /// paths relative to it.
+    pub read_boundary: PathBuf,
+    /// `local`, `mounted/<mount-id>` or `pulled/<key>`: the module id origin.
+    pub bundle_prefix: String,
+    /// The loader kind of the entry's kind dir; decides the bundle's `kind`.
+    pub loader_kind: LoaderKind,
+    /// The entry's source fingerprint; its first 12 hex digits end every module id.
+    pub fingerprint: SourceFingerprint,
+}
+
+/// Why a bundle could not be built. [`BuildError::EntryUnreadable`] maps to
+/// `EntryPointUnreadable`, every other variant to `BundleBuildFailed` (spec 30 §3.8).
+/// `file` fields are boundary-relative paths.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The entry itself cannot be read, or is a symlink leaving the boundary.
+    #[error("cannot read entry point `{file}`: {reason}")]
+    EntryUnreadable {
+        /// The entry.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// The entry path is not under the boundary, or not UTF-8.
+    #[error("entry point `{path}` is not a UTF-8 path under its boundary `{boundary}`")]
+    EntryOutsideBoundary {
+        /// The entry's read path.
+        path: String,
+        /// The boundary.
+        boundary: String,
+    },
+    /// An imported file cannot be read.
+    #[error("cannot read `{file}`: {reason}")]
+    Unreadable {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// A module is not UTF-8 text.
+    #[error("`{file}` is not valid UTF-8")]
+    NotUtf8 {
+        /// The file.
+        file: String,
+    },
+    /// A module does not parse.
+    #[error("syntax error in `{file}:{line}:{column}`: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// The TypeScript transform rejected a construct (`import x = require()`, ...).
+    #[error("cannot transpile `{file}:{line}:{column}`: {message}")]
+    Transform {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// oxc's message.
+        message: String,
+    },
+    /// A specifier that is neither relative nor a host module.
+    #[error(
+        "unsupported import `{specifier}` in `{file}:{line}:{column}`: fen bundles only relative imports and fen:* host modules"
+    )]
+    UnsupportedImport {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A `fen:` name outside the host module set.
+    #[error("unknown host module `{specifier}` in `{file}:{line}:{column}` (available: fen:sdk)")]
+    UnknownHostModule {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// An `import()` expression.
+    #[error("dynamic import() in `{file}:{line}:{column}` is not supported: use a static import")]
+    DynamicImport {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A relative import leaving the boundary, lexically or through a symlink.
+    #[error("import `{specifier}` escapes extension root in `{file}:{line}:{column}`")]
+    EscapesBoundary {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A relative import naming a file that does not exist.
+    #[error(
+        "import `{specifier}` in `{file}:{line}:{column}` not found: no file `{target}`{}",
+        suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default()
+    )]
+    MissingImport {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The boundary-relative path it resolved to.
+        target: String,
+        /// A sibling differing only by a TS/JS extension, as a specifier.
+        suggestion: Option<String>,
+    },
+    /// A relative import of a file fen does not bundle (`.json`, `.tsx`, `.cjs`, ...).
+    #[error(
+        "import `{specifier}` in `{file}:{line}:{column}` names an unsupported file type: fen bundles .ts, .mts, .js and .mjs"
+    )]
+    UnsupportedFileType {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// More than [`MAX_MODULES`] modules.
+    #[error("bundle graph exceeds {MAX_MODULES} modules")]
+    TooManyModules,
+    /// More than [`MAX_CODE_BYTES`] of emitted code.
+    #[error("bundle exceeds {MAX_CODE_BYTES} bytes of emitted code")]
+    CodeTooLarge,
+}
+
+impl BuildRequest {
+    /// The request for an indexer's entry point. While installing, `read_path` lies
+    /// in a staging copy: the read boundary is then the ancestor of `read_path` that
+    /// corresponds to `root.boundary`, so module ids name the final layout.
+    pub fn for_entry(
+        entry: &EntryPoint,
+        fingerprint: SourceFingerprint,
+    ) -> Result<BuildRequest, BuildError> {
+        let outside = || BuildError::EntryOutsideBoundary {
+            path: entry.read_path.display().to_string(),
+            boundary: entry.root.boundary.display().to_string(),
+        };
+        let boundary =
+            CanonicalPath::new(&entry.root.boundary, PathPolicy::host()).map_err(|_| outside())?;
+        let relative = entry
+            .location
+            .canonical()
+            .relative_to(&boundary)
+            .filter(|relative| !relative.is_empty())
+            .ok_or_else(outside)?;
+        let read_path = resolve::lexical(&entry.read_path);
+        let mut read_boundary = read_path.clone();
+        for _ in relative.split('/') {
+            if !read_boundary.pop() {
+                return Err(outside());
+            }
+        }
+        Ok(BuildRequest {
+            entry_read_path: read_path,
+            read_boundary,
+            bundle_prefix: entry.root.bundle_prefix.clone(),
+            loader_kind: entry.root.loader_kind,
+            fingerprint,
+        })
+    }
+}
+
+impl BuildError {
+    /// The indexer's view: `EntryUnreadable` for the entry, `Build` for the rest,
+    /// carrying this error's one-line message.
+    pub fn into_index_error(self) -> IndexError {
+        let message = self.to_string();
+        match self {
+            BuildError::EntryUnreadable { .. } => IndexError::EntryUnreadable(message),
+            BuildError::EntryOutsideBoundary { .. }
+            | BuildError::Unreadable { .. }
+            | BuildError::NotUtf8 { .. }
+            | BuildError::Syntax { .. }
+            | BuildError::Transform { .. }
+            | BuildError::UnsupportedImport { .. }
+            | BuildError::UnknownHostModule { .. }
+            | BuildError::DynamicImport { .. }
+            | BuildError::EscapesBoundary { .. }
+            | BuildError::MissingImport { .. }
+            | BuildError::UnsupportedFileType { .. }
+            | BuildError::TooManyModules
+            | BuildError::CodeTooLarge => IndexError::Build(message),
+        }
+    }
+}
+
+/// Builds the bundle of one entry point: walks its relative imports, transpiles
+/// every module, rewrites relative specifiers to module ids and assembles the
+/// container. Same files and request give byte-identical output.
+pub fn build_bundle(request: &BuildRequest) -> Result<BundleContainer, BuildError> {
+    let entry_relative = resolve::relative_to(&request.entry_read_path, &request.read_boundary)
+        .ok_or_else(|| BuildError::EntryOutsideBoundary {
+            path: request.entry_read_path.display().to_string(),
+            boundary: request.read_boundary.display().to_string(),
+        })?;
+    let mut walk = Walk {
+        request,
+        ids: BTreeMap::new(),
+        queue: VecDeque::new(),
+        modules: Vec::new(),
+        host_modules: BTreeSet::new(),
+        code_bytes: 0,
+    };
+    if let Err(problem) = resolve::check_file(&request.entry_read_path, &request.read_boundary) {
+        let reason = match problem {
+            FileProblem::Missing => "no such file".to_owned(),
+            FileProblem::Escapes => "symlink target lies outside the boundary".to_owned(),
+            FileProblem::Unreadable(reason) => reason,
+        };
+        return Err(BuildError::EntryUnreadable {
+            file: entry_relative,
+            reason,
+        });
+    }
+    let entry_id = walk.enqueue(&entry_relative)?;
+    let mut entry_exports = None;
+    while let Some(relative) = walk.queue.pop_front() {
+        let is_entry = relative == entry_relative;
+        let exports = walk.build_module(&relative, is_entry)?;
+        if is_entry {
+            entry_exports = Some(exports);
+        }
+    }
+    let kind = decide_kind(request.loader_kind, entry_exports.unwrap_or_default());
+    Ok(BundleContainer::new(
+        kind,
+        entry_id,
+        request.fingerprint,
+        walk.host_modules.into_iter().collect(),
+        walk.modules,
+    ))
+}
+
+/// The graph walk's state.
+struct Walk<'r> {
+    request: &'r BuildRequest,
+    /// Boundary-relative path → module id, for every module seen.
+    ids: BTreeMap<String, String>,
+    queue: VecDeque<String>,
+    modules: Vec<BundleModule>,
+    host_modules: BTreeSet<String>,
+    code_bytes: usize,
+}
+
+impl Walk<'_> {
+    /// Registers a module; returns its id. Queues it the first time.
+    fn enqueue(&mut self, relative: &str) -> Result<String, BuildError> {
+        if let Some(id) = self.ids.get(relative) {
+            return Ok(id.clone());
+        }
+        if self.ids.len() >= MAX_MODULES {
+            return Err(BuildError::TooManyModules);
+        }
+        let id = module_id(
+            &self.request.bundle_prefix,
+            relative,
+            &self.request.fingerprint,
+        );
+        self.ids.insert(relative.to_owned(), id.clone());
+        self.queue.push_back(relative.to_owned());
+        Ok(id)
+    }
+
+    /// Reads, transpiles and records one module; returns its export names.
+    fn build_module(
+        &mut self,
+        relative: &str,
+        is_entry: bool,
+    ) -> Result<BTreeSet<String>, BuildError> {
+        let path = resolve::native_path(&self.request.read_boundary, relative);
+        let bytes = fs::read(&path).map_err(|error| {
+            let reason = error.to_string();
+            if is_entry {
+                BuildError::EntryUnreadable {
+                    file: relative.to_owned(),
+                    reason,
+                }
+            } else {
+                BuildError::Unreadable {
+                    file: relative.to_owned(),
+                    reason,
+                }
+            }
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| BuildError::NotUtf8 {
+            file: relative.to_owned(),
+        })?;
+        let language =
+            Language::from_file_name(relative).ok_or_else(|| BuildError::Unreadable {
+                file: relative.to_owned(),
+                reason: "not a .ts, .mts, .js or .mjs file".to_owned(),
+            })?;
+        let id = self.ids.get(relative).cloned().unwrap_or_else(|| {
+            module_id(
+                &self.request.bundle_prefix,
+                relative,
+                &self.request.fingerprint,
+            )
+        });
+        let source = ModuleSource {
+            text: &text,
+            language,
+            display: relative,
+            module_id: &id,
+        };
+        let transpiled =
+            transpile::transpile(&source, &mut |site| self.resolve_site(relative, site))?;
+        self.code_bytes = self.code_bytes.saturating_add(transpiled.code.len());
+        if self.code_bytes > MAX_CODE_BYTES {
+            return Err(BuildError::CodeTooLarge);
+        }
+        self.modules.push(BundleModule {
+            id,
+            code: transpiled.code,
+            map: transpiled.map,
+        });
+        Ok(transpiled.exports)
+    }
+
+    /// Decides one import site of `importer`: relative imports are resolved,
+    /// queued and rewritten to module ids; `fen:sdk` stays external.
+    fn resolve_site(&mut self, importer: &str, site: &ImportSite) -> Result<Rewrite, BuildError> {
+        let file = importer.to_owned();
+        let (line, column) = (site.line, site.column);
+        let specifier = site.specifier.clone();
+        match resolve::classify(&site.specifier) {
+            Specifier::Host => {
+                self.host_modules.insert(specifier);
+                return Ok(Rewrite::Keep);
+            }
+            Specifier::UnknownHost => {
+                return Err(BuildError::UnknownHostModule {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                })
+            }
+            Specifier::Unsupported => {
+                return Err(BuildError::UnsupportedImport {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                })
+            }
+            Specifier::Relative => {}
+        }
+        let Some(target) =
+            resolve::join_relative(&self.request.read_boundary, importer, &site.specifier)
+        else {
+            return Err(BuildError::EscapesBoundary {
+                specifier,
+                file,
+                line,
+                column,
+            });
+        };
+        let path = resolve::native_path(&self.request.read_boundary, &target);
+        match resolve::check_file(&path, &self.request.read_boundary) {
+            Ok(()) => {}
+            Err(FileProblem::Missing) => {
+                let suggestion = resolve::suggest_sibling(&site.specifier, &path);
+                return Err(BuildError::MissingImport {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                    target,
+                    suggestion,
+                });
+            }
+            Err(FileProblem::Escapes) => {
+                return Err(BuildError::EscapesBoundary {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                })
+            }
+            Err(FileProblem::Unreadable(reason)) => {
+                return Err(BuildError::Unreadable {
+                    file: target,
+                    reason,
+                })
+            }
+        }
+        if Language::from_file_name(&target).is_none() {
+            return Err(BuildError::UnsupportedFileType {
+                specifier,
+                file,
+                line,
+                column,
+            });
+        }
+        self.enqueue(&target).map(Rewrite::To)
+    }
+}
+
+/// The bundle's kind: in `models/`, `model` or `extension` by the entry's exports
+/// (`model` when both or neither; validation reports the conflict); elsewhere the
+/// kind dir's only kind.
+fn decide_kind(loader_kind: LoaderKind, exports: BTreeSet<String>) -> Kind {
+    let kinds = loader_kind.kinds();
+    let declared = kinds
+        .iter()
+        .find(|kind| exports.contains(kind.export_key()));
+    match declared {
+        Some(kind) => *kind,
+        None => kinds.first().copied().unwrap_or(Kind::Model),
+    }
+}

@@ -1,0 +1,74 @@
+//! One SQLite connection with fen's settings, in the order of spec 10 §4.1.
+//!
+//! sqlx applies `busy_timeout` through `sqlite3_busy_timeout` while it establishes the
+//! connection, before it sends any PRAGMA, so every later statement (the journal-mode
+//! read included) waits for locks instead of failing at once. `journal_mode` is never
+//! put in the options: sqlx would send it on every connect, and switching needs an
+//! exclusive lock. It is read instead, and switched only by a process that holds the
+//! lifecycle lock (creation and migration, spec 10 §4.6).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+
+use super::error::SqlFailure;
+
+/// How long SQLite waits for a lock before a statement fails with busy.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a connection opens the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read-write on an existing file; a lock-free opener never creates the file.
+    Existing,
+    /// Read-write, creating the file if missing: only under the lifecycle lock.
+    CreateUnderLock,
+    /// SQLite `mode=ro`: never creates, never writes.
+    ReadOnly,
+}
+
+/// Opens one connection (step 1 of spec 10 §4.1).
+pub(crate) async fn connect(db: &Path, access: Access) -> Result<SqliteConnection, SqlFailure> {
+    let options = SqliteConnectOptions::new()
+        .filename(db)
+        .busy_timeout(BUSY_TIMEOUT)
+        .synchronous(SqliteSynchronous::Normal);
+    let options = match access {
+        Access::Existing => options.create_if_missing(false),
+        Access::CreateUnderLock => options.create_if_missing(true),
+        Access::ReadOnly => options.read_only(true),
+    };
+    Ok(options.connect().await?)
+}
+
+/// Reads `PRAGMA journal_mode` (step 2 of spec 10 §4.1).
+pub(crate) async fn is_wal(conn: &mut SqliteConnection) -> Result<bool, SqlFailure> {
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(mode.eq_ignore_ascii_case("wal"))
+}
+
+/// Switches to WAL. The caller holds the lifecycle lock, so no other fen process
+/// competes for the exclusive lock the switch needs.
+pub(crate) async fn switch_to_wal(conn: &mut SqliteConnection) -> Result<(), SqlFailure> {
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode=WAL")
+        .fetch_one(&mut *conn)
+        .await?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(SqlFailure::Other(format!(
+            "cannot switch the catalog to WAL (journal mode stays {mode})"
+        )))
+    }
+}
+
+/// Closes a connection and waits for SQLite to release the file. Errors are ignored:
+/// the connection is being given up anyway, and SQLite rolls back any open
+/// transaction when the handle closes.
+pub(crate) async fn close(conn: SqliteConnection) {
+    let _ = conn.close().await;
+}

@@ -1,0 +1,150 @@
+//! The JavaScript fen itself runs in every sandbox, before any extension code: the
+//! host module `fen:sdk` (spec 30 §2.1) and the prelude that installs `console` and
+//! returns the helpers the adapter calls later.
+//!
+//! Both capture the intrinsics they use (`Object.defineProperty`, `JSON.stringify`,
+//! ...) while they are still pristine, and build property descriptors with a null
+//! prototype, so extension code that later replaces a global or pollutes
+//! `Object.prototype` cannot change what the helpers do.
+
+/// The module id of the host module.
+pub(crate) const SDK_MODULE_ID: &str = "fen:sdk";
+
+/// Source of `fen:sdk`.
+pub(crate) const SDK_SOURCE: &str = r#"
+const defineProperty = Object.defineProperty;
+const toText = String;
+
+export function defineModel(definition) { return definition; }
+export function defineExtension(definition) { return definition; }
+export function defineDatastore(definition) { return definition; }
+export function defineVault(definition) { return definition; }
+export function defineDriver(definition) { return definition; }
+export function defineReport(definition) { return definition; }
+
+export class FenError extends Error {
+  constructor(message, options) {
+    super(message);
+    const opts = options === undefined || options === null ? { __proto__: null } : options;
+    if (opts.code !== undefined) {
+      defineProperty(this, "code", {
+        __proto__: null, value: toText(opts.code), writable: true, enumerable: true, configurable: true,
+      });
+    }
+    if (opts.details !== undefined) {
+      defineProperty(this, "details", {
+        __proto__: null, value: opts.details, writable: true, enumerable: true, configurable: true,
+      });
+    }
+  }
+}
+defineProperty(FenError.prototype, "name", {
+  __proto__: null, value: "FenError", writable: true, enumerable: false, configurable: true,
+});
+
+export const SDK_VERSION = "1";
+"#;
+
+/// The prelude: a function expression called once with the console sink (a host
+/// function `(level, text)`) and the `FenError` class. It installs `console`, removes
+/// the one non-ECMAScript global QuickJS adds (`queueMicrotask`) and returns
+/// `{ describe, makeCtx }`:
+///
+/// - `describe(object, key)`: 0 no own property, 1 accessor, 2 enumerable data,
+///   3 non-enumerable data. Never calls a getter.
+/// - `makeCtx(data, hostLog, remaining)`: the frozen `ctx` of one call. Members of
+///   `data` are deep-frozen; `log.*` call `hostLog(level, text)`, `remainingMs()`
+///   calls `remaining()`; a host function that reports the call settled (`false`,
+///   or a negative number) makes the member throw `FenError` `context_expired`.
+pub(crate) const PRELUDE_SOURCE: &str = r#"
+(function (sink, FenError) {
+  "use strict";
+  const defineProperty = Object.defineProperty;
+  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const hasOwn = Object.hasOwn;
+  const freeze = Object.freeze;
+  const ownKeys = Reflect.ownKeys;
+  const stringify = JSON.stringify;
+  const toText = String;
+  const ErrorClass = Error;
+
+  function text(value) {
+    if (typeof value === "string") return value;
+    if (typeof value === "object" && value !== null && value instanceof ErrorClass) {
+      try { return toText(value); } catch (_) { return "[unprintable error]"; }
+    }
+    try {
+      const json = stringify(value);
+      if (json !== undefined) return json;
+    } catch (_) {}
+    try { return toText(value); } catch (_) { return "[unprintable value]"; }
+  }
+
+  function joined(args) {
+    let out = "";
+    for (let i = 0; i < args.length; i++) out = i === 0 ? text(args[i]) : out + " " + text(args[i]);
+    return out;
+  }
+
+  function define(target, key, value, enumerable) {
+    defineProperty(target, key, {
+      __proto__: null, value, writable: !enumerable, enumerable, configurable: !enumerable,
+    });
+  }
+
+  const consoleObject = {};
+  const consoleLevels = ["debug", "log", "info", "warn", "error"];
+  for (let i = 0; i < consoleLevels.length; i++) {
+    const level = consoleLevels[i];
+    define(consoleObject, level, function (...args) { sink(level, joined(args)); }, false);
+  }
+  define(globalThis, "console", consoleObject, false);
+  delete globalThis.queueMicrotask;
+
+  function describe(object, key) {
+    const descriptor = getOwnPropertyDescriptor(object, key);
+    if (descriptor === undefined) return 0;
+    if (hasOwn(descriptor, "get")) return 1;
+    return descriptor.enumerable ? 2 : 3;
+  }
+
+  function deepFreeze(value) {
+    if (typeof value === "object" && value !== null) {
+      const keys = ownKeys(value);
+      for (let i = 0; i < keys.length; i++) deepFreeze(value[keys[i]]);
+      freeze(value);
+    }
+    return value;
+  }
+
+  const logLevels = ["debug", "info", "warn", "error"];
+
+  function makeCtx(data, hostLog, remaining) {
+    const expired = () => new FenError("ctx was used after its call settled", {
+      __proto__: null, code: "context_expired",
+    });
+    const ctx = {};
+    const dataKeys = ownKeys(data);
+    for (let i = 0; i < dataKeys.length; i++) {
+      define(ctx, dataKeys[i], deepFreeze(data[dataKeys[i]]), true);
+    }
+    const log = {};
+    for (let i = 0; i < logLevels.length; i++) {
+      const level = logLevels[i];
+      define(log, level, function (message, fields) {
+        const line = fields === undefined ? text(message) : text(message) + " " + text(fields);
+        if (!hostLog(level, line)) throw expired();
+      }, true);
+    }
+    define(ctx, "log", freeze(log), true);
+    define(ctx, "remainingMs", function () {
+      const ms = remaining();
+      if (ms < 0) throw expired();
+      return ms;
+    }, true);
+    return freeze(ctx);
+  }
+
+  return freeze({ __proto__: null, describe, makeCtx });
+})
+"#;

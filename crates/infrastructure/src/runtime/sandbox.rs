@@ -1,0 +1,716 @@
+//! One type instance: a QuickJS runtime and context that evaluate the instance's
+//! bundles and then serve its calls (spec 30 §4.2). Lives on the worker thread only.
+//!
+//! Setup order matters: the host module and the prelude run before any extension
+//! code, so the helpers they return capture pristine intrinsics. Each evaluation or
+//! call arms the deadline (checked by the interrupt handler and between jobs) and the
+//! allocator's limit; afterwards the allocator flag, then the deadline flag decide
+//! whether the outcome is a limit error, whatever the JS code did with the exception.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rquickjs::context::intrinsic;
+use rquickjs::function::This;
+use rquickjs::promise::PromiseState;
+use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Promise, Runtime, Type, Value};
+use serde_json::Value as Json;
+
+use fen_domain::ports::runtime::{
+    BundleFile, CallError, CallInput, CallTarget, ExportSnapshot, HostApi, RuntimeError,
+    SandboxLimits,
+};
+
+use super::bundle_file::{parse_bundle, ParsedBundle};
+use super::heap::{AccountingAllocator, HeapState};
+use super::loader::{LoaderState, SandboxLoader, SandboxResolver, SharedLoaderState};
+use super::prelude::{PRELUDE_SOURCE, SDK_MODULE_ID, SDK_SOURCE};
+use super::snapshot::{own_data, snapshot_exports};
+use super::thrown::{caught, caught_text, thrown, Thrown};
+use super::{ConsoleLevel, ConsoleSink};
+
+/// The ECMAScript intrinsics of a sandbox context: everything `Context::full` adds
+/// except `performance` (a timer) and `DOMException` (a web API).
+type Intrinsics = (
+    intrinsic::Date,
+    intrinsic::Eval,
+    intrinsic::RegExpCompiler,
+    intrinsic::RegExp,
+    intrinsic::Json,
+    intrinsic::Proxy,
+    intrinsic::MapSet,
+    intrinsic::TypedArrays,
+    intrinsic::Promise,
+    intrinsic::WeakRef,
+);
+
+/// Largest serialized return value of a call (spec 30 §2.3).
+const MAX_RETURN_BYTES: usize = 1024 * 1024;
+/// Longest console or `ctx.log` line, in bytes (spec 30 §2.7).
+const MAX_LOG_LINE_BYTES: usize = 8 * 1024;
+/// Lines per evaluation or call (spec 30 §2.7).
+const MAX_LOG_LINES: usize = 10_000;
+
+/// A live instance.
+pub(crate) struct Sandbox {
+    // Field order is drop order: the JS values must be freed while their context and
+    // runtime are alive.
+    handles: Handles,
+    context: Context,
+    runtime: Runtime,
+    clock: Rc<Clock>,
+    heap: Arc<HeapState>,
+    console_budget: Rc<LogBudget>,
+}
+
+/// JS values the adapter keeps between requests.
+struct Handles {
+    /// The prelude's `{ describe, makeCtx }`.
+    helpers: Persistent<Object<'static>>,
+    /// `FenError.prototype` of this instance's `fen:sdk`.
+    fen_error_prototype: Persistent<Object<'static>>,
+    /// The entry module namespace of each bundle, in bundle order.
+    namespaces: Vec<Persistent<Object<'static>>>,
+}
+
+/// The deadline of the running evaluation or call.
+#[derive(Debug, Default)]
+struct Clock {
+    deadline: Cell<Option<Instant>>,
+    interrupted: Cell<bool>,
+}
+
+/// Lines left for one evaluation or call.
+#[derive(Debug, Default)]
+struct LogBudget {
+    lines: Cell<usize>,
+}
+
+/// How waiting for a promise ended.
+enum Settled<'js> {
+    Fulfilled(Value<'js>),
+    Rejected(Value<'js>),
+    Pending,
+    Interrupted,
+}
+
+/// Why evaluating one bundle failed, before limit flags are looked at.
+enum EvaluationFailure {
+    Link(String),
+    Threw(String),
+    DidNotSettle,
+    Interrupted,
+    Export(String),
+}
+
+impl Sandbox {
+    /// Evaluates `bundles` in a fresh runtime and snapshots their exports.
+    pub(crate) fn create(
+        bundles: &[Arc<BundleFile>],
+        limits: SandboxLimits,
+        console: &ConsoleSink,
+    ) -> Result<(Sandbox, Vec<ExportSnapshot>), RuntimeError> {
+        let Some(primary) = bundles.first() else {
+            return Err(RuntimeError::Malformed {
+                bundle: String::new(),
+                message: "no bundle to evaluate".to_owned(),
+            });
+        };
+        let parsed = bundles
+            .iter()
+            .map(|bundle| {
+                parse_bundle(&bundle.contents).map_err(|message| RuntimeError::Malformed {
+                    bundle: bundle.path.clone(),
+                    message,
+                })
+            })
+            .collect::<Result<Vec<ParsedBundle>, RuntimeError>>()?;
+
+        let heap = HeapState::with_limit(limits.memory_bytes);
+        let clock = Rc::new(Clock::default());
+        let console_budget = Rc::new(LogBudget::default());
+        let loader_state: SharedLoaderState = Rc::new(RefCell::new(LoaderState::default()));
+        let setup_failed = |error: rquickjs::Error| RuntimeError::Evaluation {
+            bundle: primary.path.clone(),
+            message: if heap.limit_hit() {
+                memory_message(limits)
+            } else {
+                format!("the sandbox could not be set up: {error}")
+            },
+        };
+
+        clock.arm(limits.time);
+        let runtime = Runtime::new_with_alloc(AccountingAllocator::new(heap.clone()))
+            .map_err(setup_failed)?;
+        runtime.set_max_stack_size(limits.stack_bytes);
+        {
+            let clock = clock.clone();
+            let heap = heap.clone();
+            runtime
+                .set_interrupt_handler(Some(Box::new(move || clock.expired() || heap.limit_hit())));
+        }
+        runtime.set_loader(
+            SandboxResolver(loader_state.clone()),
+            SandboxLoader(loader_state.clone()),
+        );
+        let context = Context::custom::<Intrinsics>(&runtime).map_err(setup_failed)?;
+        let (helpers, fen_error_prototype) = context
+            .with(|ctx| install_prelude(&ctx, console.clone(), console_budget.clone()))
+            .map_err(|message| RuntimeError::Evaluation {
+                bundle: primary.path.clone(),
+                message: if heap.limit_hit() {
+                    memory_message(limits)
+                } else {
+                    format!("the sandbox could not be set up: {message}")
+                },
+            })?;
+        let mut sandbox = Sandbox {
+            handles: Handles {
+                helpers,
+                fen_error_prototype,
+                namespaces: Vec::with_capacity(bundles.len()),
+            },
+            context,
+            runtime,
+            clock,
+            heap,
+            console_budget,
+        };
+
+        let mut exports = Vec::new();
+        for (index, (bundle, parsed)) in bundles.iter().zip(parsed).enumerate() {
+            let snapshots = sandbox
+                .evaluate(index, parsed, &loader_state, limits)
+                .map_err(|failure| sandbox.evaluation_error(&bundle.path, failure, limits))?;
+            exports.extend(snapshots);
+        }
+        sandbox.clock.disarm();
+        Ok((sandbox, exports))
+    }
+
+    /// The allocator counters.
+    pub(crate) fn heap(&self) -> Arc<HeapState> {
+        self.heap.clone()
+    }
+
+    /// Runs one call. After `TimeLimit` or `MemoryLimit` the caller discards the
+    /// sandbox.
+    pub(crate) fn call(
+        &mut self,
+        target: &CallTarget,
+        input: CallInput,
+        host: Arc<dyn HostApi>,
+        limits: SandboxLimits,
+    ) -> Result<Json, CallError> {
+        self.arm(limits);
+        let revoked = Rc::new(Cell::new(false));
+        let outcome = self.context.with(|ctx| {
+            let result = self.call_in(&ctx, target, input, host, revoked.clone());
+            revoked.set(true);
+            result
+        });
+        self.clock.disarm();
+        if self.heap.limit_hit() {
+            return Err(CallError::MemoryLimit {
+                limit_bytes: limits.memory_bytes,
+            });
+        }
+        if self.clock.interrupted.get() {
+            return Err(CallError::TimeLimit { limit: limits.time });
+        }
+        outcome
+    }
+
+    fn arm(&self, limits: SandboxLimits) {
+        self.heap.arm(limits.memory_bytes);
+        self.runtime.set_max_stack_size(limits.stack_bytes);
+        self.console_budget.reset();
+        self.clock.arm(limits.time);
+    }
+
+    /// Declares, evaluates and snapshots one bundle.
+    fn evaluate(
+        &mut self,
+        index: usize,
+        bundle: ParsedBundle,
+        loader_state: &SharedLoaderState,
+        limits: SandboxLimits,
+    ) -> Result<Vec<ExportSnapshot>, EvaluationFailure> {
+        self.arm(limits);
+        let entry_code = bundle
+            .modules
+            .get(&bundle.entry)
+            .cloned()
+            .unwrap_or_default();
+        loader_state.borrow_mut().open(bundle.modules);
+        let clock = self.clock.clone();
+        let heap = self.heap.clone();
+        let handles = &mut self.handles;
+        let result = self.context.with(|ctx| {
+            let declared = Module::declare(ctx.clone(), bundle.entry.as_str(), entry_code);
+            loader_state.borrow_mut().close();
+            let module = declared.map_err(|e| EvaluationFailure::Link(caught_text(&ctx, e)))?;
+            module
+                .meta()
+                .and_then(|meta| meta.set("url", bundle.entry.as_str()))
+                .map_err(|e| EvaluationFailure::Link(caught_text(&ctx, e)))?;
+            let (module, promise) = module
+                .eval()
+                .map_err(|e| EvaluationFailure::Threw(caught_text(&ctx, e)))?;
+            match settle(&ctx, &clock, &heap, &promise) {
+                Settled::Fulfilled(_) => {}
+                Settled::Rejected(reason) => {
+                    return Err(EvaluationFailure::Threw(thrown(&ctx, reason, None).text()))
+                }
+                Settled::Pending => return Err(EvaluationFailure::DidNotSettle),
+                Settled::Interrupted => return Err(EvaluationFailure::Interrupted),
+            }
+            let namespace = module
+                .namespace()
+                .map_err(|e| EvaluationFailure::Threw(caught_text(&ctx, e)))?;
+            let helpers = restore(&ctx, &handles.helpers).map_err(EvaluationFailure::Export)?;
+            let describe: Function = helpers
+                .get("describe")
+                .map_err(|e| EvaluationFailure::Export(caught_text(&ctx, e)))?;
+            let snapshots = snapshot_exports(&ctx, &describe, &namespace, index)
+                .map_err(EvaluationFailure::Export)?;
+            handles.namespaces.push(Persistent::save(&ctx, namespace));
+            Ok(snapshots)
+        });
+        loader_state.borrow_mut().close();
+        result
+    }
+
+    fn evaluation_error(
+        &self,
+        bundle: &str,
+        failure: EvaluationFailure,
+        limits: SandboxLimits,
+    ) -> RuntimeError {
+        let evaluation = |message: String| RuntimeError::Evaluation {
+            bundle: bundle.to_owned(),
+            message,
+        };
+        if self.heap.limit_hit() {
+            return evaluation(memory_message(limits));
+        }
+        if self.clock.interrupted.get() {
+            return evaluation(format!(
+                "module evaluation exceeded the time limit ({} ms)",
+                limits.time.as_millis()
+            ));
+        }
+        match failure {
+            EvaluationFailure::Link(message) => {
+                evaluation(format!("module failed to load: {}", one_line(&message)))
+            }
+            EvaluationFailure::Threw(message) => {
+                evaluation(format!("module threw: {}", one_line(&message)))
+            }
+            EvaluationFailure::DidNotSettle => {
+                evaluation("top-level await did not settle".to_owned())
+            }
+            EvaluationFailure::Interrupted => evaluation(format!(
+                "module evaluation exceeded the time limit ({} ms)",
+                limits.time.as_millis()
+            )),
+            EvaluationFailure::Export(message) => RuntimeError::InvalidExport {
+                bundle: bundle.to_owned(),
+                message: one_line(&message),
+            },
+        }
+    }
+
+    /// The body of [`Sandbox::call`], inside the context.
+    fn call_in<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        target: &CallTarget,
+        input: CallInput,
+        host: Arc<dyn HostApi>,
+        revoked: Rc<Cell<bool>>,
+    ) -> Result<Json, CallError> {
+        let internal = |message: String| CallError::Threw {
+            name: "InternalError".to_owned(),
+            message,
+            code: None,
+            stack: None,
+        };
+        let helpers = restore(ctx, &self.handles.helpers).map_err(internal)?;
+        let fen_error_prototype =
+            restore(ctx, &self.handles.fen_error_prototype).map_err(internal)?;
+        let describe: Function = helpers
+            .get("describe")
+            .map_err(|e| internal(caught_text(ctx, e)))?;
+        let namespaces = self
+            .handles
+            .namespaces
+            .iter()
+            .map(|namespace| restore(ctx, namespace))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+
+        let Some((function, this)) =
+            find_target(ctx, &describe, &namespaces, target).map_err(internal)?
+        else {
+            return match target {
+                // An absent `capabilities` means "no capabilities" (spec 30 §7.4).
+                CallTarget::DatastoreCapabilities => Ok(Json::Null),
+                CallTarget::ModelMethod { name } => Err(CallError::MissingFunction {
+                    what: format!("methods.{name}.run"),
+                }),
+                CallTarget::DatastorePull => Err(CallError::MissingFunction {
+                    what: "pullChanged".to_owned(),
+                }),
+                CallTarget::DatastorePush => Err(CallError::MissingFunction {
+                    what: "pushChanged".to_owned(),
+                }),
+            };
+        };
+
+        let call_ctx = self
+            .make_ctx(ctx, &helpers, &input.context, host, revoked)
+            .map_err(internal)?;
+        let result: rquickjs::Result<Value> = match target {
+            CallTarget::ModelMethod { .. } => {
+                let args = ctx
+                    .json_parse(input.args.to_string())
+                    .map_err(|e| internal(caught_text(ctx, e)))?;
+                function.call((This(this), args, call_ctx))
+            }
+            CallTarget::DatastoreCapabilities => function.call((This(this), call_ctx)),
+            CallTarget::DatastorePull | CallTarget::DatastorePush => {
+                let opts = if input.args.is_null() {
+                    Value::new_undefined(ctx.clone())
+                } else {
+                    ctx.json_parse(input.args.to_string())
+                        .map_err(|e| internal(caught_text(ctx, e)))?
+                };
+                function.call((This(this), opts, call_ctx))
+            }
+        };
+        let value = match result {
+            Ok(value) => value,
+            Err(error) => return Err(threw(caught(ctx, error, Some(&fen_error_prototype)))),
+        };
+        let value = match value.clone().into_promise() {
+            None => value,
+            Some(promise) => match settle(ctx, &self.clock, &self.heap, &promise) {
+                Settled::Fulfilled(value) => value,
+                Settled::Rejected(reason) => {
+                    return Err(threw(thrown(ctx, reason, Some(&fen_error_prototype))))
+                }
+                Settled::Pending => return Err(CallError::DidNotSettle),
+                // The caller reports the limit.
+                Settled::Interrupted => return Ok(Json::Null),
+            },
+        };
+        return_value(ctx, value)
+    }
+
+    /// Builds the `ctx` argument of one call.
+    fn make_ctx<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        helpers: &Object<'js>,
+        data: &serde_json::Map<String, Json>,
+        host: Arc<dyn HostApi>,
+        revoked: Rc<Cell<bool>>,
+    ) -> Result<Value<'js>, String> {
+        let fail = |e| caught_text(ctx, e);
+        let make_ctx: Function = helpers.get("makeCtx").map_err(fail)?;
+        let data = ctx
+            .json_parse(Json::Object(data.clone()).to_string())
+            .map_err(fail)?;
+        let log_budget = Rc::new(LogBudget::default());
+        let log_revoked = revoked.clone();
+        let host_log = Function::new(ctx.clone(), move |level: String, line: String| -> bool {
+            if log_revoked.get() {
+                return false;
+            }
+            if let Some(line) = log_budget.take(&line) {
+                host.log(&level, &line);
+            }
+            true
+        })
+        .map_err(fail)?;
+        let clock = self.clock.clone();
+        let remaining = Function::new(ctx.clone(), move || -> f64 {
+            if revoked.get() {
+                return -1.0;
+            }
+            clock.remaining().as_secs_f64() * 1000.0
+        })
+        .map_err(fail)?;
+        make_ctx.call((data, host_log, remaining)).map_err(fail)
+    }
+}
+
+impl Clock {
+    fn arm(&self, limit: Duration) {
+        self.deadline.set(Instant::now().checked_add(limit));
+        self.interrupted.set(false);
+    }
+
+    fn disarm(&self) {
+        self.deadline.set(None);
+    }
+
+    /// True once the deadline passed; remembers it.
+    fn expired(&self) -> bool {
+        if self.interrupted.get() {
+            return true;
+        }
+        let expired = self
+            .deadline
+            .get()
+            .is_some_and(|deadline| Instant::now() >= deadline);
+        if expired {
+            self.interrupted.set(true);
+        }
+        expired
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.get().map_or(Duration::ZERO, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        })
+    }
+}
+
+impl LogBudget {
+    fn reset(&self) {
+        self.lines.set(0);
+    }
+
+    /// The line to emit, cut to 8 KiB, or `None` once the budget is spent (the first
+    /// line over budget becomes "log output truncated").
+    fn take(&self, line: &str) -> Option<String> {
+        let used = self.lines.get();
+        self.lines.set(used.saturating_add(1));
+        match used.cmp(&MAX_LOG_LINES) {
+            std::cmp::Ordering::Less => Some(cut(line, MAX_LOG_LINE_BYTES)),
+            std::cmp::Ordering::Equal => Some("log output truncated".to_owned()),
+            std::cmp::Ordering::Greater => None,
+        }
+    }
+}
+
+/// Evaluates `fen:sdk` and the prelude, before any extension code.
+fn install_prelude(
+    ctx: &Ctx<'_>,
+    console: ConsoleSink,
+    budget: Rc<LogBudget>,
+) -> Result<(Persistent<Object<'static>>, Persistent<Object<'static>>), String> {
+    let fail = |e| caught_text(ctx, e);
+    let sdk = Module::declare(ctx.clone(), SDK_MODULE_ID, SDK_SOURCE).map_err(fail)?;
+    let (sdk, promise) = sdk.eval().map_err(fail)?;
+    if promise.state() != PromiseState::Resolved {
+        return Err("fen:sdk did not evaluate".to_owned());
+    }
+    let fen_error: Function = sdk
+        .namespace()
+        .and_then(|ns| ns.get("FenError"))
+        .map_err(fail)?;
+    let fen_error_prototype: Object = fen_error.get("prototype").map_err(fail)?;
+    let sink = Function::new(ctx.clone(), move |level: String, line: String| {
+        if let Some(line) = budget.take(&line) {
+            console(ConsoleLevel::from_name(&level), &line);
+        }
+    })
+    .map_err(fail)?;
+    let prelude: Function = ctx.eval(PRELUDE_SOURCE).map_err(fail)?;
+    let helpers: Object = prelude.call((sink, fen_error)).map_err(fail)?;
+    Ok((
+        Persistent::save(ctx, helpers),
+        Persistent::save(ctx, fen_error_prototype),
+    ))
+}
+
+/// Runs jobs until `promise` settles, the queue empties, the deadline passes or the
+/// memory limit was hit.
+fn settle<'js>(
+    ctx: &Ctx<'js>,
+    clock: &Clock,
+    heap: &HeapState,
+    promise: &Promise<'js>,
+) -> Settled<'js> {
+    loop {
+        match promise.state() {
+            PromiseState::Resolved => {
+                return match promise.result::<Value>() {
+                    Some(Ok(value)) => Settled::Fulfilled(value),
+                    Some(Err(_)) | None => Settled::Fulfilled(Value::new_undefined(ctx.clone())),
+                }
+            }
+            PromiseState::Rejected => {
+                // `result` rethrows the reason; take it back as a value.
+                let _ = promise.result::<Value>();
+                return Settled::Rejected(ctx.catch());
+            }
+            PromiseState::Pending => {}
+        }
+        if clock.expired() || heap.limit_hit() {
+            return Settled::Interrupted;
+        }
+        if !ctx.execute_pending_job() {
+            return Settled::Pending;
+        }
+    }
+}
+
+/// Finds the function a target names and its `this`, reading own data properties
+/// only. Model methods are looked up in the primary bundle's `model`, then in the
+/// extension bundles in order (spec 30 §2.4).
+fn find_target<'js>(
+    ctx: &Ctx<'js>,
+    describe: &Function<'js>,
+    namespaces: &[Object<'js>],
+    target: &CallTarget,
+) -> Result<Option<(Function<'js>, Object<'js>)>, String> {
+    let object = |parent: &Object<'js>, key: &str| -> Result<Option<Object<'js>>, String> {
+        Ok(own_data(ctx, describe, parent, key)?.and_then(|v| v.into_object()))
+    };
+    let function = |parent: &Object<'js>, key: &str| -> Result<Option<Function<'js>>, String> {
+        Ok(own_data(ctx, describe, parent, key)?.and_then(|v| v.into_function()))
+    };
+    match target {
+        CallTarget::ModelMethod { name } => {
+            for namespace in namespaces {
+                for key in ["model", "extension"] {
+                    let Some(export) = object(namespace, key)? else {
+                        continue;
+                    };
+                    let Some(methods) = object(&export, "methods")? else {
+                        continue;
+                    };
+                    let Some(method) = object(&methods, name)? else {
+                        continue;
+                    };
+                    if let Some(run) = function(&method, "run")? {
+                        return Ok(Some((run, method)));
+                    }
+                }
+            }
+            Ok(None)
+        }
+        CallTarget::DatastoreCapabilities
+        | CallTarget::DatastorePull
+        | CallTarget::DatastorePush => {
+            let key = match target {
+                CallTarget::DatastoreCapabilities => "capabilities",
+                CallTarget::DatastorePull => "pullChanged",
+                CallTarget::DatastorePush | CallTarget::ModelMethod { .. } => "pushChanged",
+            };
+            let Some(namespace) = namespaces.first() else {
+                return Ok(None);
+            };
+            let Some(export) = object(namespace, "datastore")? else {
+                return Ok(None);
+            };
+            Ok(function(&export, key)?.map(|f| (f, export)))
+        }
+    }
+}
+
+/// Converts a call's result to JSON with the engine's own `JSON.stringify` (it runs
+/// the extension's `toJSON` methods, under the call's deadline).
+fn return_value<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Json, CallError> {
+    let invalid = |reason: String| CallError::InvalidReturn { reason };
+    match value.type_of() {
+        Type::Uninitialized | Type::Undefined => return Ok(Json::Null),
+        Type::Function | Type::Constructor => {
+            return Err(invalid("a function cannot be returned".to_owned()))
+        }
+        Type::Symbol => return Err(invalid("a symbol cannot be returned".to_owned())),
+        Type::BigInt => return Err(invalid("a BigInt cannot be serialized to JSON".to_owned())),
+        Type::Null
+        | Type::Bool
+        | Type::Int
+        | Type::Float
+        | Type::String
+        | Type::Array
+        | Type::Promise
+        | Type::Exception
+        | Type::Proxy
+        | Type::Object
+        | Type::Module
+        | Type::Unknown => {}
+    }
+    let text = match ctx.json_stringify(value) {
+        Ok(Some(text)) => text
+            .to_string()
+            .map_err(|e| invalid(format!("the result cannot be read: {e}")))?,
+        Ok(None) => return Ok(Json::Null),
+        Err(error) => {
+            let reason = caught_text(ctx, error);
+            return Err(invalid(format!(
+                "the result cannot be serialized to JSON: {}",
+                one_line(&reason)
+            )));
+        }
+    };
+    if text.len() > MAX_RETURN_BYTES {
+        return Err(invalid(format!(
+            "the serialized result is {} bytes (at most {MAX_RETURN_BYTES})",
+            text.len()
+        )));
+    }
+    serde_json::from_str(&text).map_err(|e| invalid(format!("the result is not JSON: {e}")))
+}
+
+fn threw(thrown: Thrown) -> CallError {
+    CallError::Threw {
+        name: thrown.name,
+        message: thrown.message,
+        code: thrown.code,
+        stack: thrown.stack,
+    }
+}
+
+fn restore<'js>(
+    ctx: &Ctx<'js>,
+    handle: &Persistent<Object<'static>>,
+) -> Result<Object<'js>, String> {
+    handle.clone().restore(ctx).map_err(|e| e.to_string())
+}
+
+fn memory_message(limits: SandboxLimits) -> String {
+    format!(
+        "module evaluation exceeded the memory limit ({})",
+        format_bytes(limits.memory_bytes)
+    )
+}
+
+/// `64 MiB` for whole mebibytes, `1234 bytes` otherwise.
+pub(crate) fn format_bytes(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// The first line of `text`.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
