@@ -10,6 +10,7 @@ mod adapters;
 pub mod doctor;
 mod engine;
 pub mod index;
+pub mod loader;
 pub mod reconcile;
 pub mod registry;
 pub mod stats;

@@ -122,6 +122,9 @@ pub trait BundleStore: Send + Sync {
     async fn evict(&self, path: &CanonicalPath) -> Result<(), BundleStoreError>;
     /// Every `*.bundle.json`.
     async fn list(&self) -> Result<Vec<CanonicalPath>, BundleStoreError>;
+    /// The bundle's text when the file exists and is usable for its fingerprint
+    /// (spec 30 §3.5); `None` when missing or unusable (never evaluated then).
+    async fn open(&self, bundle: &BundleLocation) -> Option<String>;
     /// Deletes the whole tree (layout change).
     async fn clear(&self) -> Result<(), BundleStoreError>;
 }

@@ -256,6 +256,21 @@ impl BundleStore for FsBundleStore {
         blocking(move || store.list_blocking(), || what).await
     }
 
+    async fn open(&self, bundle: &BundleLocation) -> Option<String> {
+        let path = PathBuf::from(bundle.path.as_str());
+        let fingerprint = bundle.fingerprint;
+        tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path).ok()?;
+            if !crate::bundler::is_usable(&bytes, &fingerprint) {
+                return None;
+            }
+            String::from_utf8(bytes).ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     async fn clear(&self) -> Result<(), BundleStoreError> {
         let store = self.clone();
         let what = format!("clear {}", self.bundles_dir.display());

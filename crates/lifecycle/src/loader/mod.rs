@@ -1,0 +1,293 @@
+//! `ensure_type_loaded` and the evaluated-bundle LRU (spec 30 §5.3–§5.4): loads one
+//! type's primary bundle plus the extension bundles targeting it into one sandboxed
+//! instance, on demand.
+//!
+//! Concurrent callers for one type share one load (a `futures::future::Shared` in the
+//! pending map); the pending check comes before the cache check, so a caller during a
+//! reload gets the reloaded type. Failures are never cached: the pending slot is
+//! removed and the next call retries. The cache holds instances in LRU order within a
+//! byte budget (their live heap) and an entry budget; a caller keeps its instance
+//! alive through its `Arc` even after eviction.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use fen_domain::ports::runtime::{BundleFile, InstantiateRequest};
+use fen_domain::ports::{BundleRuntime, BundleStore, SandboxLimits, TypeEntry, TypeIndex, TypeInstance};
+use fen_domain::{Kind, TypeName};
+use futures::future::{BoxFuture, FutureExt, Shared};
+
+use crate::registry::suggestions;
+use crate::stats::Stats;
+
+/// A loaded type: its row, the rows of the extensions attached, and the instance.
+pub struct LoadedType {
+    /// The primary row.
+    pub entry: TypeEntry,
+    /// Extension rows, ascending source path.
+    pub extensions: Vec<TypeEntry>,
+    /// The sandbox instance holding all their bundles.
+    pub instance: Arc<dyn TypeInstance>,
+}
+
+/// A load failed. Cloneable, because every waiter of a shared load receives it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// No visible type of that name.
+    #[error("unknown type \"{name}\"")]
+    UnknownType {
+        /// The name.
+        name: String,
+        /// Up to three close names.
+        suggestions: Vec<String>,
+    },
+    /// A bundle file is missing or unusable.
+    #[error("bundle {path} is missing or unusable")]
+    BundleUnusable {
+        /// The bundle.
+        path: String,
+    },
+    /// Evaluation in the sandbox failed.
+    #[error("{0}")]
+    Evaluation(String),
+    /// The evaluated export declares another type than its catalog row.
+    #[error("the bundle of {expected} now declares {found}")]
+    CatalogMismatch {
+        /// The row's type.
+        expected: String,
+        /// The export's type.
+        found: String,
+    },
+    /// The catalog failed.
+    #[error("{0}")]
+    Catalog(String),
+}
+
+/// Cache counters (spec 30 §5.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Loads answered from the cache.
+    pub hits: usize,
+    /// Loads that evaluated.
+    pub misses: usize,
+    /// Instances dropped to respect the budgets.
+    pub evictions: usize,
+    /// Heap bytes held by cached instances.
+    pub bytes: usize,
+    /// Cached instances.
+    pub entries: usize,
+}
+
+/// The budgets of the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheBudget {
+    /// `FEN_BUNDLE_CACHE_BYTES` (default 64 MiB).
+    pub bytes: usize,
+    /// `FEN_BUNDLE_CACHE_ENTRIES` (default 32).
+    pub entries: usize,
+}
+
+impl Default for CacheBudget {
+    fn default() -> CacheBudget {
+        CacheBudget {
+            bytes: 64 << 20,
+            entries: 32,
+        }
+    }
+}
+
+type Key = (Kind, TypeName);
+type Pending = Shared<BoxFuture<'static, Result<Arc<LoadedType>, LoadError>>>;
+
+#[derive(Default)]
+struct State {
+    /// Least recently used first.
+    cache: Vec<(Key, Arc<LoadedType>)>,
+    pending: HashMap<Key, Pending>,
+    counters: CacheStats,
+}
+
+/// Loads types on demand.
+pub struct TypeLoader {
+    types: Arc<dyn TypeIndex>,
+    store: Arc<dyn BundleStore>,
+    runtime: Arc<dyn BundleRuntime>,
+    limits: SandboxLimits,
+    budget: CacheBudget,
+    stats: Arc<Stats>,
+    state: Mutex<State>,
+}
+
+impl TypeLoader {
+    /// A loader over the catalog's read side, the bundle files and a runtime.
+    pub fn new(
+        types: Arc<dyn TypeIndex>,
+        store: Arc<dyn BundleStore>,
+        runtime: Arc<dyn BundleRuntime>,
+        limits: SandboxLimits,
+        budget: CacheBudget,
+        stats: Arc<Stats>,
+    ) -> Arc<TypeLoader> {
+        Arc::new(TypeLoader {
+            types,
+            store,
+            runtime,
+            limits,
+            budget,
+            stats,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The loaded type, evaluating its bundles once if it is not cached.
+    pub async fn ensure_type_loaded(self: &Arc<Self>, kind: Kind, ty: &TypeName) -> Result<Arc<LoadedType>, LoadError> {
+        let key = (kind, ty.clone());
+        // 1. A pending load (first load or reload) wins over the cache.
+        if let Some(pending) = self.with_state(|s| s.pending.get(&key).cloned()) {
+            return pending.await;
+        }
+        // 2. Cached.
+        if let Some(hit) = self.with_state(|s| {
+            let index = s.cache.iter().position(|(k, _)| *k == key)?;
+            let item = s.cache.remove(index);
+            let loaded = Arc::clone(&item.1);
+            s.cache.push(item);
+            s.counters.hits += 1;
+            Some(loaded)
+        }) {
+            return Ok(hit);
+        }
+        // 3. Unknown types fail before anything is started.
+        let entry = self
+            .types
+            .find_type(kind, ty)
+            .await
+            .map_err(|e| LoadError::Catalog(e.to_string()))?;
+        let Some(entry) = entry else {
+            let known = self.types.list_types(kind).await.map_err(|e| LoadError::Catalog(e.to_string()))?;
+            return Err(LoadError::UnknownType {
+                name: ty.to_string(),
+                suggestions: suggestions(ty.as_str(), known.iter().map(|e| e.type_name.as_str())),
+            });
+        };
+        // 4. Start one shared load, unless another caller started one meanwhile.
+        let pending = self.with_state(|s| {
+            if let Some(existing) = s.pending.get(&key) {
+                return existing.clone();
+            }
+            s.counters.misses += 1;
+            let this = Arc::clone(self);
+            let key_for_load = key.clone();
+            let future = async move {
+                let result = this.load(entry).await.map(Arc::new);
+                this.with_state(|s| {
+                    s.pending.remove(&key_for_load);
+                    if let Ok(loaded) = &result {
+                        s.cache.retain(|(k, _)| *k != key_for_load);
+                        s.cache.push((key_for_load.clone(), Arc::clone(loaded)));
+                        this.evict(s);
+                    }
+                });
+                result
+            }
+            .boxed()
+            .shared();
+            s.pending.insert(key.clone(), future.clone());
+            future
+        });
+        pending.await
+    }
+
+    /// Drops the cached instance and any pending load of a type.
+    pub fn invalidate_type(&self, kind: Kind, ty: &TypeName) {
+        let key = (kind, ty.clone());
+        self.with_state(|s| {
+            s.cache.retain(|(k, _)| *k != key);
+            s.pending.remove(&key);
+        });
+    }
+
+    /// The cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.with_state(|s| {
+            let mut counters = s.counters;
+            counters.entries = s.cache.len();
+            counters.bytes = s.cache.iter().map(|(_, l)| l.instance.heap_bytes()).sum();
+            counters
+        })
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut guard = match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Evicts least recently used instances until both budgets hold.
+    fn evict(&self, s: &mut State) {
+        loop {
+            let bytes: usize = s.cache.iter().map(|(_, l)| l.instance.heap_bytes()).sum();
+            if (bytes <= self.budget.bytes && s.cache.len() <= self.budget.entries) || s.cache.is_empty() {
+                break;
+            }
+            s.cache.remove(0);
+            s.counters.evictions += 1;
+        }
+    }
+
+    async fn load(&self, entry: TypeEntry) -> Result<LoadedType, LoadError> {
+        let extensions = match entry.kind {
+            Kind::Model => self
+                .types
+                .extensions_for(&entry.type_name)
+                .await
+                .map_err(|e| LoadError::Catalog(e.to_string()))?,
+            _ => Vec::new(),
+        };
+        let mut bundles = Vec::new();
+        for row in std::iter::once(&entry).chain(extensions.iter()) {
+            let Some(contents) = self.store.open(&row.bundle).await else {
+                return Err(LoadError::BundleUnusable {
+                    path: row.bundle.path.to_string(),
+                });
+            };
+            bundles.push(Arc::new(BundleFile {
+                path: row.bundle.path.to_string(),
+                contents,
+            }));
+        }
+        for bundle in &bundles {
+            self.stats.evaluated(&bundle.path);
+        }
+        let instance = self
+            .runtime
+            .instantiate(InstantiateRequest {
+                bundles,
+                limits: self.limits,
+            })
+            .await
+            .map_err(|e| LoadError::Evaluation(e.to_string()))?;
+        let declared = instance
+            .exports()
+            .first()
+            .and_then(|export| export.value.get("type").or_else(|| export.value.get("name")))
+            .and_then(|v| v.as_str())
+            .and_then(|text| TypeName::parse(text).ok());
+        if declared.as_ref() != Some(&entry.type_name) {
+            return Err(LoadError::CatalogMismatch {
+                expected: entry.type_name.to_string(),
+                found: declared.map(|t| t.to_string()).unwrap_or_else(|| "nothing".to_owned()),
+            });
+        }
+        Ok(LoadedType {
+            entry,
+            extensions,
+            instance,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
