@@ -149,7 +149,10 @@ impl Context {
 
     /// Brings the catalog up to date (warm pass or cold start) and reports new failures.
     pub async fn index(&self, repo: &Repo) -> Result<IndexSummary, CliError> {
-        let summary = build_index(&repo.adapters).await.map_err(CliError::from)?;
+        let spinner = crate::progress::Spinner::after_delay(self.mode == Mode::Human, "indexing extensions");
+        let summary = build_index(&repo.adapters).await;
+        drop(spinner);
+        let summary = summary.map_err(CliError::from)?;
         for warning in &summary.report.warnings {
             self.warn(warning);
         }

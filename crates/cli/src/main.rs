@@ -7,6 +7,7 @@ mod context;
 mod env;
 mod error;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -81,7 +82,7 @@ fn run(mode: Mode) -> Result<u8, CliError> {
         repo_dir: args.repo_dir.clone(),
         mode,
         settings,
-        stats: Default::default(),
+        stats: std::sync::Arc::new(events_stats()),
         started: std::time::Instant::now(),
         command: command_line.join(" "),
     };
@@ -132,6 +133,32 @@ async fn dispatch(ctx: &Context, command: &Command) -> Result<commands::Outcome,
             DoctorCommand::Extensions(doctor_args) => commands::doctor::run(ctx, doctor_args).await,
         },
     }
+}
+
+/// Counters, reporting events as JSON lines to `FEN_EVENTS_FILE` when it is set.
+fn events_stats() -> fen_lifecycle::stats::Stats {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("FEN_EVENTS_FILE").filter(|p| !p.is_empty()) else {
+        return fen_lifecycle::stats::Stats::default();
+    };
+    let started = std::time::Instant::now();
+    let file = std::sync::Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path));
+    fen_lifecycle::stats::Stats::with_events(std::sync::Arc::new(move |name: &str, fields: serde_json::Value| {
+        let mut record = serde_json::json!({
+            "event": name,
+            "tsUs": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "pid": std::process::id(),
+        });
+        if let (Some(record), serde_json::Value::Object(fields)) = (record.as_object_mut(), fields) {
+            record.extend(fields);
+        }
+        if let Ok(mut guard) = file.lock() {
+            if let Ok(file) = guard.as_mut() {
+                // One write per line, so lines of concurrent processes never interleave.
+                let _ = file.write_all(format!("{record}\n").as_bytes());
+            }
+        }
+    }))
 }
 
 /// The one-line `--stats` record on stderr (spec 30 §5.6).

@@ -557,13 +557,13 @@ fn count(ad: &Adapters, result: &Result<IndexOutcome, IndexError>) {
     match result {
         Ok(IndexOutcome::Indexed { bundle, reused, .. }) => {
             if !reused {
-                ad.stats.built();
+                ad.stats.built_at(bundle.path.as_str());
             }
             ad.stats.evaluated(bundle.path.as_str());
         }
         Err(IndexError::Validation { bundle, staged, .. }) => {
             if staged.is_some() {
-                ad.stats.built();
+                ad.stats.built_at(bundle.path.as_str());
             }
             ad.stats.evaluated(bundle.path.as_str());
         }

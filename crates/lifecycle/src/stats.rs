@@ -1,16 +1,30 @@
 //! Counters behind `--stats` (spec 30 §5.6).
 
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+/// Receives one event (`bundle_built`, `bundle_evaluated`, `lock_acquired`, ...) with
+/// its fields; the CLI writes them to `FEN_EVENTS_FILE` as JSON lines.
+pub type EventSink = Arc<dyn Fn(&str, Value) + Send + Sync>;
 
 /// Process-wide counters; cheap to update from any service.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Stats {
     bundles_built: AtomicUsize,
     bundles_evaluated: AtomicUsize,
     evaluated: Mutex<Vec<String>>,
     lock_acquired: AtomicUsize,
     sources_hashed: AtomicUsize,
+    events: Option<EventSink>,
+}
+
+impl fmt::Debug for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stats").field("snapshot", &self.snapshot()).finish()
+    }
 }
 
 /// A snapshot of the counters.
@@ -29,9 +43,27 @@ pub struct StatsSnapshot {
 }
 
 impl Stats {
+    /// Counters that also report events to `sink`.
+    pub fn with_events(sink: EventSink) -> Stats {
+        Stats {
+            events: Some(sink),
+            ..Stats::default()
+        }
+    }
+    /// Reports one event to the sink, if any.
+    pub fn event(&self, name: &str, fields: Value) {
+        if let Some(sink) = &self.events {
+            sink(name, fields);
+        }
+    }
     /// One bundle built.
     pub fn built(&self) {
         self.bundles_built.fetch_add(1, Ordering::Relaxed);
+    }
+    /// One bundle built, at `path`.
+    pub fn built_at(&self, path: &str) {
+        self.built();
+        self.event("bundle_built", json!({ "bundle": path }));
     }
     /// One bundle evaluated.
     pub fn evaluated(&self, path: &str) {
@@ -39,10 +71,12 @@ impl Stats {
         if let Ok(mut list) = self.evaluated.lock() {
             list.push(path.to_owned());
         }
+        self.event("bundle_evaluated", json!({ "bundle": path }));
     }
     /// The lifecycle lock was taken.
     pub fn lock_acquired(&self) {
         self.lock_acquired.fetch_add(1, Ordering::Relaxed);
+        self.event("lock_acquired", json!({ "lock": "lifecycle" }));
     }
     /// Files hashed by a finished scanner.
     pub fn hashed(&self, n: usize) {
