@@ -105,7 +105,10 @@ impl Context {
                 healed.moved_to.display()
             ));
         }
-        let repository = Arc::new(opened.repository);
+        let repository = Arc::new(fen_lifecycle::counted::Counted::new(
+            Arc::new(opened.repository),
+            Arc::clone(&self.stats),
+        ));
         let bundles_native = root.native.join(layout::BUNDLES_DIR);
         let scratch_native = root.native.join(layout::SCRATCH_DIR);
         let runtime: Arc<dyn BundleRuntime> = Arc::new(LazyRuntime::default());
@@ -157,9 +160,25 @@ impl Context {
             self.warn(warning);
         }
         for t in &summary.report.transitions {
-            if t.to.is_failure() || matches!(t.to, fen_domain::RowStateTag::Tombstoned) && t.reason.starts_with("duplicate") {
-                self.warn(&format!("{}: {} ({})", self.display_path(repo, t.source.as_str()), t.to.as_str(), t.reason));
+            if t.to == fen_domain::RowStateTag::Tombstoned && t.reason.starts_with("duplicate") {
+                self.warn(&format!("{}: {}", self.display_path(repo, t.source.as_str()), t.reason));
             }
+        }
+        // One warning per extension with failed sources (spec 30 §3.8), every command.
+        for (ext, failed) in fen_lifecycle::registry::failures(&summary.loaded) {
+            let first = &failed[0];
+            let more = if failed.len() > 1 { format!(" and {} more", failed.len() - 1) } else { String::new() };
+            let fix = match ext.origin() {
+                fen_domain::ExtensionOrigin::Local => "edit the source and run the command again".to_owned(),
+                fen_domain::ExtensionOrigin::Pulled => format!("run 'fen extension pull {}@{} --force'", ext.id().name, ext.id().version),
+            };
+            self.warn(&format!(
+                "{}: {} is {} ({}){more}; {fix}",
+                ext.id(),
+                self.display_path(repo, first.path.as_str()),
+                first.state.as_str(),
+                first.last_error,
+            ));
         }
         if let Some(trip) = summary.report.aborted {
             self.warn(&format!(

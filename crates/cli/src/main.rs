@@ -169,6 +169,7 @@ fn print_stats(ctx: &Context) {
         "bundlesEvaluated": stats.bundles_evaluated,
         "evaluated": stats.evaluated,
         "sourcesHashed": stats.sources_hashed,
+        "catalogStatements": stats.catalog_statements,
         "lifecycleLockAcquired": stats.lifecycle_lock_acquired,
         "elapsedUs": u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
     }});

@@ -143,6 +143,7 @@ pub(crate) async fn run(
             saved: None,
             deferred: Vec::new(),
             warnings: Vec::new(),
+            catalog: nothing_to_do.then_some(loaded),
         });
     }
 
@@ -174,18 +175,25 @@ pub(crate) async fn run(
             saved: None,
             deferred,
             warnings: Vec::new(),
+            catalog: None,
         });
     }
 
     let changed = changed(&plan);
     let mut warnings = Vec::new();
     let mut saved: Option<SaveReport> = None;
-    if !changed.is_empty() || plan.skipped_rows > 0 {
+    let write_rows = !changed.is_empty() || plan.skipped_rows > 0;
+    // A rebuild can leave every row as it was (same fingerprint, same tag): an `Indexed`
+    // source whose bundle file was deleted, or every source after a layout change or
+    // `--rescan`. Its new bundle must still be published, or the row keeps pointing at
+    // a missing (or old-layout) file and every later pass rebuilds it again.
+    let republish = opts.rebuild == Rebuild::All || plan.rebuilt_indexed;
+    let referenced = bundle_paths(plan.working.values());
+    if write_rows || republish {
         if opts.rebuild == Rebuild::All {
             // Every bundle of the old layout is unusable; the prepared ones replace them.
             ad.store.clear().await?;
         }
-        let referenced = bundle_paths(plan.working.values());
         for bundle in staged
             .iter()
             .filter(|s| referenced.contains(&s.target.path))
@@ -193,6 +201,8 @@ pub(crate) async fn run(
             // Atomic rename into .fen/bundles/, under the lifecycle lock.
             ad.store.publish(bundle).await?;
         }
+    }
+    if write_rows {
         // One BEGIN IMMEDIATE transaction, under the lifecycle lock.
         match ad.repo.save_all(&changed).await {
             Ok(report) => saved = Some(report),
@@ -223,6 +233,7 @@ pub(crate) async fn run(
         saved,
         deferred,
         warnings,
+        catalog: None,
     })
 }
 

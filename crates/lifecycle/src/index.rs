@@ -2,7 +2,7 @@
 //! types. Guards fresh → the warm pass over local and mounted sources; a guard failed
 //! → the cold start (reconcile over everything, then `mark_populated`).
 
-use fen_domain::ports::{GuardReason, GuardVerdict};
+use fen_domain::ports::{GuardReason, GuardVerdict, Loaded};
 
 use crate::adapters::Adapters;
 use crate::engine::{self, guard_inputs, LifecycleError, RunOptions, Scope};
@@ -24,6 +24,9 @@ pub struct IndexSummary {
     pub path: IndexPath,
     /// The pass's report.
     pub report: ReconcileReport,
+    /// The catalog after the pass: the rows the pass read when it wrote nothing (an
+    /// unchanged tree costs two catalog reads: guards and rows), else a fresh read.
+    pub loaded: Loaded,
 }
 
 /// Runs the warm pass or the cold start.
@@ -33,7 +36,7 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
     let inputs = guard_inputs(ad, &lockfile, scanner.as_ref());
     match ad.repo.invalidation_guards(&inputs).await? {
         GuardVerdict::Fresh => {
-            let report = engine::run(
+            let mut report = engine::run(
                 ad,
                 RunOptions {
                     scope: Scope::Warm,
@@ -44,9 +47,11 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
                 },
             )
             .await?;
+            let loaded = catalog_after(ad, &mut report).await?;
             Ok(IndexSummary {
                 path: IndexPath::Warm,
                 report,
+                loaded,
             })
         }
         GuardVerdict::Invalidate(reason) => {
@@ -56,7 +61,7 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
                 | GuardReason::BundlesBasePathChanged { .. }
                 | GuardReason::SourceDirsChanged { .. } => Rebuild::Stale,
             };
-            let report = engine::run(
+            let mut report = engine::run(
                 ad,
                 RunOptions {
                     scope: Scope::Reconcile,
@@ -67,10 +72,19 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
                 },
             )
             .await?;
+            let loaded = catalog_after(ad, &mut report).await?;
             Ok(IndexSummary {
                 path: IndexPath::Cold(reason),
                 report,
+                loaded,
             })
         }
+    }
+}
+
+async fn catalog_after(ad: &Adapters, report: &mut ReconcileReport) -> Result<Loaded, LifecycleError> {
+    match report.catalog.take() {
+        Some(loaded) => Ok(loaded),
+        None => Ok(ad.repo.load_all().await?),
     }
 }

@@ -1,7 +1,7 @@
 //! ReconcileFromDisk (spec 10 §6.5): repairs catalog state from what is on disk, for
 //! every origin and kind, with a guardrail against mass retirement.
 
-use fen_domain::ports::SaveReport;
+use fen_domain::ports::{Loaded, SaveReport};
 use fen_domain::{CanonicalPath, ExtensionId, RowStateTag};
 
 use crate::adapters::Adapters;
@@ -84,6 +84,9 @@ pub struct ReconcileReport {
     pub deferred: Vec<CanonicalPath>,
     /// Non-fatal problems.
     pub warnings: Vec<String>,
+    /// The catalog as this run read it, when the run wrote nothing (so readers can
+    /// reuse it instead of querying again); `None` after a commit.
+    pub catalog: Option<Loaded>,
 }
 
 /// Runs ReconcileFromDisk. An applied run also writes the guard keys, so the next

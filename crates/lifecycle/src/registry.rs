@@ -268,3 +268,87 @@ mod tests {
         assert!(suggestions("totally/different", known.into_iter()).is_empty());
     }
 }
+
+/// A [`TypeIndex`] over rows already read by `build_index`, so listing, searching and
+/// describing cost no further catalog statement on the warm path (spec 30 §5.1).
+/// Holds the visible `Indexed` rows only, exactly what the SQL queries would return.
+pub struct LoadedTypeIndex {
+    entries: Vec<TypeEntry>,
+}
+
+impl LoadedTypeIndex {
+    /// Indexes the visible rows of `loaded`.
+    pub fn new(loaded: &fen_domain::ports::Loaded) -> LoadedTypeIndex {
+        let mut entries: Vec<TypeEntry> = loaded
+            .extensions
+            .iter()
+            .flat_map(|e| e.visible_sources())
+            .filter_map(|s| match s.state() {
+                fen_domain::RowState::Indexed { type_name, bundle, meta } => Some(TypeEntry {
+                    source_path: s.path().clone(),
+                    kind: s.kind(),
+                    type_name: type_name.clone(),
+                    bundle: bundle.clone(),
+                    meta: meta.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        entries.sort_by(|a, b| (a.kind, &a.type_name, &a.source_path).cmp(&(b.kind, &b.type_name, &b.source_path)));
+        LoadedTypeIndex { entries }
+    }
+}
+
+#[async_trait::async_trait]
+impl TypeIndex for LoadedTypeIndex {
+    async fn find_type(&self, kind: Kind, ty: &TypeName) -> Result<Option<TypeEntry>, fen_domain::ports::RepoError> {
+        Ok(self.entries.iter().find(|e| e.kind == kind && &e.type_name == ty).cloned())
+    }
+
+    async fn list_types(&self, kind: Kind) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
+        Ok(self.entries.iter().filter(|e| e.kind == kind).cloned().collect())
+    }
+
+    async fn extensions_for(&self, base: &TypeName) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
+        let mut out: Vec<TypeEntry> = self
+            .entries
+            .iter()
+            .filter(|e| e.kind == Kind::Extension && &e.type_name == base)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.source_path.cmp(&b.source_path));
+        Ok(out)
+    }
+}
+
+/// One failed source, for the per-extension warnings of spec 30 §3.8.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedSource {
+    /// The source.
+    pub path: fen_domain::CanonicalPath,
+    /// Its failure state.
+    pub state: fen_domain::RowStateTag,
+    /// Its error.
+    pub last_error: String,
+}
+
+/// Sources in failure states, grouped by extension (ids in order).
+pub fn failures(loaded: &fen_domain::ports::Loaded) -> Vec<(&fen_domain::Extension, Vec<FailedSource>)> {
+    loaded
+        .extensions
+        .iter()
+        .map(|ext| {
+            let failed: Vec<FailedSource> = ext
+                .sources()
+                .filter(|s| s.state().tag().is_failure())
+                .map(|s| FailedSource {
+                    path: s.path().clone(),
+                    state: s.state().tag(),
+                    last_error: s.state().last_error().unwrap_or("").to_owned(),
+                })
+                .collect();
+            (ext, failed)
+        })
+        .filter(|(_, failed)| !failed.is_empty())
+        .collect()
+}

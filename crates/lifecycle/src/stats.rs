@@ -18,6 +18,7 @@ pub struct Stats {
     evaluated: Mutex<Vec<String>>,
     lock_acquired: AtomicUsize,
     sources_hashed: AtomicUsize,
+    catalog_statements: AtomicUsize,
     events: Option<EventSink>,
 }
 
@@ -40,6 +41,8 @@ pub struct StatsSnapshot {
     pub lifecycle_lock_acquired: usize,
     /// Source files read and hashed.
     pub sources_hashed: usize,
+    /// Catalog round trips (see `Counted`).
+    pub catalog_statements: usize,
 }
 
 impl Stats {
@@ -78,6 +81,10 @@ impl Stats {
         self.lock_acquired.fetch_add(1, Ordering::Relaxed);
         self.event("lock_acquired", json!({ "lock": "lifecycle" }));
     }
+    /// One catalog round trip.
+    pub fn catalog_statement(&self) {
+        self.catalog_statements.fetch_add(1, Ordering::Relaxed);
+    }
     /// Files hashed by a finished scanner.
     pub fn hashed(&self, n: usize) {
         self.sources_hashed.fetch_add(n, Ordering::Relaxed);
@@ -90,6 +97,7 @@ impl Stats {
             evaluated: self.evaluated.lock().map(|l| l.clone()).unwrap_or_default(),
             lifecycle_lock_acquired: self.lock_acquired.load(Ordering::Relaxed),
             sources_hashed: self.sources_hashed.load(Ordering::Relaxed),
+            catalog_statements: self.catalog_statements.load(Ordering::Relaxed),
         }
     }
 }

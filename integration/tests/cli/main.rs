@@ -1,6 +1,16 @@
 //! Tests that drive the built `fen` binary: one test binary, one module per area.
 
+// This whole crate is test code: a failing unwrap is a failing test (clippy.toml). Clippy's
+// `allow-unwrap-in-tests` covers only `#[test]` functions, not the helpers they share.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod catalog;
+mod fixture;
+mod freshness;
 mod init;
+mod loading;
 mod lock;
 mod output;
+mod reconcile;
 mod util;

@@ -13,8 +13,7 @@ use crate::error::CliError;
 /// Runs the listing.
 pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
-    ctx.index(&repo).await?;
-    let loaded = repo.adapters.repo.load_all().await.map_err(CliError::from)?;
+    let loaded = ctx.index(&repo).await?.loaded;
     let visible_models: BTreeSet<String> = loaded
         .extensions
         .iter()

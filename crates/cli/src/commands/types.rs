@@ -12,8 +12,9 @@ use crate::error::{CliError, ErrorCode};
 /// `fen model type search [QUERY] [--kind K]`.
 pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
-    ctx.index(&repo).await?;
-    let found = registry::search(repo.adapters.types.as_ref(), kind, query)
+    let summary = ctx.index(&repo).await?;
+    let index = registry::LoadedTypeIndex::new(&summary.loaded);
+    let found = registry::search(&index, kind, query)
         .await
         .map_err(CliError::from)?;
     let mut human = String::new();
@@ -47,8 +48,9 @@ pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, C
 /// `fen model type describe TYPE` (kind model) and `fen extension describe TYPE`.
 pub async fn describe(ctx: &Context, raw: &str, kind: Option<Kind>) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
-    ctx.index(&repo).await?;
-    let description = registry::describe(repo.adapters.types.as_ref(), kind, raw)
+    let summary = ctx.index(&repo).await?;
+    let index = registry::LoadedTypeIndex::new(&summary.loaded);
+    let description = registry::describe(&index, kind, raw)
         .await
         .map_err(describe_error)?;
     for warning in &description.warnings {

@@ -18,6 +18,7 @@
 //! [`migrate_with_guard`], [`verify_schema`]) and [`source_dirs_fingerprint`]. No sqlx
 //! type appears in these signatures.
 
+mod bulk;
 mod connection;
 mod error;
 mod load;

@@ -43,7 +43,8 @@ pub(crate) const FINGERPRINT: usize = 4;
 const RENAMED: &str = "renamed";
 
 /// One stored row, as read.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+/// Decoded positionally from a JSON array in [`ROW_COLUMNS`] order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub(crate) struct CatalogRow {
     pub(crate) source_path: String,
     pub(crate) kind: String,

@@ -15,8 +15,8 @@ pub(crate) const TYPE_COLUMNS: &str = "source_path, kind, type_normalized, bundl
 /// The visibility filter every query applies (spec 10 §2.4).
 pub(crate) const VISIBLE: &str = "state = 'Indexed' AND superseded_by = ''";
 
-/// One visible row, as stored.
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// One visible row, as stored; decoded positionally from [`TYPE_COLUMNS`].
+#[derive(Clone, Debug, serde::Deserialize)]
 pub(crate) struct TypeRow {
     source_path: String,
     kind: String,

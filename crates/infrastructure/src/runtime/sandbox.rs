@@ -6,6 +6,10 @@
 //! call arms the deadline (checked by the interrupt handler and between jobs) and the
 //! allocator's limit; afterwards the allocator flag, then the deadline flag decide
 //! whether the outcome is a limit error, whatever the JS code did with the exception.
+//!
+//! Top-level evaluation gets the limits of the `InstantiateRequest`, with a fresh
+//! deadline for each bundle; each call gets the limits passed with it (the memory
+//! limit applies to the instance's whole heap, which the bundles already hold).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -13,23 +17,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rquickjs::context::intrinsic;
-use rquickjs::function::This;
 use rquickjs::promise::PromiseState;
-use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Promise, Runtime, Type, Value};
-use serde_json::Value as Json;
+use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Promise, Runtime, Value};
 
-use fen_domain::ports::runtime::{
-    BundleFile, CallError, CallInput, CallTarget, ExportSnapshot, HostApi, RuntimeError,
-    SandboxLimits,
-};
+use fen_domain::ports::runtime::{BundleFile, ExportSnapshot, RuntimeError, SandboxLimits};
 
 use super::bundle_file::{parse_bundle, ParsedBundle};
 use super::heap::{AccountingAllocator, HeapState};
 use super::loader::{LoaderState, SandboxLoader, SandboxResolver, SharedLoaderState};
 use super::prelude::{PRELUDE_SOURCE, SDK_MODULE_ID, SDK_SOURCE};
-use super::snapshot::{own_data, snapshot_exports};
-use super::thrown::{caught, caught_text, thrown, Thrown};
+use super::snapshot::snapshot_exports;
+use super::thrown::{caught_text, thrown};
 use super::{ConsoleLevel, ConsoleSink};
+
+mod call;
 
 /// The ECMAScript intrinsics of a sandbox context: everything `Context::full` adds
 /// except `performance` (a timer) and `DOMException` (a web API).
@@ -46,8 +47,6 @@ type Intrinsics = (
     intrinsic::WeakRef,
 );
 
-/// Largest serialized return value of a call (spec 30 §2.3).
-const MAX_RETURN_BYTES: usize = 1024 * 1024;
 /// Longest console or `ctx.log` line, in bytes (spec 30 §2.7).
 const MAX_LOG_LINE_BYTES: usize = 8 * 1024;
 /// Lines per evaluation or call (spec 30 §2.7).
@@ -132,18 +131,18 @@ impl Sandbox {
         let clock = Rc::new(Clock::default());
         let console_budget = Rc::new(LogBudget::default());
         let loader_state: SharedLoaderState = Rc::new(RefCell::new(LoaderState::default()));
-        let setup_failed = |error: rquickjs::Error| RuntimeError::Evaluation {
+        let setup_failed = |detail: String| RuntimeError::Evaluation {
             bundle: primary.path.clone(),
             message: if heap.limit_hit() {
                 memory_message(limits)
             } else {
-                format!("the sandbox could not be set up: {error}")
+                format!("the sandbox could not be set up: {detail}")
             },
         };
 
         clock.arm(limits.time);
         let runtime = Runtime::new_with_alloc(AccountingAllocator::new(heap.clone()))
-            .map_err(setup_failed)?;
+            .map_err(|e| setup_failed(e.to_string()))?;
         runtime.set_max_stack_size(limits.stack_bytes);
         {
             let clock = clock.clone();
@@ -155,17 +154,11 @@ impl Sandbox {
             SandboxResolver(loader_state.clone()),
             SandboxLoader(loader_state.clone()),
         );
-        let context = Context::custom::<Intrinsics>(&runtime).map_err(setup_failed)?;
+        let context =
+            Context::custom::<Intrinsics>(&runtime).map_err(|e| setup_failed(e.to_string()))?;
         let (helpers, fen_error_prototype) = context
             .with(|ctx| install_prelude(&ctx, console.clone(), console_budget.clone()))
-            .map_err(|message| RuntimeError::Evaluation {
-                bundle: primary.path.clone(),
-                message: if heap.limit_hit() {
-                    memory_message(limits)
-                } else {
-                    format!("the sandbox could not be set up: {message}")
-                },
-            })?;
+            .map_err(setup_failed)?;
         let mut sandbox = Sandbox {
             handles: Handles {
                 helpers,
@@ -193,34 +186,6 @@ impl Sandbox {
     /// The allocator counters.
     pub(crate) fn heap(&self) -> Arc<HeapState> {
         self.heap.clone()
-    }
-
-    /// Runs one call. After `TimeLimit` or `MemoryLimit` the caller discards the
-    /// sandbox.
-    pub(crate) fn call(
-        &mut self,
-        target: &CallTarget,
-        input: CallInput,
-        host: Arc<dyn HostApi>,
-        limits: SandboxLimits,
-    ) -> Result<Json, CallError> {
-        self.arm(limits);
-        let revoked = Rc::new(Cell::new(false));
-        let outcome = self.context.with(|ctx| {
-            let result = self.call_in(&ctx, target, input, host, revoked.clone());
-            revoked.set(true);
-            result
-        });
-        self.clock.disarm();
-        if self.heap.limit_hit() {
-            return Err(CallError::MemoryLimit {
-                limit_bytes: limits.memory_bytes,
-            });
-        }
-        if self.clock.interrupted.get() {
-            return Err(CallError::TimeLimit { limit: limits.time });
-        }
-        outcome
     }
 
     fn arm(&self, limits: SandboxLimits) {
@@ -280,6 +245,10 @@ impl Sandbox {
             Ok(snapshots)
         });
         loader_state.borrow_mut().close();
+        // A limit hit counts even when the module caught the exception and finished.
+        if self.heap.limit_hit() || self.clock.interrupted.get() {
+            return Err(EvaluationFailure::Interrupted);
+        }
         result
     }
 
@@ -321,130 +290,6 @@ impl Sandbox {
                 message: one_line(&message),
             },
         }
-    }
-
-    /// The body of [`Sandbox::call`], inside the context.
-    fn call_in<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        target: &CallTarget,
-        input: CallInput,
-        host: Arc<dyn HostApi>,
-        revoked: Rc<Cell<bool>>,
-    ) -> Result<Json, CallError> {
-        let internal = |message: String| CallError::Threw {
-            name: "InternalError".to_owned(),
-            message,
-            code: None,
-            stack: None,
-        };
-        let helpers = restore(ctx, &self.handles.helpers).map_err(internal)?;
-        let fen_error_prototype =
-            restore(ctx, &self.handles.fen_error_prototype).map_err(internal)?;
-        let describe: Function = helpers
-            .get("describe")
-            .map_err(|e| internal(caught_text(ctx, e)))?;
-        let namespaces = self
-            .handles
-            .namespaces
-            .iter()
-            .map(|namespace| restore(ctx, namespace))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(internal)?;
-
-        let Some((function, this)) =
-            find_target(ctx, &describe, &namespaces, target).map_err(internal)?
-        else {
-            return match target {
-                // An absent `capabilities` means "no capabilities" (spec 30 §7.4).
-                CallTarget::DatastoreCapabilities => Ok(Json::Null),
-                CallTarget::ModelMethod { name } => Err(CallError::MissingFunction {
-                    what: format!("methods.{name}.run"),
-                }),
-                CallTarget::DatastorePull => Err(CallError::MissingFunction {
-                    what: "pullChanged".to_owned(),
-                }),
-                CallTarget::DatastorePush => Err(CallError::MissingFunction {
-                    what: "pushChanged".to_owned(),
-                }),
-            };
-        };
-
-        let call_ctx = self
-            .make_ctx(ctx, &helpers, &input.context, host, revoked)
-            .map_err(internal)?;
-        let result: rquickjs::Result<Value> = match target {
-            CallTarget::ModelMethod { .. } => {
-                let args = ctx
-                    .json_parse(input.args.to_string())
-                    .map_err(|e| internal(caught_text(ctx, e)))?;
-                function.call((This(this), args, call_ctx))
-            }
-            CallTarget::DatastoreCapabilities => function.call((This(this), call_ctx)),
-            CallTarget::DatastorePull | CallTarget::DatastorePush => {
-                let opts = if input.args.is_null() {
-                    Value::new_undefined(ctx.clone())
-                } else {
-                    ctx.json_parse(input.args.to_string())
-                        .map_err(|e| internal(caught_text(ctx, e)))?
-                };
-                function.call((This(this), opts, call_ctx))
-            }
-        };
-        let value = match result {
-            Ok(value) => value,
-            Err(error) => return Err(threw(caught(ctx, error, Some(&fen_error_prototype)))),
-        };
-        let value = match value.clone().into_promise() {
-            None => value,
-            Some(promise) => match settle(ctx, &self.clock, &self.heap, &promise) {
-                Settled::Fulfilled(value) => value,
-                Settled::Rejected(reason) => {
-                    return Err(threw(thrown(ctx, reason, Some(&fen_error_prototype))))
-                }
-                Settled::Pending => return Err(CallError::DidNotSettle),
-                // The caller reports the limit.
-                Settled::Interrupted => return Ok(Json::Null),
-            },
-        };
-        return_value(ctx, value)
-    }
-
-    /// Builds the `ctx` argument of one call.
-    fn make_ctx<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        helpers: &Object<'js>,
-        data: &serde_json::Map<String, Json>,
-        host: Arc<dyn HostApi>,
-        revoked: Rc<Cell<bool>>,
-    ) -> Result<Value<'js>, String> {
-        let fail = |e| caught_text(ctx, e);
-        let make_ctx: Function = helpers.get("makeCtx").map_err(fail)?;
-        let data = ctx
-            .json_parse(Json::Object(data.clone()).to_string())
-            .map_err(fail)?;
-        let log_budget = Rc::new(LogBudget::default());
-        let log_revoked = revoked.clone();
-        let host_log = Function::new(ctx.clone(), move |level: String, line: String| -> bool {
-            if log_revoked.get() {
-                return false;
-            }
-            if let Some(line) = log_budget.take(&line) {
-                host.log(&level, &line);
-            }
-            true
-        })
-        .map_err(fail)?;
-        let clock = self.clock.clone();
-        let remaining = Function::new(ctx.clone(), move || -> f64 {
-            if revoked.get() {
-                return -1.0;
-            }
-            clock.remaining().as_secs_f64() * 1000.0
-        })
-        .map_err(fail)?;
-        make_ctx.call((data, host_log, remaining)).map_err(fail)
     }
 }
 
@@ -558,115 +403,6 @@ fn settle<'js>(
         if !ctx.execute_pending_job() {
             return Settled::Pending;
         }
-    }
-}
-
-/// Finds the function a target names and its `this`, reading own data properties
-/// only. Model methods are looked up in the primary bundle's `model`, then in the
-/// extension bundles in order (spec 30 §2.4).
-fn find_target<'js>(
-    ctx: &Ctx<'js>,
-    describe: &Function<'js>,
-    namespaces: &[Object<'js>],
-    target: &CallTarget,
-) -> Result<Option<(Function<'js>, Object<'js>)>, String> {
-    let object = |parent: &Object<'js>, key: &str| -> Result<Option<Object<'js>>, String> {
-        Ok(own_data(ctx, describe, parent, key)?.and_then(|v| v.into_object()))
-    };
-    let function = |parent: &Object<'js>, key: &str| -> Result<Option<Function<'js>>, String> {
-        Ok(own_data(ctx, describe, parent, key)?.and_then(|v| v.into_function()))
-    };
-    match target {
-        CallTarget::ModelMethod { name } => {
-            for namespace in namespaces {
-                for key in ["model", "extension"] {
-                    let Some(export) = object(namespace, key)? else {
-                        continue;
-                    };
-                    let Some(methods) = object(&export, "methods")? else {
-                        continue;
-                    };
-                    let Some(method) = object(&methods, name)? else {
-                        continue;
-                    };
-                    if let Some(run) = function(&method, "run")? {
-                        return Ok(Some((run, method)));
-                    }
-                }
-            }
-            Ok(None)
-        }
-        CallTarget::DatastoreCapabilities
-        | CallTarget::DatastorePull
-        | CallTarget::DatastorePush => {
-            let key = match target {
-                CallTarget::DatastoreCapabilities => "capabilities",
-                CallTarget::DatastorePull => "pullChanged",
-                CallTarget::DatastorePush | CallTarget::ModelMethod { .. } => "pushChanged",
-            };
-            let Some(namespace) = namespaces.first() else {
-                return Ok(None);
-            };
-            let Some(export) = object(namespace, "datastore")? else {
-                return Ok(None);
-            };
-            Ok(function(&export, key)?.map(|f| (f, export)))
-        }
-    }
-}
-
-/// Converts a call's result to JSON with the engine's own `JSON.stringify` (it runs
-/// the extension's `toJSON` methods, under the call's deadline).
-fn return_value<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Json, CallError> {
-    let invalid = |reason: String| CallError::InvalidReturn { reason };
-    match value.type_of() {
-        Type::Uninitialized | Type::Undefined => return Ok(Json::Null),
-        Type::Function | Type::Constructor => {
-            return Err(invalid("a function cannot be returned".to_owned()))
-        }
-        Type::Symbol => return Err(invalid("a symbol cannot be returned".to_owned())),
-        Type::BigInt => return Err(invalid("a BigInt cannot be serialized to JSON".to_owned())),
-        Type::Null
-        | Type::Bool
-        | Type::Int
-        | Type::Float
-        | Type::String
-        | Type::Array
-        | Type::Promise
-        | Type::Exception
-        | Type::Proxy
-        | Type::Object
-        | Type::Module
-        | Type::Unknown => {}
-    }
-    let text = match ctx.json_stringify(value) {
-        Ok(Some(text)) => text
-            .to_string()
-            .map_err(|e| invalid(format!("the result cannot be read: {e}")))?,
-        Ok(None) => return Ok(Json::Null),
-        Err(error) => {
-            let reason = caught_text(ctx, error);
-            return Err(invalid(format!(
-                "the result cannot be serialized to JSON: {}",
-                one_line(&reason)
-            )));
-        }
-    };
-    if text.len() > MAX_RETURN_BYTES {
-        return Err(invalid(format!(
-            "the serialized result is {} bytes (at most {MAX_RETURN_BYTES})",
-            text.len()
-        )));
-    }
-    serde_json::from_str(&text).map_err(|e| invalid(format!("the result is not JSON: {e}")))
-}
-
-fn threw(thrown: Thrown) -> CallError {
-    CallError::Threw {
-        name: thrown.name,
-        message: thrown.message,
-        code: thrown.code,
-        stack: thrown.stack,
     }
 }
 

@@ -236,6 +236,43 @@ async fn a_caught_out_of_memory_is_still_a_memory_limit() {
 }
 
 #[tokio::test]
+async fn one_refused_allocation_counts_even_when_caught() {
+    let code = r#"let note = "none";
+try { new ArrayBuffer(64 * 1024 * 1024); } catch (e) { note = String(e); }
+export const model = { note };"#;
+    let result = instantiate(
+        &runtime(),
+        vec![single(code)],
+        limits(2_000).with_memory_bytes(16 * MIB),
+    )
+    .await;
+    assert_eq!(
+        evaluation_message(result),
+        "module evaluation exceeded the memory limit (16 MiB)"
+    );
+    let instance = instance(&model_with(
+        "{ once: { run() { try { new ArrayBuffer(64 * 1024 * 1024); } catch (e) {} return 1; } } }",
+    ))
+    .await;
+    let result = instance
+        .call(
+            &CallTarget::ModelMethod {
+                name: "once".to_owned(),
+            },
+            CallInput::default(),
+            Arc::new(RecordingHost::default()),
+            SandboxLimits::method_run().with_memory_bytes(16 * MIB),
+        )
+        .await;
+    assert_eq!(
+        result,
+        Err(CallError::MemoryLimit {
+            limit_bytes: 16 * MIB
+        })
+    );
+}
+
+#[tokio::test]
 async fn heap_bytes_are_counted() {
     let instance = instance(&model_with("{ ok: { run() { return 1; } } }")).await;
     let bytes = instance.heap_bytes();

@@ -12,13 +12,16 @@ use crate::catalog::placement::Placement;
 use crate::catalog::rows::{target_values, CatalogRow, RowValues, CONTENT_COLUMNS, FINGERPRINT};
 
 /// Path and owner of one stored row: all that planning needs of the rows it does not
-/// rewrite.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+/// rewrite. Decoded positionally from [`STORED_COLUMNS`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub(crate) struct StoredRow {
     pub(crate) source_path: String,
     pub(crate) extension_name: String,
     pub(crate) extension_version: String,
 }
+
+/// The columns of a [`StoredRow`].
+pub(crate) const STORED_COLUMNS: &str = "source_path, extension_name, extension_version";
 
 /// Owner text of a stored row: `(extension_name, extension_version)`.
 pub(crate) type Owner = (String, String);
