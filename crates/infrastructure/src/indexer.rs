@@ -109,17 +109,20 @@ impl BundleIndexer for SandboxBundleIndexer {
                     BuildRequest::for_entry(entry, *disk_fp).map_err(|e| e.into_index_error())?;
                 let scratch = entry.scratch_dir.clone();
                 let target_for_stage = target.clone();
+                // The error is boxed: IndexError is large and crosses the thread boundary.
                 let built = tokio::task::spawn_blocking(move || {
-                    let container =
-                        bundler::build_bundle(&request).map_err(|e| e.into_index_error())?;
-                    std::fs::create_dir_all(&scratch)
-                        .map_err(|e| IndexError::Build(format!("bundle write failed: {e}")))?;
+                    let container = bundler::build_bundle(&request)
+                        .map_err(|e| Box::new(e.into_index_error()))?;
+                    let write_failed =
+                        |e: std::io::Error| Box::new(IndexError::Build(format!("bundle write failed: {e}")));
+                    std::fs::create_dir_all(&scratch).map_err(write_failed)?;
                     let staged = bundler::write_staged(&container, &scratch, target_for_stage)
-                        .map_err(|e| IndexError::Build(format!("bundle write failed: {e}")))?;
-                    Ok::<_, IndexError>((container.to_json_bytes(), staged))
+                        .map_err(write_failed)?;
+                    Ok::<_, Box<IndexError>>((container.to_json_bytes(), staged))
                 })
                 .await
-                .map_err(|e| IndexError::Build(format!("bundler crashed: {e}")))??;
+                .map_err(|e| IndexError::Build(format!("bundler crashed: {e}")))?
+                .map_err(|e| *e)?;
                 (built.0, Some(built.1), false)
             }
         };
