@@ -38,46 +38,69 @@ impl TypeName {
     /// assert_eq!(TypeName::parse("  Docker   Run ").unwrap().as_str(), "docker/run");
     /// ```
     pub fn parse(text: &str) -> Result<TypeName, TypeNameError> {
-        let step1: String = text.nfc().collect();
-        let step2: String = step1.trim().to_lowercase().nfc().collect();
-        let step3 = step2.replace("::", "/");
-        let mut replaced = String::with_capacity(step3.len());
-        let mut in_space = false;
-        for ch in step3.chars() {
-            if ch.is_whitespace() {
-                if !in_space {
-                    replaced.push('/');
-                }
-                in_space = true;
-                continue;
-            }
-            in_space = false;
-            replaced.push(if ch == '.' { '/' } else { ch });
+        if is_normal_ascii(text) {
+            // Already in normal form, as every stored type is: the steps below would
+            // return it unchanged, and they cost a microsecond or two per call.
+            return Ok(TypeName(text.to_owned()));
         }
-        let mut collapsed = String::with_capacity(replaced.len());
-        for ch in replaced.chars() {
-            if ch == '/' && collapsed.ends_with('/') {
-                continue;
-            }
-            collapsed.push(ch);
-        }
-        let result = collapsed.trim_matches('/');
-        if result.is_empty() {
-            return Err(TypeNameError::Empty);
-        }
-        if result.chars().any(|c| c <= '\u{1f}' || c == '\u{7f}') {
-            return Err(TypeNameError::ControlCharacter);
-        }
-        if result.len() > MAX_BYTES {
-            return Err(TypeNameError::TooLong(result.len()));
-        }
-        Ok(TypeName(result.to_owned()))
+        normalize(text)
     }
 
     /// The normalised text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// True for text that normalisation leaves unchanged and that contains only lower-case
+/// ASCII letters, digits, `@`, `-`, `_` and single inner `/` separators.
+fn is_normal_ascii(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_BYTES
+        && !text.starts_with('/')
+        && !text.ends_with('/')
+        && !text.contains("//")
+        && text.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'/' | b'@' | b'-' | b'_')
+        })
+}
+
+/// The five steps of spec 10 §1.5.
+fn normalize(text: &str) -> Result<TypeName, TypeNameError> {
+    let step1: String = text.nfc().collect();
+    let step2: String = step1.trim().to_lowercase().nfc().collect();
+    let step3 = step2.replace("::", "/");
+    let mut replaced = String::with_capacity(step3.len());
+    let mut in_space = false;
+    for ch in step3.chars() {
+        if ch.is_whitespace() {
+            if !in_space {
+                replaced.push('/');
+            }
+            in_space = true;
+            continue;
+        }
+        in_space = false;
+        replaced.push(if ch == '.' { '/' } else { ch });
+    }
+    let mut collapsed = String::with_capacity(replaced.len());
+    for ch in replaced.chars() {
+        if ch == '/' && collapsed.ends_with('/') {
+            continue;
+        }
+        collapsed.push(ch);
+    }
+    let result = collapsed.trim_matches('/');
+    if result.is_empty() {
+        return Err(TypeNameError::Empty);
+    }
+    if result.chars().any(|c| c <= '\u{1f}' || c == '\u{7f}') {
+        return Err(TypeNameError::ControlCharacter);
+    }
+    if result.len() > MAX_BYTES {
+        return Err(TypeNameError::TooLong(result.len()));
+    }
+    Ok(TypeName(result.to_owned()))
 }
 
 impl fmt::Display for TypeName {
@@ -120,6 +143,26 @@ mod tests {
     fn check(text: &str, expected: Result<&str, TypeNameError>) {
         let got = TypeName::parse(text).map(|t| t.0);
         assert_eq!(got, expected.map(str::to_owned), "{text:?}");
+    }
+
+    #[test]
+    fn the_ascii_fast_path_agrees_with_full_normalisation() {
+        for text in ["aws/ec2/vpc", "@acme/deploy/step", "a", "x-1/y_2", "@t/a"] {
+            assert_eq!(TypeName::parse(text), normalize(text), "{text:?}");
+            assert!(is_normal_ascii(text));
+        }
+        for text in ["a//b", "/a", "a/", "A", "a.b", "a b", "a::b", ""] {
+            assert!(!is_normal_ascii(text), "{text:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_inputs_are_fixed_points(text in "[a-z0-9@_/-]{1,40}") {
+            if is_normal_ascii(&text) {
+                prop_assert_eq!(normalize(&text).map(|t| t.0), Ok(text.clone()));
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! one statement (one consistent WAL snapshot, no lock) and hands them here. Loading
 //! never writes; skipped rows stay until the next `save_all` prunes them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 
 use fen_domain::ports::{FileStats, Loaded, SkipReason, SkippedRow};
 use fen_domain::{CanonicalPath, Extension, ExtensionId, ExtensionOrigin, Source};
@@ -15,21 +15,28 @@ struct Group {
     origin: ExtensionOrigin,
     root: CanonicalPath,
     sources: Vec<Source>,
-    rows: Vec<(String, String)>,
+    stats: Vec<(CanonicalPath, String)>,
 }
 
 /// Builds the aggregates of `rows` (sorted by path), skipping unreachable, unowned and
 /// misfiled rows; returns them sorted by id.
-pub(crate) fn assemble(rows: &[CatalogRow], placement: &Placement) -> Loaded {
+pub(crate) fn assemble(rows: Vec<CatalogRow>, placement: &Placement) -> Loaded {
     let policy = placement.policy();
-    let states: HashMap<&str, &str> = rows
+    // A tombstone's winner counts only if its row exists and is Indexed (spec 10 §4.3).
+    let winners: HashSet<&str> = rows
         .iter()
-        .map(|row| (row.source_path.as_str(), row.state.as_str()))
+        .filter(|row| !row.superseded_by.is_empty() && row.state != "Indexed")
+        .map(|row| row.superseded_by.as_str())
         .collect();
-    let winner_is_indexed = |path: &str| states.get(path) == Some(&"Indexed");
+    let indexed_winners: HashSet<String> = rows
+        .iter()
+        .filter(|row| row.state == "Indexed" && winners.contains(row.source_path.as_str()))
+        .map(|row| row.source_path.clone())
+        .collect();
+    let winner_is_indexed = |path: &str| indexed_winners.contains(path);
     let mut skipped = Vec::new();
     let mut groups: BTreeMap<ExtensionId, Group> = BTreeMap::new();
-    for row in rows {
+    for mut row in rows {
         let placed = match placement.place(
             &row.source_path,
             &row.extension_name,
@@ -38,23 +45,23 @@ pub(crate) fn assemble(rows: &[CatalogRow], placement: &Placement) -> Loaded {
             Ok(placed) => placed,
             Err(reason) => {
                 skipped.push(SkippedRow {
-                    source_path: row.source_path.clone(),
+                    source_path: row.source_path,
                     reason,
                 });
                 continue;
             }
         };
+        let stats = std::mem::take(&mut row.file_stats);
+        let path = placed.path.clone();
         let source = restore_source(row, &placed, policy, winner_is_indexed);
         let group = groups.entry(placed.id).or_insert_with(|| Group {
             origin: placed.extension_origin,
-            root: placed.root.clone(),
+            root: placed.root,
             sources: Vec::new(),
-            rows: Vec::new(),
+            stats: Vec::new(),
         });
         group.sources.push(source);
-        group
-            .rows
-            .push((row.source_path.clone(), row.file_stats.clone()));
+        group.stats.push((path, stats));
     }
     let mut extensions = Vec::with_capacity(groups.len());
     let mut file_stats = BTreeMap::new();
@@ -62,16 +69,14 @@ pub(crate) fn assemble(rows: &[CatalogRow], placement: &Placement) -> Loaded {
         match Extension::new(id, group.origin, group.root, group.sources) {
             Ok(extension) => {
                 extensions.push(extension);
-                for (path, stats) in group.rows.into_iter().filter(|(_, s)| !s.is_empty()) {
-                    if let Ok(path) = CanonicalPath::from_text(&path, policy) {
-                        file_stats.insert(path, FileStats(stats));
-                    }
+                for (path, stats) in group.stats.into_iter().filter(|(_, s)| !s.is_empty()) {
+                    file_stats.insert(path, FileStats(stats));
                 }
             }
             // Placement already guarantees I1, so this cannot happen; if it ever did, the
             // rows are reported instead of failing the whole load.
-            Err(_) => skipped.extend(group.rows.into_iter().map(|(source_path, _)| SkippedRow {
-                source_path,
+            Err(_) => skipped.extend(group.stats.into_iter().map(|(path, _)| SkippedRow {
+                source_path: path.to_string(),
                 reason: SkipReason::Misfiled,
             })),
         }

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fen_domain::ports::{
     ExtensionRepository, FileStatsUpdate, GuardInputs, GuardVerdict, InvalidateOutcome,
-    LifecycleLock, Loaded, RepoError, SaveReport, TypeEntry, TypeIndex,
+    LifecycleLock, Loaded, RepoError, SaveReport, TypeEntry,
 };
-use fen_domain::{CanonicalPath, Extension, ExtensionName, Kind, TypeName};
+use fen_domain::{CanonicalPath, Extension, ExtensionName};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
@@ -27,7 +27,7 @@ use super::opener::{self, OpenReport, Recheck};
 use super::placement::Placement;
 use super::rows::{CatalogRow, ROW_COLUMNS};
 use super::type_index::{self, TypeRow, TYPE_COLUMNS, VISIBLE};
-use super::{load, log_warning, meta, save, CatalogContext};
+use super::{bulk, load, log_warning, meta, save, CatalogContext};
 
 /// How many times `invalidate_all` retries a busy catalog (each attempt waits up to the
 /// 5 s busy timeout).
@@ -174,30 +174,33 @@ impl SqliteExtensionRepository {
             .map_err(|_| RepoError::Storage("the catalog connection is not open".to_owned()))
     }
 
-    async fn fetch_rows(
-        &self,
-        filter: &str,
-        bind: Option<&str>,
-    ) -> Result<Vec<CatalogRow>, RepoError> {
-        let sql = format!("SELECT {ROW_COLUMNS} FROM bundle_types {filter} ORDER BY source_path");
-        let mut query = sqlx::query_as::<_, CatalogRow>(&sql);
-        if let Some(value) = bind {
-            query = query.bind(value);
+    /// Rows matching `filter`, ordered by path, in one statement (one snapshot).
+    async fn fetch_rows(&self, filter: &str, binds: &[&str]) -> Result<Vec<CatalogRow>, RepoError> {
+        let mut rows: Vec<CatalogRow> = {
+            let mut conn = self.connection().await?;
+            bulk::fetch::<16>(&mut conn, ROW_COLUMNS, filter, binds).await?
         }
-        let mut conn = self.connection().await?;
-        query.fetch_all(&mut *conn).await.map_err(repo_error)
+        .into_iter()
+        .map(CatalogRow::from)
+        .collect();
+        rows.sort_unstable_by(|a, b| a.source_path.cmp(&b.source_path));
+        Ok(rows)
     }
 
-    async fn fetch_types(&self, filter: &str, binds: &[&str]) -> Result<Vec<TypeEntry>, RepoError> {
-        let sql = format!("SELECT {TYPE_COLUMNS} FROM bundle_types WHERE {VISIBLE} AND {filter}");
-        let mut query = sqlx::query_as::<_, TypeRow>(&sql);
-        for value in binds {
-            query = query.bind(*value);
-        }
-        let rows = {
+    /// Visible rows matching `filter`, in one statement, ordered by path.
+    pub(super) async fn fetch_types(
+        &self,
+        filter: &str,
+        binds: &[&str],
+    ) -> Result<Vec<TypeEntry>, RepoError> {
+        let rows: Vec<TypeRow> = {
             let mut conn = self.connection().await?;
-            query.fetch_all(&mut *conn).await.map_err(repo_error)?
-        };
+            let filter = format!("WHERE {VISIBLE} AND {filter}");
+            bulk::fetch::<8>(&mut conn, TYPE_COLUMNS, &filter, binds).await?
+        }
+        .into_iter()
+        .map(TypeRow::from)
+        .collect();
         Ok(type_index::entries(rows, self.ctx.policy))
     }
 
@@ -237,15 +240,15 @@ impl SqliteExtensionRepository {
 #[async_trait]
 impl ExtensionRepository for SqliteExtensionRepository {
     async fn load_all(&self) -> Result<Loaded, RepoError> {
-        let rows = self.fetch_rows("", None).await?;
-        Ok(load::assemble(&rows, &self.placement))
+        let rows = self.fetch_rows("", &[]).await?;
+        Ok(load::assemble(rows, &self.placement))
     }
 
     async fn load_by_name(&self, name: &ExtensionName) -> Result<Vec<Extension>, RepoError> {
         let rows = self
-            .fetch_rows("WHERE extension_name = ?1", Some(name.as_str()))
+            .fetch_rows("WHERE extension_name = ?1", &[name.as_str()])
             .await?;
-        Ok(load::assemble(&rows, &self.placement).extensions)
+        Ok(load::assemble(rows, &self.placement).extensions)
     }
 
     async fn save_all(&self, exts: &[Extension]) -> Result<SaveReport, RepoError> {
@@ -397,34 +400,5 @@ impl ExtensionRepository for SqliteExtensionRepository {
         }
         log_warning("cannot invalidate the catalog: it stayed busy");
         InvalidateOutcome::Invalidated
-    }
-}
-
-#[async_trait]
-impl TypeIndex for SqliteExtensionRepository {
-    async fn find_type(&self, kind: Kind, ty: &TypeName) -> Result<Option<TypeEntry>, RepoError> {
-        let entries = self
-            .fetch_types(
-                "type_normalized = ?1 AND kind = ?2 ORDER BY source_path LIMIT 1",
-                &[ty.as_str(), kind.as_str()],
-            )
-            .await?;
-        Ok(entries.into_iter().next())
-    }
-
-    async fn list_types(&self, kind: Kind) -> Result<Vec<TypeEntry>, RepoError> {
-        self.fetch_types(
-            "kind = ?1 ORDER BY type_normalized, source_path",
-            &[kind.as_str()],
-        )
-        .await
-    }
-
-    async fn extensions_for(&self, base: &TypeName) -> Result<Vec<TypeEntry>, RepoError> {
-        self.fetch_types(
-            "kind = 'extension' AND extends_type = ?1 ORDER BY source_path",
-            &[base.as_str()],
-        )
-        .await
     }
 }

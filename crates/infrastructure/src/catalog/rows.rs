@@ -43,8 +43,7 @@ pub(crate) const FINGERPRINT: usize = 4;
 const RENAMED: &str = "renamed";
 
 /// One stored row, as read.
-/// Decoded positionally from a JSON array in [`ROW_COLUMNS`] order.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CatalogRow {
     pub(crate) source_path: String,
     pub(crate) kind: String,
@@ -72,6 +71,32 @@ pub(crate) struct RowValues {
     /// `Some` for states whose `superseded_by` the aggregate decides (tombstones and
     /// failure states); `None` for `Indexed`, whose marker supersession maintains.
     pub(crate) superseded_by: Option<String>,
+}
+
+impl From<[String; 16]> for CatalogRow {
+    /// The fields in [`ROW_COLUMNS`] order.
+    fn from(fields: [String; 16]) -> CatalogRow {
+        let [source_path, kind, type_normalized, extends_type, bundle_path, fingerprint, source_mtime, type_version, description, descriptor, state, state_detail, extension_name, extension_version, superseded_by, file_stats] =
+            fields;
+        CatalogRow {
+            source_path,
+            kind,
+            type_normalized,
+            extends_type,
+            bundle_path,
+            fingerprint,
+            source_mtime,
+            type_version,
+            description,
+            descriptor,
+            state,
+            state_detail,
+            extension_name,
+            extension_version,
+            superseded_by,
+            file_stats,
+        }
+    }
 }
 
 impl CatalogRow {
@@ -179,7 +204,7 @@ struct Draft {
 /// next warm pass retries; a persisted `Bundled` row loads as
 /// `BundleBuildFailed("interrupted build")`.
 pub(crate) fn restore_source(
-    row: &CatalogRow,
+    row: CatalogRow,
     placed: &Placed,
     policy: PathPolicy,
     winner_is_indexed: impl Fn(&str) -> bool,
@@ -203,9 +228,9 @@ pub(crate) fn restore_source(
                 type_name,
                 bundle,
                 meta: TypeMeta {
-                    declared_version: row.type_version.clone(),
-                    description: row.description.clone(),
-                    descriptor: row.descriptor.clone(),
+                    declared_version: row.type_version,
+                    description: row.description,
+                    descriptor: row.descriptor,
                 },
             },
             (Err(_), _) => unreadable("type"),
@@ -215,17 +240,17 @@ pub(crate) fn restore_source(
             last_error: "interrupted build".to_owned(),
         },
         Ok(RowStateTag::BundleBuildFailed) => RowState::BundleBuildFailed {
-            last_error: row.state_detail.clone(),
+            last_error: row.state_detail,
         },
         Ok(RowStateTag::ValidationFailed) => match bundle() {
             Some(bundle) => RowState::ValidationFailed {
                 bundle,
-                last_error: row.state_detail.clone(),
+                last_error: row.state_detail,
             },
             None => unreadable("bundle"),
         },
         Ok(RowStateTag::EntryPointUnreadable) => RowState::EntryPointUnreadable {
-            last_error: row.state_detail.clone(),
+            last_error: row.state_detail,
         },
         Ok(RowStateTag::OrphanedBundleOnly) => match bundle() {
             Some(bundle) => RowState::OrphanedBundleOnly { bundle },
@@ -247,7 +272,7 @@ pub(crate) fn restore_source(
         }
         _ => None,
     };
-    let mtime = Some(row.source_mtime.clone()).filter(|m| !m.is_empty());
+    let mtime = Some(row.source_mtime).filter(|m| !m.is_empty());
     Source::restore(
         SourceLocation::from_canonical(placed.path.clone(), placed.root.clone()),
         kind,

@@ -11,13 +11,14 @@ mod checks;
 mod plan;
 mod slots;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use fen_domain::ports::{DuplicateType, RepoError, SaveReport, SkipReason};
 use fen_domain::Extension;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 
+use super::bulk;
 use super::error::repo_error;
 use super::placement::Placement;
 use super::rows::{CatalogRow, RowValues, CONTENT_COLUMNS, ROW_COLUMNS};
@@ -64,34 +65,28 @@ async fn apply(
     placement: &Placement,
 ) -> Result<Applied, RepoError> {
     let mut report = SaveReport::default();
-    let stored: Vec<plan::StoredRow> =
-        sqlx::query_as("SELECT source_path, extension_name, extension_version FROM bundle_types")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(repo_error)?;
+    let stored = bulk::fetch::<3>(conn, plan::STORED_COLUMNS, "", &[]).await?;
+    let survey = plan::survey(
+        stored.into_iter().map(plan::StoredRow::from),
+        batch,
+        placement,
+    );
 
     // Step 1: pre-flight prune, before I-Repo-1, so that leftovers from another mount
     // path never block an unrelated save.
-    let prunes = plan::prunes(&stored, batch, placement);
-    for (path, reason) in &prunes {
+    for (path, reason) in &survey.prunes {
         delete_row(conn, path).await?;
         match reason {
             SkipReason::Unreachable => report.pruned_unreachable += 1,
             SkipReason::Unowned | SkipReason::Misfiled => report.pruned_unowned += 1,
         }
     }
-    let pruned: HashSet<&str> = prunes.iter().map(|(path, _)| path.as_str()).collect();
-    let owners: HashMap<String, plan::Owner> = stored
-        .into_iter()
-        .filter(|row| !pruned.contains(row.source_path.as_str()))
-        .map(|row| (row.source_path, (row.extension_name, row.extension_version)))
-        .collect();
 
     // Steps 2–3: target rows, then only the differences.
-    let targets = plan::targets(batch, &owners);
+    let targets = plan::targets(batch, &survey.owners);
     let stored_targets: Vec<&String> = targets
         .keys()
-        .filter(|path| owners.contains_key(path.as_str()))
+        .filter(|path| survey.owners.contains_key(path.as_str()))
         .collect();
     let current = read_rows(conn, &stored_targets).await?;
     let mut written: HashSet<String> = HashSet::new();
@@ -114,8 +109,12 @@ async fn apply(
             }
         }
     }
-    for path in plan::deletions(&owners, &targets, batch) {
-        delete_row(conn, &path).await?;
+    for path in survey
+        .owned
+        .iter()
+        .filter(|path| !targets.contains_key(*path))
+    {
+        delete_row(conn, path).await?;
         report.deleted += 1;
     }
 
@@ -139,17 +138,19 @@ async fn read_rows(
     }
     let list = serde_json::to_string(&paths)
         .map_err(|e| RepoError::Storage(format!("cannot encode paths: {e}")))?;
-    let rows: Vec<CatalogRow> = sqlx::query_as(&format!(
-        "SELECT {ROW_COLUMNS} FROM bundle_types \
-         WHERE source_path IN (SELECT value FROM json_each(?1))"
-    ))
-    .bind(list)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(repo_error)?;
+    let rows = bulk::fetch::<16>(
+        conn,
+        ROW_COLUMNS,
+        "WHERE source_path IN (SELECT value FROM json_each(?1))",
+        &[&list],
+    )
+    .await?;
     Ok(rows
         .into_iter()
-        .map(|row| (row.source_path.clone(), row))
+        .map(|fields| {
+            let row = CatalogRow::from(fields);
+            (row.source_path.clone(), row)
+        })
         .collect())
 }
 

@@ -3,7 +3,7 @@
 //! order: a live source beats a `Renamed` tombstone beats a delete intent, whatever
 //! aggregate comes first.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fen_domain::ports::SkipReason;
 use fen_domain::{Extension, ExtensionId, RowState, TombstoneReason};
@@ -12,12 +12,23 @@ use crate::catalog::placement::Placement;
 use crate::catalog::rows::{target_values, CatalogRow, RowValues, CONTENT_COLUMNS, FINGERPRINT};
 
 /// Path and owner of one stored row: all that planning needs of the rows it does not
-/// rewrite. Decoded positionally from [`STORED_COLUMNS`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+/// rewrite.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct StoredRow {
     pub(crate) source_path: String,
     pub(crate) extension_name: String,
     pub(crate) extension_version: String,
+}
+
+impl From<[String; 3]> for StoredRow {
+    /// The fields in [`STORED_COLUMNS`] order.
+    fn from([source_path, extension_name, extension_version]: [String; 3]) -> StoredRow {
+        StoredRow {
+            source_path,
+            extension_name,
+            extension_version,
+        }
+    }
 }
 
 /// The columns of a [`StoredRow`].
@@ -31,32 +42,53 @@ pub(crate) fn owner_of(id: &ExtensionId) -> Owner {
     (id.name.as_str().to_owned(), id.version.to_string())
 }
 
-/// Step 1: rows `load_all` would skip and whose path is not live in the batch.
-pub(crate) fn prunes(
-    stored: &[StoredRow],
+/// What one pass over the stored rows finds.
+#[derive(Debug, Default)]
+pub(crate) struct Survey {
+    /// Step 1: rows `load_all` would skip and whose path is not live in the batch.
+    pub(crate) prunes: Vec<(String, SkipReason)>,
+    /// Owners of the kept rows at paths the batch mentions.
+    pub(crate) owners: HashMap<String, Owner>,
+    /// Kept rows owned by an aggregate of the batch; those without a target row are
+    /// deleted (a delete intent of the owner, or a source it no longer has). Rows of
+    /// anyone else are never touched.
+    pub(crate) owned: Vec<String>,
+}
+
+/// Classifies every stored row once.
+pub(crate) fn survey(
+    stored: impl Iterator<Item = StoredRow>,
     batch: &[Extension],
     placement: &Placement,
-) -> Vec<(String, SkipReason)> {
-    let live: HashSet<&str> = batch
-        .iter()
-        .flat_map(|ext| ext.sources())
+) -> Survey {
+    let sources = || batch.iter().flat_map(|ext| ext.sources());
+    let mentioned: HashSet<&str> = sources().map(|s| s.path().as_str()).collect();
+    let live: HashSet<&str> = sources()
         .filter(|s| !s.state().is_tombstoned())
         .map(|s| s.path().as_str())
         .collect();
-    stored
-        .iter()
-        .filter(|row| !live.contains(row.source_path.as_str()))
-        .filter_map(|row| {
-            placement
-                .place(
-                    &row.source_path,
-                    &row.extension_name,
-                    &row.extension_version,
-                )
-                .err()
-                .map(|reason| (row.source_path.clone(), reason))
-        })
-        .collect()
+    let batch_owners: HashSet<Owner> = batch.iter().map(|ext| owner_of(ext.id())).collect();
+    let mut survey = Survey::default();
+    for row in stored {
+        if !live.contains(row.source_path.as_str()) {
+            if let Err(reason) = placement.place(
+                &row.source_path,
+                &row.extension_name,
+                &row.extension_version,
+            ) {
+                survey.prunes.push((row.source_path, reason));
+                continue;
+            }
+        }
+        let owner = (row.extension_name, row.extension_version);
+        if batch_owners.contains(&owner) {
+            survey.owned.push(row.source_path.clone());
+        }
+        if mentioned.contains(row.source_path.as_str()) {
+            survey.owners.insert(row.source_path, owner);
+        }
+    }
+    survey
 }
 
 /// Step 2: the row each path of the batch should have. A live source gives its row; a
@@ -97,22 +129,6 @@ pub(crate) fn targets(
         rows.insert(path, candidates.swap_remove(chosen).1);
     }
     rows
-}
-
-/// Step 2, deletions: stored rows without a target whose owner is an aggregate of the
-/// batch (a delete intent of the owner, or a source the owner no longer has). Rows of
-/// anyone else are never touched.
-pub(crate) fn deletions(
-    owners: &HashMap<String, Owner>,
-    targets: &BTreeMap<String, RowValues>,
-    batch: &[Extension],
-) -> BTreeSet<String> {
-    let batch_owners: HashSet<Owner> = batch.iter().map(|ext| owner_of(ext.id())).collect();
-    owners
-        .iter()
-        .filter(|(path, owner)| !targets.contains_key(*path) && batch_owners.contains(*owner))
-        .map(|(path, _)| path.clone())
-        .collect()
 }
 
 /// Step 3 for one stored row: the columns to update, empty when equal. An update that

@@ -13,14 +13,17 @@ use sqlx::sqlite::SqliteConnection;
 use crate::catalog::error::repo_error;
 use crate::catalog::placement::Placement;
 
-/// Claiming rows (spec 10 §2.4) of every slot with at least two claimants.
+/// Claiming rows (spec 10 §2.4) of every slot with at least two claimants. The inner
+/// query needs no `state` test (only `Indexed` rows have a type, spec 10 §4.3), so it
+/// reads `idx_bundle_types_type` alone; the outer one applies the exact rule, and the
+/// caller counts claimants again.
 const CONTESTED_CLAIMS: &str = "SELECT source_path, kind, type_normalized, \
             extension_name, extension_version
        FROM bundle_types
       WHERE state = 'Indexed' AND kind <> 'extension' AND type_normalized <> ''
         AND (type_normalized, kind) IN (
               SELECT type_normalized, kind FROM bundle_types
-               WHERE state = 'Indexed' AND kind <> 'extension' AND type_normalized <> ''
+               WHERE kind <> 'extension' AND type_normalized <> ''
                GROUP BY type_normalized, kind
               HAVING count(*) > 1)
       ORDER BY source_path";

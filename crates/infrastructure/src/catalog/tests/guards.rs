@@ -106,7 +106,7 @@ async fn scenario_41_writes_need_the_lock_and_readers_see_a_snapshot() {
         Err(RepoError::LockNotHeld)
     ));
     assert!(matches!(
-        repo.prune_retired_rows(&[a.clone()]).await,
+        repo.prune_retired_rows(std::slice::from_ref(&a)).await,
         Err(RepoError::LockNotHeld)
     ));
     assert!(matches!(
@@ -205,7 +205,9 @@ async fn prune_retired_rows_deletes_only_retired_states() {
         Some("OrphanedBundleOnly")
     );
     assert_eq!(
-        repo.prune_retired_rows(&[a.clone()]).await.expect("prune"),
+        repo.prune_retired_rows(std::slice::from_ref(&a))
+            .await
+            .expect("prune"),
         0
     );
     assert_eq!(

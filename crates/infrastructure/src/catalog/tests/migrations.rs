@@ -158,23 +158,10 @@ async fn scenario_21_upgrade_from_0001_keeps_rows_and_empties_meta() {
     let repo = fx.open().await;
     assert_eq!(versions(&db).await, vec![(1, true), (2, true), (3, true)]);
     let mut conn = raw(&db).await;
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-    )> = sqlx::query_as(
-        "SELECT source_path, kind, type_normalized, extends_type, bundle_path, fingerprint, \
-             source_mtime, type_version, description, descriptor, state, extension_name \
-             FROM bundle_types ORDER BY source_path",
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT json_array(source_path, kind, type_normalized, extends_type, bundle_path, \
+         fingerprint, source_mtime, type_version, description, descriptor, state, \
+         extension_name) FROM bundle_types ORDER BY source_path",
     )
     .fetch_all(&mut conn)
     .await
@@ -184,42 +171,42 @@ async fn scenario_21_upgrade_from_0001_keeps_rows_and_empties_meta() {
         .await
         .expect("meta");
     connection::close(conn).await;
-    assert_eq!(rows.len(), 2);
-    let bad = &rows[0];
-    assert_eq!(bad.0, "/r/extensions/models/bad.ts");
-    assert_eq!(bad.10, "ValidationFailed");
-    assert_eq!((bad.2.as_str(), bad.3.as_str()), ("", ""));
-    let good = &rows[1];
-    let expected_good = (
-        "/r/extensions/models/good.ts",
-        "extension",
-        "a/base",
-        "a/base",
-        "/r/b/good.json",
-        "fg",
-        "m2",
-        "2",
-        "good one",
-        "{\"x\":1}",
-        "Indexed",
-        "",
-    );
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| serde_json::from_str(row).expect("json"))
+        .collect();
     assert_eq!(
-        (
-            good.0.as_str(),
-            good.1.as_str(),
-            good.2.as_str(),
-            good.3.as_str(),
-            good.4.as_str(),
-            good.5.as_str(),
-            good.6.as_str(),
-            good.7.as_str(),
-            good.8.as_str(),
-            good.9.as_str(),
-            good.10.as_str(),
-            good.11.as_str(),
-        ),
-        expected_good
+        rows,
+        vec![
+            serde_json::json!([
+                "/r/extensions/models/bad.ts",
+                "model",
+                "",
+                "",
+                "/r/b/bad.json",
+                "fb",
+                "m1",
+                "1",
+                "bad one",
+                "{}",
+                "ValidationFailed",
+                ""
+            ]),
+            serde_json::json!([
+                "/r/extensions/models/good.ts",
+                "extension",
+                "a/base",
+                "a/base",
+                "/r/b/good.json",
+                "fg",
+                "m2",
+                "2",
+                "good one",
+                "{\"x\":1}",
+                "Indexed",
+                ""
+            ]),
+        ]
     );
     assert_eq!(meta, 0);
     assert_eq!(columns(&db).await, sorted(&COLUMNS));
