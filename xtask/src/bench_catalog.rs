@@ -1,9 +1,11 @@
 //! The catalog section of `cargo xtask bench`: medians of the SQLite catalog's hot
-//! operations on a 2 000-row catalog in a temp repo, printed beside their goals.
+//! operations on a 2 000-row catalog in a temp repo (a local aggregate of 1 000
+//! sources and 50 pulled aggregates of 20), printed beside their goals.
 //!
 //! | measure | goal |
 //! |---|---|
-//! | `save_all` of one aggregate (2 000 sources), 1 source changed | 2 ms |
+//! | `save_all` of one pulled aggregate (20 sources), 1 source changed | 2 ms |
+//! | `save_all` of the local aggregate (1 000 sources), 1 source changed | 10 ms |
 //! | `load_all`, 2 000 rows | 10 ms |
 //! | `list_types`, 2 000 visible rows | 3 ms |
 //! | opening an up-to-date catalog | 1 ms |
@@ -15,14 +17,19 @@ use std::time::{Duration, Instant};
 
 use fen_domain::ports::{ExtensionRepository, LifecycleLock, TypeIndex};
 use fen_domain::{
-    BundleLocation, CanonicalPath, Extension, Kind, Observation, Origin, PathPolicy, RowState,
-    Source, SourceFingerprint, SourceLocation, TypeMeta, TypeName,
+    BundleLocation, CanonicalPath, Extension, ExtensionId, ExtensionName, ExtensionOrigin,
+    ExtensionVersion, Kind, Observation, Origin, PathPolicy, RowState, Source, SourceFingerprint,
+    SourceLocation, TypeMeta, TypeName,
 };
-use fen_infrastructure::catalog::{CatalogContext, CatalogOpener};
+use fen_infrastructure::catalog::{CatalogContext, CatalogOpener, SqliteExtensionRepository};
 use fen_infrastructure::locking::FileLifecycleLock;
 
-/// Rows in the benchmark catalog.
+/// Rows in the benchmark catalog: `LOCAL` local sources plus `PULLED` pulled
+/// aggregates of `PULLED_SIZE` sources.
 const ROWS: usize = 2000;
+const LOCAL: usize = 1000;
+const PULLED: usize = 50;
+const PULLED_SIZE: usize = 20;
 /// Timed runs per measure.
 const SAMPLES: usize = 31;
 
@@ -41,7 +48,10 @@ pub struct Measure {
 /// goal is an error.
 pub fn run(check: bool) -> Result<(), String> {
     let measures = measure()?;
-    println!("{:<52} {:>10} {:>8}", "catalog (2 000 rows)", "median", "goal");
+    println!(
+        "{:<52} {:>10} {:>8}",
+        "catalog (2 000 rows)", "median", "goal"
+    );
     for m in &measures {
         let verdict = if m.median <= m.goal { "ok" } else { "SLOW" };
         println!(
@@ -57,7 +67,10 @@ pub fn run(check: bool) -> Result<(), String> {
         .map(|m| m.name)
         .collect();
     if check && !slow.is_empty() {
-        return Err(format!("catalog benchmarks above their goal: {}", slow.join(", ")));
+        return Err(format!(
+            "catalog benchmarks above their goal: {}",
+            slow.join(", ")
+        ));
     }
     Ok(())
 }
@@ -89,22 +102,34 @@ async fn measure_async() -> Result<Vec<Measure>, String> {
         .await
         .map_err(|e| e.to_string())?
         .repository;
-    let guard = lock.acquire("cargo xtask bench").await.map_err(|e| e.to_string())?;
+    let guard = lock
+        .acquire("cargo xtask bench")
+        .await
+        .map_err(|e| e.to_string())?;
 
-    let base = local_aggregate(&root, 1)?;
-    let edited = index(&base, &source_path(&root, 0), 0, 2)?;
-    repo.save(&base).await.map_err(|e| e.to_string())?;
-
-    let mut save = Vec::with_capacity(SAMPLES);
-    for sample in 0..SAMPLES {
-        let next = if sample % 2 == 0 { &edited } else { &base };
-        let started = Instant::now();
-        let report = repo.save(next).await.map_err(|e| e.to_string())?;
-        save.push(started.elapsed());
-        if report.updated != 1 {
-            return Err(format!("expected one update per save, got {report:?}"));
-        }
+    let local = local_aggregate(&root)?;
+    repo.save(&local).await.map_err(|e| e.to_string())?;
+    let mut pulled = Vec::with_capacity(PULLED);
+    for k in 0..PULLED {
+        let ext = pulled_aggregate(&root, k)?;
+        repo.save(&ext).await.map_err(|e| e.to_string())?;
+        pulled.push(ext);
     }
+    let first = LOCAL + (PULLED - 1) * PULLED_SIZE;
+    let last_pulled = &pulled[PULLED - 1];
+    let save_small = time_saves(
+        &repo,
+        last_pulled,
+        &index(
+            last_pulled,
+            &pulled_path(&root, PULLED - 1, first),
+            first,
+            2,
+        )?,
+    )
+    .await?;
+    let save_large =
+        time_saves(&repo, &local, &index(&local, &local_path(&root, 0), 0, 2)?).await?;
     drop(guard);
 
     let mut load = Vec::with_capacity(SAMPLES);
@@ -112,15 +137,19 @@ async fn measure_async() -> Result<Vec<Measure>, String> {
         let started = Instant::now();
         let loaded = repo.load_all().await.map_err(|e| e.to_string())?;
         load.push(started.elapsed());
-        if loaded.extensions[0].sources().len() != ROWS {
-            return Err("load_all lost rows".to_owned());
+        let rows: usize = loaded.extensions.iter().map(|e| e.sources().len()).sum();
+        if rows != ROWS {
+            return Err(format!("load_all returned {rows} rows"));
         }
     }
 
     let mut list = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let started = Instant::now();
-        let types = repo.list_types(Kind::Model).await.map_err(|e| e.to_string())?;
+        let types = repo
+            .list_types(Kind::Model)
+            .await
+            .map_err(|e| e.to_string())?;
         list.push(started.elapsed());
         if types.len() != ROWS {
             return Err(format!("list_types returned {} rows", types.len()));
@@ -140,9 +169,14 @@ async fn measure_async() -> Result<Vec<Measure>, String> {
 
     Ok(vec![
         Measure {
-            name: "save_all, one aggregate, 1 of 2 000 sources changed",
-            median: median(save),
+            name: "save_all, pulled aggregate of 20, 1 source changed",
+            median: save_small,
             goal: Duration::from_millis(2),
+        },
+        Measure {
+            name: "save_all, local aggregate of 1 000, 1 source changed",
+            median: save_large,
+            goal: Duration::from_millis(10),
         },
         Measure {
             name: "load_all, 2 000 rows",
@@ -167,40 +201,103 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
-fn source_path(root: &CanonicalPath, n: usize) -> CanonicalPath {
-    root.join(&format!("extensions/models/group{:02}/type{n:04}.ts", n % 40))
+/// Median time of saves that alternate between `a` and `b` (one source differs).
+async fn time_saves(
+    repo: &SqliteExtensionRepository,
+    a: &Extension,
+    b: &Extension,
+) -> Result<Duration, String> {
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for sample in 0..SAMPLES {
+        let next = if sample % 2 == 0 { b } else { a };
+        let started = Instant::now();
+        let report = repo.save(next).await.map_err(|e| e.to_string())?;
+        samples.push(started.elapsed());
+        if report.updated != 1 {
+            return Err(format!("expected one update per save, got {report:?}"));
+        }
+    }
+    Ok(median(samples))
 }
 
-/// The local aggregate with `ROWS` indexed model sources, content version `version`.
-fn local_aggregate(root: &CanonicalPath, version: u8) -> Result<Extension, String> {
-    let sources = (0..ROWS)
-        .map(|n| {
-            let path = source_path(root, n);
-            let (obs, type_name, bundle, meta) = parts(root, &path, n, version)?;
-            let state = RowState::Indexed {
-                type_name,
-                bundle,
-                meta,
-            };
-            Ok(Source::restore(
-                obs.location,
-                obs.kind,
-                obs.origin,
-                Some(obs.fingerprint),
-                state,
-                obs.mtime,
-                None,
-            ))
-        })
-        .collect::<Result<Vec<Source>, String>>()?;
+fn local_path(root: &CanonicalPath, n: usize) -> CanonicalPath {
+    root.join(&format!(
+        "extensions/models/group{:02}/type{n:04}.ts",
+        n % 40
+    ))
+}
+
+fn pulled_root(root: &CanonicalPath, k: usize) -> CanonicalPath {
+    root.join(&format!(".fen/pulled-extensions/@bench/p{k:02}"))
+}
+
+fn pulled_path(root: &CanonicalPath, k: usize, n: usize) -> CanonicalPath {
+    pulled_root(root, k).join(&format!("models/type{n:04}.ts"))
+}
+
+/// The local aggregate with `LOCAL` indexed model sources.
+fn local_aggregate(root: &CanonicalPath) -> Result<Extension, String> {
     let local = Extension::local(root);
+    let sources = (0..LOCAL)
+        .map(|n| indexed_source(root, &local_path(root, n), n, Origin::Local))
+        .collect::<Result<Vec<Source>, String>>()?;
     Extension::new(local.id().clone(), local.origin(), root.clone(), sources)
         .map_err(|e| e.to_string())
 }
 
+/// Pulled aggregate `@bench/p<k>` with `PULLED_SIZE` indexed model sources.
+fn pulled_aggregate(root: &CanonicalPath, k: usize) -> Result<Extension, String> {
+    let ext_root = pulled_root(root, k);
+    let first = LOCAL + k * PULLED_SIZE;
+    let sources = (first..first + PULLED_SIZE)
+        .map(|n| indexed_source(&ext_root, &pulled_path(root, k, n), n, Origin::Pulled))
+        .collect::<Result<Vec<Source>, String>>()?;
+    let name = ExtensionName::parse(&format!("@bench/p{k:02}")).map_err(|e| e.to_string())?;
+    let version = ExtensionVersion::parse("2026.01.01.1").map_err(|e| e.to_string())?;
+    Extension::new(
+        ExtensionId::new(name, version),
+        ExtensionOrigin::Pulled,
+        ext_root,
+        sources,
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn indexed_source(
+    ext_root: &CanonicalPath,
+    path: &CanonicalPath,
+    n: usize,
+    origin: Origin,
+) -> Result<Source, String> {
+    let (obs, type_name, bundle, meta) = parts(ext_root, path, n, 1, origin)?;
+    let state = RowState::Indexed {
+        type_name,
+        bundle,
+        meta,
+    };
+    Ok(Source::restore(
+        obs.location,
+        obs.kind,
+        obs.origin,
+        Some(obs.fingerprint),
+        state,
+        obs.mtime,
+        None,
+    ))
+}
+
 /// `ext` with `path` rebuilt from content `version` (one source changed).
-fn index(ext: &Extension, path: &CanonicalPath, n: usize, version: u8) -> Result<Extension, String> {
-    let (obs, type_name, bundle, meta) = parts(ext.root(), path, n, version)?;
+fn index(
+    ext: &Extension,
+    path: &CanonicalPath,
+    n: usize,
+    version: u8,
+) -> Result<Extension, String> {
+    let origin = match ext.origin() {
+        ExtensionOrigin::Local => Origin::Local,
+        ExtensionOrigin::Pulled => Origin::Pulled,
+    };
+    let (obs, type_name, bundle, meta) = parts(ext.root(), path, n, version, origin)?;
     ext.observe_fresh_source(&obs, type_name, bundle)
         .and_then(|e| e.record_indexed(path, meta))
         .map_err(|e| e.to_string())
@@ -211,6 +308,7 @@ fn parts(
     path: &CanonicalPath,
     n: usize,
     version: u8,
+    origin: Origin,
 ) -> Result<(Observation, TypeName, BundleLocation, TypeMeta), String> {
     let mut digest = [version; 32];
     digest[..8].copy_from_slice(&(n as u64).to_le_bytes());
@@ -218,7 +316,7 @@ fn parts(
     let obs = Observation {
         location: SourceLocation::from_canonical(path.clone(), root.clone()),
         kind: Kind::Model,
-        origin: Origin::Local,
+        origin,
         fingerprint,
         mtime: Some("2026-01-01T00:00:00.000Z".to_owned()),
     };

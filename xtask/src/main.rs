@@ -1,6 +1,10 @@
 //! `cargo xtask`: the project's maintenance tasks (STYLE §7): `tidy`, `migrate`,
 //! `bench`, `stress`.
 
+mod bench;
+mod bench_catalog;
+mod fixture;
+mod migrate;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -19,12 +23,59 @@ struct Args {
 enum Task {
     /// Check the layer rules: domain and lifecycle dependencies, module docs.
     Tidy,
+    /// Measure the performance targets of spec 30 §8.3 on a release build of fen.
+    Bench(BenchArgs),
+    /// Apply pending catalog migrations to a catalog file (under the lock beside it)
+    /// and verify its schema.
+    Migrate {
+        /// The catalog file (e.g. `.fen/_extension_catalog.db`).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Print the pending versions and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+    /// Exit non-zero when a goal is missed.
+    #[arg(long)]
+    check: bool,
+    /// Fewer runs per measure (a smoke test of the bench, not a measurement).
+    #[arg(long)]
+    quick: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Generate a fen repo of N model types, each importing a shared helper (F116 is
+    /// `--types 116`).
+    Fixture {
+        /// Number of model types.
+        #[arg(long, value_name = "N")]
+        types: usize,
+        /// Put the types in pulled extensions (one per 10 types) with a lockfile,
+        /// instead of local sources.
+        #[arg(long)]
+        pulled: bool,
+        /// Extension sources adding a method to each type.
+        #[arg(long, value_name = "K", default_value_t = 0)]
+        extensions_per_type: usize,
+        /// The repo to create: absent, empty, or fresh from `fen init`.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.task {
         Task::Tidy => run_tidy(),
+        Task::Bench(args) => run_bench(args),
+        Task::Migrate { db, dry_run } => migrate::run(&db, dry_run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -50,4 +101,36 @@ fn run_tidy() -> Result<(), String> {
         eprintln!("{problem}");
     }
     Err(format!("tidy found {} problem(s)", problems.len()))
+}
+
+fn run_bench(args: BenchArgs) -> Result<(), String> {
+    if let Some(BenchCommand::Fixture {
+        types,
+        pulled,
+        extensions_per_type,
+        dir,
+    }) = args.command
+    {
+        let placement = match pulled {
+            true => fixture::Placement::Pulled,
+            false => fixture::Placement::Local,
+        };
+        let spec = fixture::FixtureSpec {
+            n_types: types,
+            placement,
+            extensions_per_type,
+        };
+        return fixture::run(&dir, &spec);
+    }
+    let gate = match args.check {
+        true => bench::Gate::Check,
+        false => bench::Gate::Report,
+    };
+    let effort = match args.quick {
+        true => bench::Effort::Quick,
+        false => bench::Effort::Full,
+    };
+    let catalog = bench_catalog::run(args.check);
+    let cli = bench::run(&workspace_root(), gate, effort);
+    catalog.and(cli)
 }

@@ -53,7 +53,10 @@ pub struct Repo {
 impl Context {
     /// The process's one lifecycle lock for a repo root.
     pub fn lifecycle_lock(&self, root: &Path) -> Arc<dyn LifecycleLock> {
-        Arc::new(FileLifecycleLock::for_repo(root, self.settings.lock_timeout))
+        Arc::new(FileLifecycleLock::for_repo(
+            root,
+            self.settings.lock_timeout,
+        ))
     }
 
     /// The repo root: `--repo-dir` as given, else discovery from the current directory.
@@ -61,26 +64,41 @@ impl Context {
         let not_a_repo = |from: &Path| {
             CliError::new(
                 ErrorCode::NotARepository,
-                format!("not a fen repository (no .fen/ found from {} upward)", from.display()),
+                format!(
+                    "not a fen repository (no .fen/ found from {} upward)",
+                    from.display()
+                ),
             )
             .with_hint("run 'fen init' first")
         };
         match &self.repo_dir {
             Some(dir) => {
-                let root = absolute_lexical(dir)
-                    .map_err(|e| CliError::new(ErrorCode::Io, format!("cannot resolve {}: {e}", dir.display())))?;
+                let root = absolute_lexical(dir).map_err(|e| {
+                    CliError::new(
+                        ErrorCode::Io,
+                        format!("cannot resolve {}: {e}", dir.display()),
+                    )
+                })?;
                 if !root.join(layout::MARKER_DIR).is_dir() {
                     return Err(CliError::new(
                         ErrorCode::NotARepository,
-                        format!("not a fen repository: {} has no .fen/ directory", root.display()),
+                        format!(
+                            "not a fen repository: {} has no .fen/ directory",
+                            root.display()
+                        ),
                     )
                     .with_hint("run 'fen init' first"));
                 }
-                RepoRoot::new(root, PathPolicy::host()).map_err(|e| CliError::new(ErrorCode::Io, e.to_string()))
+                RepoRoot::new(root, PathPolicy::host())
+                    .map_err(|e| CliError::new(ErrorCode::Io, e.to_string()))
             }
             None => {
-                let cwd = std::env::current_dir()
-                    .map_err(|e| CliError::new(ErrorCode::Io, format!("cannot read the current directory: {e}")))?;
+                let cwd = std::env::current_dir().map_err(|e| {
+                    CliError::new(
+                        ErrorCode::Io,
+                        format!("cannot read the current directory: {e}"),
+                    )
+                })?;
                 find_repo_root(&cwd).map_err(|_| not_a_repo(&cwd))
             }
         }
@@ -92,12 +110,19 @@ impl Context {
         let root = self.repo_root()?;
         let policy = PathPolicy::host();
         let mounts = read_mounts(&root, policy).map_err(|e| {
-            let code = if e.is_config_invalid() { ErrorCode::ConfigInvalid } else { ErrorCode::Io };
-            CliError::new(code, e.to_string()).with_hint("fix .fen/mounts.json or use 'fen extension source rm'")
+            let code = if e.is_config_invalid() {
+                ErrorCode::ConfigInvalid
+            } else {
+                ErrorCode::Io
+            };
+            CliError::new(code, e.to_string())
+                .with_hint("fix .fen/mounts.json or use 'fen extension source rm'")
         })?;
         let lock = self.lifecycle_lock(&root.native);
         let ctx = CatalogContext::for_repo(&root, mounts.canonical_paths(), policy);
-        let opened = CatalogOpener::open(ctx, Arc::clone(&lock)).await.map_err(CliError::from)?;
+        let opened = CatalogOpener::open(ctx, Arc::clone(&lock))
+            .await
+            .map_err(CliError::from)?;
         if let Some(healed) = &opened.report.healed {
             self.warn(&format!(
                 "the catalog was damaged ({}); it was moved to {} and rebuilt",
@@ -123,8 +148,15 @@ impl Context {
             types: repository,
             lock,
             scanners: Arc::new(FsScannerFactory(scanner)),
-            indexer: Arc::new(SandboxBundleIndexer::new(runtime, bundles_native.clone(), limits)),
-            store: Arc::new(FsBundleStore::new(bundles_native.clone(), scratch_native.clone())),
+            indexer: Arc::new(SandboxBundleIndexer::new(
+                runtime,
+                bundles_native.clone(),
+                limits,
+            )),
+            store: Arc::new(FsBundleStore::new(
+                bundles_native.clone(),
+                scratch_native.clone(),
+            )),
             lockfile: Arc::new(FsLockfileReader::new(root.native.join(layout::LOCKFILE))),
             layout: RepoLayout {
                 root_native: root.native.clone(),
@@ -145,14 +177,17 @@ impl Context {
         let repo_root = RepoRoot::new(root.to_path_buf(), PathPolicy::host())
             .map_err(|e| CliError::new(ErrorCode::Io, e.to_string()))?;
         let ctx = CatalogContext::for_repo(&repo_root, Vec::new(), PathPolicy::host());
-        let opened = CatalogOpener::open(ctx, self.lifecycle_lock(root)).await.map_err(CliError::from)?;
+        let opened = CatalogOpener::open(ctx, self.lifecycle_lock(root))
+            .await
+            .map_err(CliError::from)?;
         opened.repository.close().await;
         Ok(opened.report)
     }
 
     /// Brings the catalog up to date (warm pass or cold start) and reports new failures.
     pub async fn index(&self, repo: &Repo) -> Result<IndexSummary, CliError> {
-        let spinner = crate::progress::Spinner::after_delay(self.mode == Mode::Human, "indexing extensions");
+        let spinner =
+            crate::progress::Spinner::after_delay(self.mode == Mode::Human, "indexing extensions");
         let summary = build_index(&repo.adapters).await;
         drop(spinner);
         let summary = summary.map_err(CliError::from)?;
@@ -161,16 +196,30 @@ impl Context {
         }
         for t in &summary.report.transitions {
             if t.to == fen_domain::RowStateTag::Tombstoned && t.reason.starts_with("duplicate") {
-                self.warn(&format!("{}: {}", self.display_path(repo, t.source.as_str()), t.reason));
+                self.warn(&format!(
+                    "{}: {}",
+                    self.display_path(repo, t.source.as_str()),
+                    t.reason
+                ));
             }
         }
         // One warning per extension with failed sources (spec 30 §3.8), every command.
         for (ext, failed) in fen_lifecycle::registry::failures(&summary.loaded) {
             let first = &failed[0];
-            let more = if failed.len() > 1 { format!(" and {} more", failed.len() - 1) } else { String::new() };
+            let more = if failed.len() > 1 {
+                format!(" and {} more", failed.len() - 1)
+            } else {
+                String::new()
+            };
             let fix = match ext.origin() {
-                fen_domain::ExtensionOrigin::Local => "edit the source and run the command again".to_owned(),
-                fen_domain::ExtensionOrigin::Pulled => format!("run 'fen extension pull {}@{} --force'", ext.id().name, ext.id().version),
+                fen_domain::ExtensionOrigin::Local => {
+                    "edit the source and run the command again".to_owned()
+                }
+                fen_domain::ExtensionOrigin::Pulled => format!(
+                    "run 'fen extension pull {}@{} --force'",
+                    ext.id().name,
+                    ext.id().version
+                ),
             };
             self.warn(&format!(
                 "{}: {} is {} ({}){more}; {fix}",
@@ -200,7 +249,10 @@ impl Context {
             return path.to_owned();
         }
         let root = repo.root.canonical.as_str();
-        match path.strip_prefix(root).and_then(|rest| rest.strip_prefix('/')) {
+        match path
+            .strip_prefix(root)
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
             Some(rest) => rest.to_owned(),
             None => path.to_owned(),
         }
@@ -223,8 +275,14 @@ struct LazyRuntime(OnceLock<Result<QuickJsBundleRuntime, String>>);
 
 #[async_trait]
 impl BundleRuntime for LazyRuntime {
-    async fn instantiate(&self, req: InstantiateRequest) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
-        match self.0.get_or_init(|| QuickJsBundleRuntime::new().map_err(|e| e.to_string())) {
+    async fn instantiate(
+        &self,
+        req: InstantiateRequest,
+    ) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
+        match self
+            .0
+            .get_or_init(|| QuickJsBundleRuntime::new().map_err(|e| e.to_string()))
+        {
             Ok(runtime) => runtime.instantiate(req).await,
             Err(_) => Err(RuntimeError::Unavailable),
         }

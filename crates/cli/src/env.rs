@@ -24,9 +24,21 @@ impl Settings {
                 .with_hint("FEN_TEST_FAULT is test-only; unset it or fix the point/action name")
         })?;
         Ok(Settings {
-            lock_timeout: Duration::from_millis(millis("FEN_LOCK_TIMEOUT_MS", 30_000, 0, 86_400_000)?),
-            eval_timeout: Duration::from_millis(millis("FEN_SANDBOX_EVAL_TIMEOUT_MS", 2_000, 1, 60_000)?),
-            memory_bytes: usize::try_from(millis("FEN_SANDBOX_MEMORY_MB", 64, 1, 1_024)?).unwrap_or(64) << 20,
+            lock_timeout: Duration::from_millis(millis(
+                "FEN_LOCK_TIMEOUT_MS",
+                30_000,
+                0,
+                86_400_000,
+            )?),
+            eval_timeout: Duration::from_millis(millis(
+                "FEN_SANDBOX_EVAL_TIMEOUT_MS",
+                2_000,
+                1,
+                60_000,
+            )?),
+            memory_bytes: usize::try_from(millis("FEN_SANDBOX_MEMORY_MB", 64, 1, 1_024)?)
+                .unwrap_or(64)
+                << 20,
         })
     }
 }

@@ -204,9 +204,13 @@ impl From<LifecycleError> for CliError {
         match error {
             LifecycleError::Repo(inner) => inner.into(),
             LifecycleError::Lock(inner) => inner.into(),
-            LifecycleError::Lockfile(inner) => CliError::new(ErrorCode::LockfileInvalid, inner.to_string()),
-            LifecycleError::Domain(inner) => CliError::new(ErrorCode::InternalError, inner.to_string())
-                .with_hint("this is a bug in fen; please report it with the command you ran"),
+            LifecycleError::Lockfile(inner) => {
+                CliError::new(ErrorCode::LockfileInvalid, inner.to_string())
+            }
+            LifecycleError::Domain(inner) => {
+                CliError::new(ErrorCode::InternalError, inner.to_string())
+                    .with_hint("this is a bug in fen; please report it with the command you ran")
+            }
             other => CliError::new(ErrorCode::Io, other.to_string()),
         }
     }

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Args, Command, DoctorCommand, ExtensionCommand, ModelCommand, ModelTypeCommand, SourceCommand};
+use crate::args::{
+    Args, Command, DoctorCommand, ExtensionCommand, ModelCommand, ModelTypeCommand, SourceCommand,
+};
 use crate::context::Context;
 use crate::env::Settings;
 use crate::error::{CliError, ErrorCode};
@@ -108,13 +110,19 @@ async fn dispatch(ctx: &Context, command: &Command) -> Result<commands::Outcome,
     match command {
         Command::Init { dir, nested } => commands::init::run(ctx, dir.as_deref(), *nested).await,
         Command::Extension { command } => match command {
-            ExtensionCommand::List { kind } => commands::extension_list::run(ctx, kind.map(|k| k.kind())).await,
+            ExtensionCommand::List { kind } => {
+                commands::extension_list::run(ctx, kind.map(|k| k.kind())).await
+            }
             ExtensionCommand::Describe { type_name, kind } => {
                 commands::types::describe(ctx, type_name, kind.map(|k| k.kind())).await
             }
             ExtensionCommand::Source { command } => match command {
-                SourceCommand::Add { dir } => commands::source::change(ctx, commands::source::Change::Add(dir)).await,
-                SourceCommand::Rm { dir } => commands::source::change(ctx, commands::source::Change::Rm(dir)).await,
+                SourceCommand::Add { dir } => {
+                    commands::source::change(ctx, commands::source::Change::Add(dir)).await
+                }
+                SourceCommand::Rm { dir } => {
+                    commands::source::change(ctx, commands::source::Change::Rm(dir)).await
+                }
                 SourceCommand::List => commands::source::list(ctx),
             },
         },
@@ -142,23 +150,32 @@ fn events_stats() -> fen_lifecycle::stats::Stats {
         return fen_lifecycle::stats::Stats::default();
     };
     let started = std::time::Instant::now();
-    let file = std::sync::Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(path));
-    fen_lifecycle::stats::Stats::with_events(std::sync::Arc::new(move |name: &str, fields: serde_json::Value| {
-        let mut record = serde_json::json!({
-            "event": name,
-            "tsUs": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "pid": std::process::id(),
-        });
-        if let (Some(record), serde_json::Value::Object(fields)) = (record.as_object_mut(), fields) {
-            record.extend(fields);
-        }
-        if let Ok(mut guard) = file.lock() {
-            if let Ok(file) = guard.as_mut() {
-                // One write per line, so lines of concurrent processes never interleave.
-                let _ = file.write_all(format!("{record}\n").as_bytes());
+    let file = std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path),
+    );
+    fen_lifecycle::stats::Stats::with_events(std::sync::Arc::new(
+        move |name: &str, fields: serde_json::Value| {
+            let mut record = serde_json::json!({
+                "event": name,
+                "tsUs": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "pid": std::process::id(),
+            });
+            if let (Some(record), serde_json::Value::Object(fields)) =
+                (record.as_object_mut(), fields)
+            {
+                record.extend(fields);
             }
-        }
-    }))
+            if let Ok(mut guard) = file.lock() {
+                if let Ok(file) = guard.as_mut() {
+                    // One write per line, so lines of concurrent processes never interleave.
+                    let _ = file.write_all(format!("{record}\n").as_bytes());
+                }
+            }
+        },
+    ))
 }
 
 /// The one-line `--stats` record on stderr (spec 30 §5.6).

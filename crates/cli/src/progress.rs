@@ -19,11 +19,15 @@ impl Spinner {
     /// Starts the delay; `enabled` is false in JSON mode.
     pub fn after_delay(enabled: bool, message: &'static str) -> Spinner {
         if !enabled || !std::io::stderr().is_terminal() {
-            return Spinner { done: None, thread: None };
+            return Spinner {
+                done: None,
+                thread: None,
+            };
         }
         let (done, wait) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            if wait.recv_timeout(Duration::from_millis(500)) != Err(mpsc::RecvTimeoutError::Timeout) {
+            if wait.recv_timeout(Duration::from_millis(500)) != Err(mpsc::RecvTimeoutError::Timeout)
+            {
                 return;
             }
             let bar = ProgressBar::new_spinner();

@@ -113,8 +113,9 @@ impl BundleIndexer for SandboxBundleIndexer {
                 let built = tokio::task::spawn_blocking(move || {
                     let container = bundler::build_bundle(&request)
                         .map_err(|e| Box::new(e.into_index_error()))?;
-                    let write_failed =
-                        |e: std::io::Error| Box::new(IndexError::Build(format!("bundle write failed: {e}")));
+                    let write_failed = |e: std::io::Error| {
+                        Box::new(IndexError::Build(format!("bundle write failed: {e}")))
+                    };
                     std::fs::create_dir_all(&scratch).map_err(write_failed)?;
                     let staged = bundler::write_staged(&container, &scratch, target_for_stage)
                         .map_err(write_failed)?;

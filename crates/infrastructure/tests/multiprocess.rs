@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use fen_domain::ports::{ExtensionRepository, LifecycleLock};
 use fen_domain::{
-    BundleLocation, CanonicalPath, Extension, ExtensionId, ExtensionName, ExtensionOrigin, ExtensionVersion, Kind,
-    Observation, Origin, PathPolicy, RepoRoot, SourceFingerprint, SourceLocation, TypeMeta, TypeName,
+    BundleLocation, CanonicalPath, Extension, ExtensionId, ExtensionName, ExtensionOrigin,
+    ExtensionVersion, Kind, Observation, Origin, PathPolicy, RepoRoot, SourceFingerprint,
+    SourceLocation, TypeMeta, TypeName,
 };
 use fen_infrastructure::catalog::{CatalogContext, CatalogOpener};
 use fen_infrastructure::locking::FileLifecycleLock;
@@ -30,9 +31,17 @@ fn version(micro: u64) -> ExtensionVersion {
 /// three model types (the last step ships two).
 fn aggregate(root: &RepoRoot, p: usize, step: u64) -> Extension {
     let name = ExtensionName::parse(&format!("@mp/p{p}")).unwrap();
-    let ext_root = root.canonical.join(".fen/pulled-extensions").join(&name.directory_key());
-    let mut ext = Extension::new(ExtensionId::new(name, version(step)), ExtensionOrigin::Pulled, ext_root.clone(), vec![])
-        .unwrap();
+    let ext_root = root
+        .canonical
+        .join(".fen/pulled-extensions")
+        .join(&name.directory_key());
+    let mut ext = Extension::new(
+        ExtensionId::new(name, version(step)),
+        ExtensionOrigin::Pulled,
+        ext_root.clone(),
+        vec![],
+    )
+    .unwrap();
     let n_types = if step == 2 { 2 } else { 3 };
     for t in 0..n_types {
         let path = ext_root.join(&format!("models/t{t}.ts"));
@@ -45,13 +54,21 @@ fn aggregate(root: &RepoRoot, p: usize, step: u64) -> Extension {
             mtime: None,
         };
         let bundle = BundleLocation {
-            path: root.canonical.join(&format!(".fen/bundles/pulled/@mp/p{p}/models/t{t}.ts.bundle.json")),
+            path: root.canonical.join(&format!(
+                ".fen/bundles/pulled/@mp/p{p}/models/t{t}.ts.bundle.json"
+            )),
             fingerprint,
         };
         let type_name = TypeName::parse(&format!("@mp/p{p}/t{t}")).unwrap();
         ext = ext.observe_fresh_source(&obs, type_name, bundle).unwrap();
         ext = ext
-            .record_indexed(&path, TypeMeta { declared_version: version(step).to_string(), ..TypeMeta::default() })
+            .record_indexed(
+                &path,
+                TypeMeta {
+                    declared_version: version(step).to_string(),
+                    ..TypeMeta::default()
+                },
+            )
             .unwrap();
     }
     ext
@@ -59,9 +76,15 @@ fn aggregate(root: &RepoRoot, p: usize, step: u64) -> Extension {
 
 /// One writer: three saves, each under the lifecycle lock; steps 1 and 2 upgrade.
 async fn write_all(root: &RepoRoot, p: usize) {
-    let lock: Arc<dyn LifecycleLock> = Arc::new(FileLifecycleLock::for_repo(&root.native, Duration::from_secs(60)));
+    let lock: Arc<dyn LifecycleLock> = Arc::new(FileLifecycleLock::for_repo(
+        &root.native,
+        Duration::from_secs(60),
+    ));
     let ctx = CatalogContext::for_repo(root, Vec::new(), PathPolicy::host());
-    let repo = CatalogOpener::open(ctx, Arc::clone(&lock)).await.expect("open").repository;
+    let repo = CatalogOpener::open(ctx, Arc::clone(&lock))
+        .await
+        .expect("open")
+        .repository;
     for step in 0..3 {
         let _guard = lock.acquire("multiprocess test").await.expect("lock");
         // Re-load under the lock: never save an aggregate loaded before it was taken.
@@ -73,7 +96,9 @@ async fn write_all(root: &RepoRoot, p: usize) {
             .map(Extension::tombstone_all)
             .collect();
         batch.push(aggregate(root, p, step));
-        repo.save_all(&batch).await.expect("save without busy or conflict");
+        repo.save_all(&batch)
+            .await
+            .expect("save without busy or conflict");
     }
 }
 
@@ -84,23 +109,39 @@ fn repo_root(dir: &Path) -> RepoRoot {
 
 async fn snapshot(root: &RepoRoot, other_root: &CanonicalPath) -> Vec<String> {
     let ctx = CatalogContext::for_repo(root, Vec::new(), PathPolicy::host());
-    let repo = CatalogOpener::open_read_only(ctx).await.expect("read-only open");
+    let repo = CatalogOpener::open_read_only(ctx)
+        .await
+        .expect("read-only open");
     let loaded = repo.load_all().await.expect("load");
     assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
     let mut lines = Vec::new();
     for ext in &loaded.extensions {
         for source in ext.sources() {
             let rel = source.path().relative_to(&root.canonical).unwrap_or("?");
-            lines.push(format!("{} {rel} {:?} {:?}", ext.id(), source.state(), source.fingerprint()));
+            lines.push(format!(
+                "{} {rel} {:?} {:?}",
+                ext.id(),
+                source.state(),
+                source.fingerprint()
+            ));
         }
     }
     // The serial repo lives elsewhere: compare repo-relative text only.
-    lines.iter().map(|l| l.replace(root.canonical.as_str(), "<root>").replace(other_root.as_str(), "<root>")).collect()
+    lines
+        .iter()
+        .map(|l| {
+            l.replace(root.canonical.as_str(), "<root>")
+                .replace(other_root.as_str(), "<root>")
+        })
+        .collect()
 }
 
 #[test]
 fn concurrent_writers_equal_the_serial_result() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     if std::env::var("FEN_MP_ROLE").as_deref() == Ok("child") {
         let dir = PathBuf::from(std::env::var("FEN_MP_DIR").unwrap());
         let p: usize = std::env::var("FEN_MP_INDEX").unwrap().parse().unwrap();
@@ -140,7 +181,11 @@ fn concurrent_writers_equal_the_serial_result() {
         }
         let got = snapshot(&concurrent, &serial.canonical).await;
         let want = snapshot(&serial, &concurrent.canonical).await;
-        assert_eq!(got.len(), N_PROCESSES * 2, "each writer ends at v2 with two types");
+        assert_eq!(
+            got.len(),
+            N_PROCESSES * 2,
+            "each writer ends at v2 with two types"
+        );
         assert_eq!(got, want);
     });
 }

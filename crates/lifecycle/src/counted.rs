@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fen_domain::ports::{
-    ExtensionRepository, FileStatsUpdate, GuardInputs, GuardVerdict, InvalidateOutcome, Loaded, RepoError,
-    SaveReport, TypeEntry, TypeIndex,
+    ExtensionRepository, FileStatsUpdate, GuardInputs, GuardVerdict, InvalidateOutcome, Loaded,
+    RepoError, SaveReport, TypeEntry, TypeIndex,
 };
 use fen_domain::{CanonicalPath, Extension, ExtensionName, Kind, TypeName};
 

@@ -82,7 +82,10 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
     }
 }
 
-async fn catalog_after(ad: &Adapters, report: &mut ReconcileReport) -> Result<Loaded, LifecycleError> {
+async fn catalog_after(
+    ad: &Adapters,
+    report: &mut ReconcileReport,
+) -> Result<Loaded, LifecycleError> {
     match report.catalog.take() {
         Some(loaded) => Ok(loaded),
         None => Ok(ad.repo.load_all().await?),

@@ -284,7 +284,11 @@ impl LoadedTypeIndex {
             .iter()
             .flat_map(|e| e.visible_sources())
             .filter_map(|s| match s.state() {
-                fen_domain::RowState::Indexed { type_name, bundle, meta } => Some(TypeEntry {
+                fen_domain::RowState::Indexed {
+                    type_name,
+                    bundle,
+                    meta,
+                } => Some(TypeEntry {
                     source_path: s.path().clone(),
                     kind: s.kind(),
                     type_name: type_name.clone(),
@@ -294,22 +298,40 @@ impl LoadedTypeIndex {
                 _ => None,
             })
             .collect();
-        entries.sort_by(|a, b| (a.kind, &a.type_name, &a.source_path).cmp(&(b.kind, &b.type_name, &b.source_path)));
+        entries.sort_by(|a, b| {
+            (a.kind, &a.type_name, &a.source_path).cmp(&(b.kind, &b.type_name, &b.source_path))
+        });
         LoadedTypeIndex { entries }
     }
 }
 
 #[async_trait::async_trait]
 impl TypeIndex for LoadedTypeIndex {
-    async fn find_type(&self, kind: Kind, ty: &TypeName) -> Result<Option<TypeEntry>, fen_domain::ports::RepoError> {
-        Ok(self.entries.iter().find(|e| e.kind == kind && &e.type_name == ty).cloned())
+    async fn find_type(
+        &self,
+        kind: Kind,
+        ty: &TypeName,
+    ) -> Result<Option<TypeEntry>, fen_domain::ports::RepoError> {
+        Ok(self
+            .entries
+            .iter()
+            .find(|e| e.kind == kind && &e.type_name == ty)
+            .cloned())
     }
 
     async fn list_types(&self, kind: Kind) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
-        Ok(self.entries.iter().filter(|e| e.kind == kind).cloned().collect())
+        Ok(self
+            .entries
+            .iter()
+            .filter(|e| e.kind == kind)
+            .cloned()
+            .collect())
     }
 
-    async fn extensions_for(&self, base: &TypeName) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
+    async fn extensions_for(
+        &self,
+        base: &TypeName,
+    ) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
         let mut out: Vec<TypeEntry> = self
             .entries
             .iter()
@@ -333,7 +355,9 @@ pub struct FailedSource {
 }
 
 /// Sources in failure states, grouped by extension (ids in order).
-pub fn failures(loaded: &fen_domain::ports::Loaded) -> Vec<(&fen_domain::Extension, Vec<FailedSource>)> {
+pub fn failures(
+    loaded: &fen_domain::ports::Loaded,
+) -> Vec<(&fen_domain::Extension, Vec<FailedSource>)> {
     loaded
         .extensions
         .iter()

@@ -24,7 +24,9 @@ pub struct Stats {
 
 impl fmt::Debug for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stats").field("snapshot", &self.snapshot()).finish()
+        f.debug_struct("Stats")
+            .field("snapshot", &self.snapshot())
+            .finish()
     }
 }
 

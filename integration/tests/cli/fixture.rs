@@ -237,7 +237,10 @@ export function objectSchema(): Record<string, unknown> {
     pub fn sqlite(&self, sql: &str) -> String {
         use sqlx::{Connection, Row};
         let db = self.path(".fen/_extension_catalog.db");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let url = format!("sqlite://{}", db.display());
             let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();

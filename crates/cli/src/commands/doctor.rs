@@ -15,11 +15,25 @@ use crate::error::{duplicate_type, CliError};
 pub async fn run(ctx: &Context, args: &DoctorArgs) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
     let opts = DoctorOptions {
-        rebuild: if args.rescan { Rebuild::All } else { Rebuild::Stale },
-        guardrail: if args.force_reconcile { Guardrail::Override } else { Guardrail::Enforce },
-        repair: args.repair.then_some(if args.apply { ReconcileMode::Apply } else { ReconcileMode::DryRun }),
+        rebuild: if args.rescan {
+            Rebuild::All
+        } else {
+            Rebuild::Stale
+        },
+        guardrail: if args.force_reconcile {
+            Guardrail::Override
+        } else {
+            Guardrail::Enforce
+        },
+        repair: args.repair.then_some(if args.apply {
+            ReconcileMode::Apply
+        } else {
+            ReconcileMode::DryRun
+        }),
     };
-    let report = doctor::doctor(&repo.adapters, opts).await.map_err(CliError::from)?;
+    let report = doctor::doctor(&repo.adapters, opts)
+        .await
+        .map_err(CliError::from)?;
     for warning in &report.warnings {
         ctx.warn(warning);
     }
@@ -92,24 +106,46 @@ pub async fn run(ctx: &Context, args: &DoctorArgs) -> Result<Outcome, CliError> 
             .filter(|(_, n)| *n > 0)
             .map(|(tag, n)| format!("{tag} {n}"))
             .collect();
-        human.push_str(&format!("{} ({}): {}\n", ext.id(), ext.origin().as_str(), counts.join(", ")));
+        human.push_str(&format!(
+            "{} ({}): {}\n",
+            ext.id(),
+            ext.origin().as_str(),
+            counts.join(", ")
+        ));
         if args.verbose {
             for source in ext.sources() {
-                let error = source.state().last_error().map(|e| format!("  {e}")).unwrap_or_default();
-                human.push_str(&format!("  {:<20} {}{error}\n", source.state().tag().as_str(), ctx.display_path(&repo, source.path().as_str())));
+                let error = source
+                    .state()
+                    .last_error()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default();
+                human.push_str(&format!(
+                    "  {:<20} {}{error}\n",
+                    source.state().tag().as_str(),
+                    ctx.display_path(&repo, source.path().as_str())
+                ));
             }
         }
     }
     human.push_str(&format!("sources: {total}, healthy: {healthy}\n"));
     for t in &report.recent_transitions {
         let from = t.from.map(RowStateTag::as_str).unwrap_or("new");
-        human.push_str(&format!("transition: {} {from} -> {}: {}\n", ctx.display_path(&repo, t.source.as_str()), t.to.as_str(), t.reason));
+        human.push_str(&format!(
+            "transition: {} {from} -> {}: {}\n",
+            ctx.display_path(&repo, t.source.as_str()),
+            t.to.as_str(),
+            t.reason
+        ));
     }
     for path in &report.catalog_orphans {
         human.push_str(&format!("catalog orphan: {path}\n"));
     }
     for row in &report.skipped_rows {
-        human.push_str(&format!("skipped row ({}): {}\n", row.reason.as_str(), row.source_path));
+        human.push_str(&format!(
+            "skipped row ({}): {}\n",
+            row.reason.as_str(),
+            row.source_path
+        ));
     }
     for path in &report.bundle_orphans {
         human.push_str(&format!("bundle orphan: {path}\n"));
@@ -125,14 +161,31 @@ pub async fn run(ctx: &Context, args: &DoctorArgs) -> Result<Outcome, CliError> 
     }
     if let Some(repair) = &report.repair {
         for op in &repair.operations {
-            human.push_str(&format!("repair: {} {} ({})\n", op.kind, op.path, op.reason));
+            human.push_str(&format!(
+                "repair: {} {} ({})\n",
+                op.kind, op.path, op.reason
+            ));
         }
         match repair.mode {
-            ReconcileMode::DryRun => human.push_str(&format!("{} repair operation(s) planned; rerun with --repair --apply to carry them out\n", repair.operations.len())),
-            ReconcileMode::Apply => human.push_str(&format!("pruned {} row(s), evicted {} file(s)\n", repair.pruned_row_count, repair.evicted_file_count)),
+            ReconcileMode::DryRun => human.push_str(&format!(
+                "{} repair operation(s) planned; rerun with --repair --apply to carry them out\n",
+                repair.operations.len()
+            )),
+            ReconcileMode::Apply => human.push_str(&format!(
+                "pruned {} row(s), evicted {} file(s)\n",
+                repair.pruned_row_count, repair.evicted_file_count
+            )),
         }
     }
     // `fail` is an extension failure (exit 7), but the report is still the result.
-    let exit_code = if report.overall_status == OverallStatus::Fail { 7 } else { 0 };
-    Ok(Outcome { human: human.trim_end().to_owned(), json, exit_code })
+    let exit_code = if report.overall_status == OverallStatus::Fail {
+        7
+    } else {
+        0
+    };
+    Ok(Outcome {
+        human: human.trim_end().to_owned(),
+        json,
+        exit_code,
+    })
 }

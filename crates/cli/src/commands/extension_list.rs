@@ -45,7 +45,10 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
                 "lastError": state.last_error(),
                 "supersededBy": source.superseded_by().map(|p| p.as_str()),
             });
-            if let RowState::Tombstoned { reason: TombstoneReason::Renamed { winner } } = state {
+            if let RowState::Tombstoned {
+                reason: TombstoneReason::Renamed { winner },
+            } = state
+            {
                 row["supersededBy"] = json!(winner.as_ref().map(|w| w.as_str()));
             }
             let mut note = String::new();
@@ -71,7 +74,11 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
                 .superseded_by()
                 .map(|p| format!("  (superseded by {})", ctx.display_path(&repo, p.as_str())))
                 .unwrap_or_default();
-            let human = format!("{:<9} {:<20} {shown}{detail}{note}{superseded}", source.kind().as_str(), state.tag().as_str());
+            let human = format!(
+                "{:<9} {:<20} {shown}{detail}{note}{superseded}",
+                source.kind().as_str(),
+                state.tag().as_str()
+            );
             rows.push((source.kind(), source.path().to_string(), row, human));
         }
     }
@@ -79,7 +86,10 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
     let human = if rows.is_empty() {
         "no extension sources found".to_owned()
     } else {
-        rows.iter().map(|r| r.3.as_str()).collect::<Vec<_>>().join("\n")
+        rows.iter()
+            .map(|r| r.3.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     Ok(Outcome {
         human,

@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use fen_domain::PathPolicy;
-use fen_infrastructure::sources::{add_mount, read_mounts, remove_mount, MountsError, SourceMounts};
+use fen_infrastructure::sources::{
+    add_mount, read_mounts, remove_mount, MountsError, SourceMounts,
+};
 use serde_json::json;
 
 use super::Outcome;
@@ -59,7 +61,10 @@ fn render(mounts: &SourceMounts, note: Option<&str>) -> Outcome {
         .iter()
         .map(|m| json!({"path": m.canonical.as_str(), "mountId": m.id}))
         .collect();
-    let mut human: Vec<String> = mounts.iter().map(|m| format!("{}  ({})", m.canonical, m.id)).collect();
+    let mut human: Vec<String> = mounts
+        .iter()
+        .map(|m| format!("{}  ({})", m.canonical, m.id))
+        .collect();
     if human.is_empty() {
         human.push("no source mounts".to_owned());
     }
@@ -78,6 +83,12 @@ fn render(mounts: &SourceMounts, note: Option<&str>) -> Outcome {
 }
 
 fn mounts_error(error: MountsError) -> CliError {
-    let code = if error.is_config_invalid() { ErrorCode::ConfigInvalid } else { ErrorCode::Io };
-    CliError::new(code, error.to_string()).with_hint("mounts must be absolute directories outside the repository and outside each other")
+    let code = if error.is_config_invalid() {
+        ErrorCode::ConfigInvalid
+    } else {
+        ErrorCode::Io
+    };
+    CliError::new(code, error.to_string()).with_hint(
+        "mounts must be absolute directories outside the repository and outside each other",
+    )
 }

@@ -21,7 +21,10 @@ pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, C
     let mut rows = Vec::new();
     for summary in &found {
         let meta = &summary.entry.meta;
-        human.push_str(&format!("{}  {}  {}\n", summary.declared_type, meta.declared_version, meta.description));
+        human.push_str(&format!(
+            "{}  {}  {}\n",
+            summary.declared_type, meta.declared_version, meta.description
+        ));
         rows.push(json!({
             "type": summary.entry.type_name.as_str(),
             "declaredType": summary.declared_type,
@@ -73,7 +76,8 @@ fn describe_error(error: DescribeError) -> CliError {
         }
         DescribeError::Ambiguous { ref kinds, .. } => {
             let first = kinds.first().cloned().unwrap_or_default();
-            CliError::new(ErrorCode::InvalidInput, error.to_string()).with_hint(format!("pass --kind, e.g. --kind {first}"))
+            CliError::new(ErrorCode::InvalidInput, error.to_string())
+                .with_hint(format!("pass --kind, e.g. --kind {first}"))
         }
         DescribeError::Catalog(inner) => CliError::from(inner),
     }
@@ -106,7 +110,10 @@ fn render(description: &TypeDescription) -> Outcome {
     if !description.methods.is_empty() {
         human.push_str("methods:\n");
         for method in &description.methods {
-            human.push_str(&format!("  {}  {}  [{}]\n", method.name, method.description, method.origin));
+            human.push_str(&format!(
+                "  {}  {}  [{}]\n",
+                method.name, method.description, method.origin
+            ));
         }
     }
     let mut json = match descriptor {

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fen_domain::ports::runtime::{BundleFile, InstantiateRequest};
-use fen_domain::ports::{BundleRuntime, BundleStore, SandboxLimits, TypeEntry, TypeIndex, TypeInstance};
+use fen_domain::ports::{
+    BundleRuntime, BundleStore, SandboxLimits, TypeEntry, TypeIndex, TypeInstance,
+};
 use fen_domain::{Kind, TypeName};
 use futures::future::{BoxFuture, FutureExt, Shared};
 
@@ -140,7 +142,11 @@ impl TypeLoader {
     }
 
     /// The loaded type, evaluating its bundles once if it is not cached.
-    pub async fn ensure_type_loaded(self: &Arc<Self>, kind: Kind, ty: &TypeName) -> Result<Arc<LoadedType>, LoadError> {
+    pub async fn ensure_type_loaded(
+        self: &Arc<Self>,
+        kind: Kind,
+        ty: &TypeName,
+    ) -> Result<Arc<LoadedType>, LoadError> {
         let key = (kind, ty.clone());
         // 1. A pending load (first load or reload) wins over the cache.
         if let Some(pending) = self.with_state(|s| s.pending.get(&key).cloned()) {
@@ -164,7 +170,11 @@ impl TypeLoader {
             .await
             .map_err(|e| LoadError::Catalog(e.to_string()))?;
         let Some(entry) = entry else {
-            let known = self.types.list_types(kind).await.map_err(|e| LoadError::Catalog(e.to_string()))?;
+            let known = self
+                .types
+                .list_types(kind)
+                .await
+                .map_err(|e| LoadError::Catalog(e.to_string()))?;
             return Err(LoadError::UnknownType {
                 name: ty.to_string(),
                 suggestions: suggestions(ty.as_str(), known.iter().map(|e| e.type_name.as_str())),
@@ -229,7 +239,9 @@ impl TypeLoader {
     fn evict(&self, s: &mut State) {
         loop {
             let bytes: usize = s.cache.iter().map(|(_, l)| l.instance.heap_bytes()).sum();
-            if (bytes <= self.budget.bytes && s.cache.len() <= self.budget.entries) || s.cache.is_empty() {
+            if (bytes <= self.budget.bytes && s.cache.len() <= self.budget.entries)
+                || s.cache.is_empty()
+            {
                 break;
             }
             s.cache.remove(0);
@@ -272,13 +284,20 @@ impl TypeLoader {
         let declared = instance
             .exports()
             .first()
-            .and_then(|export| export.value.get("type").or_else(|| export.value.get("name")))
+            .and_then(|export| {
+                export
+                    .value
+                    .get("type")
+                    .or_else(|| export.value.get("name"))
+            })
             .and_then(|v| v.as_str())
             .and_then(|text| TypeName::parse(text).ok());
         if declared.as_ref() != Some(&entry.type_name) {
             return Err(LoadError::CatalogMismatch {
                 expected: entry.type_name.to_string(),
-                found: declared.map(|t| t.to_string()).unwrap_or_else(|| "nothing".to_owned()),
+                found: declared
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "nothing".to_owned()),
             });
         }
         Ok(LoadedType {

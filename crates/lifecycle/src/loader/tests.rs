@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fen_domain::ports::indexing::BundleStoreError;
-use fen_domain::ports::runtime::{CallError, CallInput, CallTarget, ExportSnapshot, HostApi, RuntimeError};
+use fen_domain::ports::runtime::{
+    CallError, CallInput, CallTarget, ExportSnapshot, HostApi, RuntimeError,
+};
 use fen_domain::ports::{RepoError, StagedBundle};
 use fen_domain::{BundleLocation, CanonicalPath, PathPolicy, SourceFingerprint, TypeMeta};
 use tokio::sync::Notify;
@@ -75,7 +77,13 @@ impl TypeInstance for Instance {
     fn exports(&self) -> &[ExportSnapshot] {
         &self.exports
     }
-    async fn call(&self, _t: &CallTarget, _i: CallInput, _h: Arc<dyn HostApi>, _l: SandboxLimits) -> Result<serde_json::Value, CallError> {
+    async fn call(
+        &self,
+        _t: &CallTarget,
+        _i: CallInput,
+        _h: Arc<dyn HostApi>,
+        _l: SandboxLimits,
+    ) -> Result<serde_json::Value, CallError> {
         Ok(serde_json::Value::Null)
     }
     fn heap_bytes(&self) -> usize {
@@ -95,7 +103,10 @@ struct Runtime {
 
 #[async_trait]
 impl BundleRuntime for Runtime {
-    async fn instantiate(&self, req: InstantiateRequest) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
+    async fn instantiate(
+        &self,
+        req: InstantiateRequest,
+    ) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
             gate.notified().await;
@@ -105,7 +116,14 @@ impl BundleRuntime for Runtime {
         }
         // The bundle "contents" is its path: derive the type from the file name.
         let file = &req.bundles[0].contents;
-        let n: String = file.rsplit('/').next().unwrap().chars().skip(1).take_while(char::is_ascii_digit).collect();
+        let n: String = file
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .chars()
+            .skip(1)
+            .take_while(char::is_ascii_digit)
+            .collect();
         let method = self.method.lock().unwrap().clone();
         Ok(Arc::new(Instance {
             exports: vec![ExportSnapshot {
@@ -136,12 +154,17 @@ fn ty(n: usize) -> TypeName {
 #[tokio::test]
 async fn scenario_17_concurrent_callers_share_one_load() {
     let gate = Arc::new(Notify::new());
-    let runtime = Arc::new(Runtime { gate: Some(Arc::clone(&gate)), ..Runtime::default() });
+    let runtime = Arc::new(Runtime {
+        gate: Some(Arc::clone(&gate)),
+        ..Runtime::default()
+    });
     let loader = loader(3, Arc::clone(&runtime), CacheBudget::default());
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let loader = Arc::clone(&loader);
-        tasks.push(tokio::spawn(async move { loader.ensure_type_loaded(Kind::Model, &ty(1)).await }));
+        tasks.push(tokio::spawn(async move {
+            loader.ensure_type_loaded(Kind::Model, &ty(1)).await
+        }));
     }
     // Let every task reach the shared load, then open the gate.
     while runtime.calls.load(Ordering::SeqCst) == 0 {
@@ -161,7 +184,10 @@ async fn scenario_17_concurrent_callers_share_one_load() {
 
 #[tokio::test]
 async fn scenario_18_failures_are_not_cached() {
-    let runtime = Arc::new(Runtime { fail_first: true, ..Runtime::default() });
+    let runtime = Arc::new(Runtime {
+        fail_first: true,
+        ..Runtime::default()
+    });
     let loader = loader(2, Arc::clone(&runtime), CacheBudget::default());
     let first = loader.ensure_type_loaded(Kind::Model, &ty(0)).await;
     assert!(matches!(first, Err(LoadError::Evaluation(_))));
@@ -173,12 +199,20 @@ async fn scenario_18_failures_are_not_cached() {
 #[tokio::test]
 async fn scenario_19_a_caller_during_a_reload_sees_the_reloaded_type() {
     let gate = Arc::new(Notify::new());
-    let runtime = Arc::new(Runtime { gate: Some(Arc::clone(&gate)), ..Runtime::default() });
+    let runtime = Arc::new(Runtime {
+        gate: Some(Arc::clone(&gate)),
+        ..Runtime::default()
+    });
     *runtime.method.lock().unwrap() = "old".into();
     let loader = loader(1, Arc::clone(&runtime), CacheBudget::default());
     gate.notify_one();
-    let first = loader.ensure_type_loaded(Kind::Model, &ty(0)).await.unwrap();
-    assert!(first.instance.exports()[0].value["methods"].get("old").is_some());
+    let first = loader
+        .ensure_type_loaded(Kind::Model, &ty(0))
+        .await
+        .unwrap();
+    assert!(first.instance.exports()[0].value["methods"]
+        .get("old")
+        .is_some());
 
     // A new extension method appears: invalidate and start a reload that waits.
     *runtime.method.lock().unwrap() = "new".into();
@@ -197,38 +231,66 @@ async fn scenario_19_a_caller_during_a_reload_sees_the_reloaded_type() {
     for _ in 0..8 {
         tokio::task::yield_now().await;
     }
-    assert!(!during.is_finished(), "the caller must wait for the pending reload");
+    assert!(
+        !during.is_finished(),
+        "the caller must wait for the pending reload"
+    );
     gate.notify_one();
     let during = during.await.unwrap().unwrap();
     let reloaded = reloading.await.unwrap().unwrap();
     assert!(Arc::ptr_eq(&during, &reloaded));
-    assert!(during.instance.exports()[0].value["methods"].get("new").is_some());
+    assert!(during.instance.exports()[0].value["methods"]
+        .get("new")
+        .is_some());
 }
 
 #[tokio::test]
 async fn scenario_20_the_byte_budget_holds_after_every_load() {
-    let runtime = Arc::new(Runtime { bytes: 1 << 20, ..Runtime::default() });
-    let budget = CacheBudget { bytes: 16 << 20, entries: 1000 };
+    let runtime = Arc::new(Runtime {
+        bytes: 1 << 20,
+        ..Runtime::default()
+    });
+    let budget = CacheBudget {
+        bytes: 16 << 20,
+        entries: 1000,
+    };
     let loader = loader(116, Arc::clone(&runtime), budget);
     for n in 0..116 {
-        loader.ensure_type_loaded(Kind::Model, &ty(n)).await.unwrap();
+        loader
+            .ensure_type_loaded(Kind::Model, &ty(n))
+            .await
+            .unwrap();
         assert!(loader.cache_stats().bytes <= 16 << 20);
     }
     let stats = loader.cache_stats();
     assert!(stats.evictions > 0);
     assert_eq!(stats.hits + stats.misses, 116);
-    loader.ensure_type_loaded(Kind::Model, &ty(0)).await.unwrap();
-    assert_eq!(loader.cache_stats().misses, 117, "the first type was evicted");
-    loader.ensure_type_loaded(Kind::Model, &ty(0)).await.unwrap();
+    loader
+        .ensure_type_loaded(Kind::Model, &ty(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        loader.cache_stats().misses,
+        117,
+        "the first type was evicted"
+    );
+    loader
+        .ensure_type_loaded(Kind::Model, &ty(0))
+        .await
+        .unwrap();
     assert_eq!(loader.cache_stats().hits, 1);
 }
 
 #[tokio::test]
 async fn unknown_types_get_suggestions() {
     let loader = loader(3, Arc::new(Runtime::default()), CacheBudget::default());
-    let error = loader.ensure_type_loaded(Kind::Model, &TypeName::parse("@fx/t/11").unwrap()).await;
+    let error = loader
+        .ensure_type_loaded(Kind::Model, &TypeName::parse("@fx/t/11").unwrap())
+        .await;
     match error {
-        Err(LoadError::UnknownType { suggestions, .. }) => assert!(suggestions.contains(&"@fx/t/1".to_owned())),
+        Err(LoadError::UnknownType { suggestions, .. }) => {
+            assert!(suggestions.contains(&"@fx/t/1".to_owned()))
+        }
         Err(other) => panic!("unexpected {other:?}"),
         Ok(_) => panic!("unexpected success"),
     }
