@@ -6,6 +6,8 @@
 //! no extra binary is needed. Children start together on a shared "go" file instead of
 //! sleeping.
 
+#![allow(clippy::unwrap_used)] // a test binary: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
