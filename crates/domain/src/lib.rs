@@ -30,7 +30,7 @@ pub mod version;
 mod hex;
 
 pub use error::DomainError;
-pub use extension::{Extension, InvariantViolation};
+pub use extension::{Change, Extension, InvariantViolation};
 pub use fingerprint::{FingerprintLine, SourceFingerprint};
 pub use id::ExtensionId;
 pub use kind::{Kind, LoaderKind};

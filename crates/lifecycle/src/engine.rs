@@ -20,7 +20,7 @@ use fen_domain::ports::{
     SaveReport, ScanRoot, ScannedEntry, SourceScanner, StagedBundle,
 };
 use fen_domain::{
-    CanonicalPath, DomainError, Extension, ExtensionId, ExtensionName, ExtensionOrigin,
+    CanonicalPath, Change, DomainError, Extension, ExtensionId, ExtensionName, ExtensionOrigin,
     ExtensionVersion, LoaderKind, Observation, Origin, PathPolicy, RetireReason, RowState,
     RowStateTag, Source, SourceFingerprint, TombstoneReason,
 };
@@ -405,6 +405,7 @@ async fn survey_target(
         .filter(|s| in_scope(s.path()) && !entries.contains_key(s.path()))
         .cloned()
         .collect();
+    let mut vanished_changes = Vec::new();
     for source in vanished {
         let path = source.path().clone();
         match source.state() {
@@ -432,7 +433,10 @@ async fn survey_target(
                     fingerprint,
                     mtime: None,
                 };
-                ext = ext.record_entry_point_unreadable(&obs, "source file missing from disk")?;
+                vanished_changes.push(Change::EntryUnreadable {
+                    obs,
+                    error: "source file missing from disk".to_owned(),
+                });
                 plan.reasons.insert(
                     path,
                     "pulled source missing from disk (lockfile entry present)".to_owned(),
@@ -445,11 +449,18 @@ async fn survey_target(
                         bundle_on_disk = Some(bundle.clone());
                     }
                 }
-                ext = ext.mark_source_missing(&path, bundle_on_disk)?;
+                vanished_changes.push(Change::SourceMissing {
+                    path: path.clone(),
+                    bundle_on_disk,
+                });
                 plan.reasons
                     .insert(path, "source file deleted from disk".to_owned());
             }
         }
+    }
+
+    if !vanished_changes.is_empty() {
+        ext = ext.apply(vanished_changes)?;
     }
 
     for (path, entry) in entries {
@@ -591,17 +602,19 @@ fn apply_results(
     deferred: &mut Vec<CanonicalPath>,
 ) -> Result<Vec<StagedBundle>, DomainError> {
     let mut staged = Vec::new();
-    for item in plan.stale.clone() {
+    // One batch per aggregate: one copy and one I2 pass, whatever the number of sources.
+    let mut batches: BTreeMap<ExtensionId, Vec<Change>> = BTreeMap::new();
+    for item in &plan.stale {
         let path = item.entry.location.canonical().clone();
         let Some(result) = prepared.get(&(path.clone(), item.fingerprint)) else {
             deferred.push(path);
             continue;
         };
-        let Some(ext) = plan.working.get(&item.ext).cloned() else {
+        let Some(ext) = plan.working.get(&item.ext) else {
             continue;
         };
-        let kind = ext
-            .source(&path)
+        let existing = ext.source(&path);
+        let kind = existing
             .map(|s| s.kind())
             .unwrap_or(item.entry.root.loader_kind.kinds()[0]);
         let mut obs = Observation {
@@ -611,7 +624,7 @@ fn apply_results(
             fingerprint: item.fingerprint,
             mtime: None,
         };
-        let next = match result {
+        let change = match result {
             Ok(IndexOutcome::Indexed {
                 kind,
                 type_name,
@@ -624,8 +637,12 @@ fn apply_results(
                 if let Some(stage) = stage {
                     staged.push(stage.clone());
                 }
-                ext.observe_fresh_source(&obs, type_name.clone(), bundle.clone())?
-                    .record_indexed(&path, meta.clone())?
+                Change::Indexed {
+                    obs,
+                    type_name: type_name.clone(),
+                    bundle: bundle.clone(),
+                    meta: meta.clone(),
+                }
             }
             Err(IndexError::Validation {
                 bundle,
@@ -637,31 +654,51 @@ fn apply_results(
                 }
                 plan.reasons
                     .insert(path.clone(), format!("validation failed: {message}"));
-                ext.record_validation_failed(&obs, bundle.clone(), message.clone())?
+                Change::ValidationFailed {
+                    obs,
+                    bundle: bundle.clone(),
+                    error: message.clone(),
+                }
             }
             Err(IndexError::Build(message)) => {
                 plan.reasons
                     .insert(path.clone(), format!("bundle build failed: {message}"));
-                ext.record_bundle_build_failed(&obs, message.clone())?
-            }
-            Err(IndexError::EntryUnreadable(message)) => {
-                ext.record_entry_point_unreadable(&obs, message.clone())?
-            }
-            Err(IndexError::NotAnEntryPoint) => match ext.source(&path) {
-                Some(_) => {
-                    plan.reasons
-                        .insert(path.clone(), "source file deleted from disk".to_owned());
-                    ext.record_source_missing(&path, RetireReason::SourceDeleted)?
+                Change::BuildFailed {
+                    obs,
+                    error: message.clone(),
                 }
-                None => ext,
+            }
+            Err(IndexError::EntryUnreadable(message)) => Change::EntryUnreadable {
+                obs,
+                error: message.clone(),
             },
+            Err(IndexError::NotAnEntryPoint) => {
+                if existing.is_none() {
+                    continue;
+                }
+                plan.reasons
+                    .insert(path.clone(), "source file deleted from disk".to_owned());
+                Change::Retire {
+                    path: path.clone(),
+                    reason: RetireReason::SourceDeleted,
+                }
+            }
             Err(other) => {
                 plan.reasons
                     .insert(path.clone(), format!("bundle build failed: {other}"));
-                ext.record_bundle_build_failed(&obs, other.to_string())?
+                Change::BuildFailed {
+                    obs,
+                    error: other.to_string(),
+                }
             }
         };
-        plan.working.insert(item.ext.clone(), next);
+        batches.entry(item.ext.clone()).or_default().push(change);
+    }
+    for (id, changes) in batches {
+        if let Some(ext) = plan.working.get(&id) {
+            let next = ext.apply(changes)?;
+            plan.working.insert(id, next);
+        }
     }
     Ok(staged)
 }

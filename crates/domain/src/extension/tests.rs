@@ -605,3 +605,120 @@ proptest! {
         prop_assert_eq!(retired.check_invariants(), Ok(()));
     }
 }
+
+fn as_change(ext: &Extension, step: &Step) -> Option<Change> {
+    match step {
+        Step::Index {
+            file,
+            ty: t,
+            kind,
+            mounted,
+            fp: n,
+        } => {
+            let (path, origin) = file_path(*file, *mounted);
+            let o = obs(&path, ROOT, *kind, origin, *n);
+            Some(Change::Indexed {
+                bundle: bundle_for(&path, *n),
+                obs: o,
+                type_name: ty(&format!("t{t}")),
+                meta: TypeMeta::default(),
+            })
+        }
+        Step::ValidationFailed { file, fp: n } => {
+            let (path, origin) = file_path(*file, false);
+            Some(Change::ValidationFailed {
+                obs: obs(&path, ROOT, Kind::Model, origin, *n),
+                bundle: bundle_for(&path, *n),
+                error: "bad".into(),
+            })
+        }
+        Step::BuildFailed { file, fp: n } => {
+            let (path, origin) = file_path(*file, false);
+            Some(Change::BuildFailed {
+                obs: obs(&path, ROOT, Kind::Model, origin, *n),
+                error: "boom".into(),
+            })
+        }
+        Step::Unreadable { file } => {
+            let (path, origin) = file_path(*file, false);
+            let mut o = obs(&path, ROOT, Kind::Model, origin, 0);
+            o.fingerprint = SourceFingerprint::EntryUnreadable([0; 32]);
+            Some(Change::EntryUnreadable {
+                obs: o,
+                error: "unreadable".into(),
+            })
+        }
+        Step::Missing { file, with_bundle } => {
+            let (path, _) = file_path(*file, false);
+            let s = ext.source(&cp(&path))?;
+            let bundle_on_disk = if *with_bundle {
+                s.state().bundle().cloned()
+            } else {
+                None
+            };
+            Some(Change::SourceMissing {
+                path: cp(&path),
+                bundle_on_disk,
+            })
+        }
+        Step::Retire { file } => {
+            let (path, _) = file_path(*file, false);
+            ext.source(&cp(&path))?;
+            Some(Change::Retire {
+                path: cp(&path),
+                reason: RetireReason::SourceDeleted,
+            })
+        }
+    }
+}
+
+proptest! {
+    /// A batch sets each touched path to the state its change gives, except where the
+    /// I2 transform makes a claimant lose to a winner with a smaller key; the rest of
+    /// the aggregate keeps its state unless it loses a slot the same way.
+    #[test]
+    fn a_batch_gives_each_path_its_change(
+        prefix in proptest::collection::vec(step(), 0..15),
+        batch in proptest::collection::vec(step(), 0..15),
+    ) {
+        let mut start = local();
+        for step in &prefix {
+            start = apply(&start, step);
+        }
+        let mut changes = Vec::new();
+        let mut direct: BTreeMap<CanonicalPath, RowStateTag> = start.tags();
+        let mut touched = std::collections::BTreeSet::new();
+        for step in &batch {
+            let file = match step {
+                Step::Index { file, mounted, .. } => file_path(*file, *mounted).0,
+                Step::ValidationFailed { file, .. } | Step::BuildFailed { file, .. } | Step::Unreadable { file }
+                | Step::Missing { file, .. } | Step::Retire { file } => file_path(*file, false).0,
+            };
+            if !touched.insert(file.clone()) {
+                continue;
+            }
+            if let Some(change) = as_change(&start, step) {
+                changes.push(change);
+                let alone = match step {
+                    // Alone, without I2 against other sources: the change's own state.
+                    Step::Index { .. } => RowStateTag::Indexed,
+                    _ => apply(&start, step).source(&cp(&file)).unwrap().state().tag(),
+                };
+                direct.insert(cp(&file), alone);
+            }
+        }
+        let batched = start.apply(changes).unwrap();
+        prop_assert_eq!(batched.check_invariants(), Ok(()));
+        for (path, tag) in batched.tags() {
+            if direct.get(&path) == Some(&tag) {
+                continue;
+            }
+            let lost = matches!(
+                batched.source(&path).unwrap().state(),
+                RowState::Tombstoned { reason: TombstoneReason::Renamed { winner: Some(w) } }
+                    if batched.source(w).is_some_and(|w| w.claim().is_some())
+            );
+            prop_assert!(lost, "{path}: {tag:?}, expected {:?}", direct.get(&path));
+        }
+    }
+}
