@@ -268,23 +268,29 @@ impl ScannerFactory for FsScannerFactory {
     }
 }
 
-/// Starts the QuickJS worker thread only when a bundle is evaluated, so commands on an
-/// unchanged tree never pay for it.
+/// Starts QuickJS worker threads only when a bundle is evaluated, so commands on an
+/// unchanged tree never pay for them; with several (one per core, at most four),
+/// indexing evaluates bundles in parallel. Each instance stays on the worker that
+/// created it.
 #[derive(Default)]
-struct LazyRuntime(OnceLock<Result<QuickJsBundleRuntime, String>>);
+struct LazyRuntime {
+    workers: OnceLock<Result<Vec<QuickJsBundleRuntime>, String>>,
+    next: std::sync::atomic::AtomicUsize,
+}
 
 #[async_trait]
 impl BundleRuntime for LazyRuntime {
-    async fn instantiate(
-        &self,
-        req: InstantiateRequest,
-    ) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
-        match self
-            .0
-            .get_or_init(|| QuickJsBundleRuntime::new().map_err(|e| e.to_string()))
-        {
-            Ok(runtime) => runtime.instantiate(req).await,
-            Err(_) => Err(RuntimeError::Unavailable),
+    async fn instantiate(&self, req: InstantiateRequest) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
+        let workers = self.workers.get_or_init(|| {
+            let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+            (0..n).map(|_| QuickJsBundleRuntime::new().map_err(|e| e.to_string())).collect()
+        });
+        match workers {
+            Ok(workers) if !workers.is_empty() => {
+                let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % workers.len();
+                workers[i].instantiate(req).await
+            }
+            _ => Err(RuntimeError::Unavailable),
         }
     }
 }

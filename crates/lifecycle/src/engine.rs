@@ -546,33 +546,42 @@ async fn index_stale(
     rebuild: Rebuild,
     scratch: &std::path::Path,
 ) -> Prepared {
-    let mut out = Prepared::new();
-    for item in &plan.stale {
-        let key = (item.entry.location.canonical().clone(), item.fingerprint);
-        if out.contains_key(&key) {
-            continue;
-        }
-        let result = match &item.entry.unreadable {
-            Some(reason) => Err(IndexError::EntryUnreadable(reason.clone())),
-            None => {
-                let entry = EntryPoint {
-                    location: item.entry.location.clone(),
-                    root: item.entry.root.clone(),
-                    read_path: item.entry.native_path.clone(),
-                    scratch_dir: scratch.to_path_buf(),
-                };
-                let reuse = match rebuild {
-                    Rebuild::All => Reuse::Never,
-                    Rebuild::Stale => Reuse::IfUsable,
-                };
-                let result = ad.indexer.index_one(&entry, &item.fingerprint, reuse).await;
-                count(ad, &result);
-                result
-            }
-        };
-        out.insert(key, result);
-    }
-    out
+    use futures::stream::{self, StreamExt};
+
+    let reuse = match rebuild {
+        Rebuild::All => Reuse::Never,
+        Rebuild::Stale => Reuse::IfUsable,
+    };
+    let mut seen = BTreeSet::new();
+    let items: Vec<&StaleItem> = plan
+        .stale
+        .iter()
+        .filter(|item| seen.insert((item.entry.location.canonical().clone(), item.fingerprint)))
+        .collect();
+    // A few entries in flight at once, so bundling (blocking pool) overlaps with
+    // evaluation (the sandbox's worker thread).
+    stream::iter(items)
+        .map(|item| async move {
+            let key = (item.entry.location.canonical().clone(), item.fingerprint);
+            let result = match &item.entry.unreadable {
+                Some(reason) => Err(IndexError::EntryUnreadable(reason.clone())),
+                None => {
+                    let entry = EntryPoint {
+                        location: item.entry.location.clone(),
+                        root: item.entry.root.clone(),
+                        read_path: item.entry.native_path.clone(),
+                        scratch_dir: scratch.to_path_buf(),
+                    };
+                    let result = ad.indexer.index_one(&entry, &item.fingerprint, reuse).await;
+                    count(ad, &result);
+                    result
+                }
+            };
+            (key, result)
+        })
+        .buffered(4)
+        .collect()
+        .await
 }
 
 fn count(ad: &Adapters, result: &Result<IndexOutcome, IndexError>) {
