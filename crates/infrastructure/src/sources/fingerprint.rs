@@ -5,11 +5,16 @@
 //! file names, and limited to the boundary. Each file contributes the line
 //! `<rel>:<sha256>` (or `<rel>:MISSING`); `SourceFingerprint::from_lines` combines them.
 //!
-//! With stored records (`FileStats`), a file whose stat equals its non-racy record is
-//! taken from the record (digest and import edges) without being read; only the
-//! other files are read, through the pass's `FreshnessCache`.
+//! With stored records (`FileStats`) taken for the row's fingerprint, a file whose stat
+//! equals its non-racy record is taken from the record (digest and import edges)
+//! without being read; only the other files are read, through the pass's
+//! `FreshnessCache`. When every recorded file is unchanged, the closure is the recorded
+//! one, so the row's fingerprint is returned as it is: one stat per file, no read, no
+//! hashing, and the records are scanned one at a time straight from their text.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use fen_domain::ports::indexing::Fingerprinted;
@@ -17,16 +22,17 @@ use fen_domain::ports::FileStats;
 use fen_domain::repo_root::normalize_lexically;
 use fen_domain::{FingerprintLine, SourceFingerprint};
 
-use super::cache::FreshnessCache;
+use super::cache::{segments_are_names, FreshnessCache};
 use super::scan_text::ExportMask;
-use super::stats::{self, FileRecord, Probe, StoredStats, RECORDS_SUPPORTED};
+use super::stats::{self, NewRecord, Probe, StatsText, StoredStats, RECORDS_SUPPORTED};
 
 /// Computes the fingerprint of `entry` within `boundary`; never fails.
 ///
 /// `known` is the row's fingerprint with the stat records stored for it. Records that
-/// do not describe that fingerprint are ignored. A file whose stat equals its non-racy
-/// record is not read; when that holds for every file, nothing is read and the result
-/// is the row's fingerprint. `hashed` tells whether any file had to be hashed.
+/// were not taken for that fingerprint are ignored. A file whose stat equals its
+/// non-racy record is not read; when that holds for every file, nothing is read and
+/// the result is the row's fingerprint. `hashed` tells whether any file had to be
+/// hashed.
 ///
 /// `fresh_stats` carries new records for every file of the graph when storing them
 /// gains something: some file was hashed, and either one of the hashed files now has a
@@ -39,16 +45,30 @@ pub fn fingerprint(
     known: Option<(&SourceFingerprint, &FileStats)>,
     cache: &mut FreshnessCache,
 ) -> Fingerprinted {
-    let entry = normalize_lexically(entry);
-    let boundary = normalize_lexically(boundary);
+    let entry = lexical(entry);
+    let boundary = lexical(boundary);
     let entry_rel = rel_text(&entry, &boundary);
     let row_fingerprint = known.map(|(fp, _)| *fp);
-    let stored = known.and_then(|(fp, stats)| {
-        cache
-            .stored(stats)
-            .filter(|old| described_fingerprint(old, &entry_rel) == Some(*fp))
-    });
-    let graph = collect_graph(&entry, entry_rel, &boundary, stored.as_deref(), cache);
+    let text = known.and_then(|(fp, stats)| StatsText::parse(stats).filter(|t| t.describes(fp)));
+    if let (Some(text), Some(fp)) = (&text, row_fingerprint) {
+        if all_unchanged(text, &entry_rel, &boundary, cache) {
+            return Fingerprinted {
+                fingerprint: fp,
+                hashed: false,
+                fresh_stats: None,
+            };
+        }
+    }
+    let stored = text
+        .and_then(StoredStats::from_text)
+        .filter(|old| old.get(&entry_rel).is_some());
+    let graph = collect_graph(
+        &entry,
+        entry_rel.into_owned(),
+        &boundary,
+        stored.as_ref(),
+        cache,
+    );
 
     let lines = graph
         .iter()
@@ -70,7 +90,8 @@ pub fn fingerprint(
         let useful_record = graph
             .iter()
             .any(|file| file.hashed && !file.probe.is_racy(taken_at_ns));
-        (useful_record || row_fingerprint != Some(fp)).then(|| encode_graph(&graph, taken_at_ns))
+        (useful_record || row_fingerprint != Some(fp))
+            .then(|| encode_graph(&graph, &fp, taken_at_ns))
     } else {
         None
     };
@@ -79,6 +100,33 @@ pub fn fingerprint(
         hashed,
         fresh_stats,
     }
+}
+
+/// True when the records (taken for the row's fingerprint, the entry's first) are
+/// complete and every file they name still matches its non-racy record. The graph is
+/// then the recorded one: every file's content, and so its imports, is unchanged.
+fn all_unchanged(
+    text: &StatsText<'_>,
+    entry_rel: &str,
+    boundary: &Path,
+    cache: &mut FreshnessCache,
+) -> bool {
+    let mut path = cache.take_path_buffer();
+    let mut count = 0usize;
+    let unchanged = text.records().all(|record| {
+        let Ok(record) = record else {
+            return false;
+        };
+        if count == 0 && record.rel() != entry_rel {
+            return false;
+        }
+        count += 1;
+        join_rel_into(&mut path, boundary, record.rel());
+        let probe = cache.probe(Path::new(&path));
+        record.is_clean(&probe, text.taken_at_ns)
+    });
+    cache.put_path_buffer(path);
+    unchanged && count > 0
 }
 
 /// One file of the closure.
@@ -96,7 +144,7 @@ fn collect_graph(
     entry: &Path,
     entry_rel: String,
     boundary: &Path,
-    stored: Option<&StoredStats>,
+    stored: Option<&StoredStats<'_>>,
     cache: &mut FreshnessCache,
 ) -> Vec<GraphFile> {
     let mut graph = Vec::new();
@@ -161,22 +209,85 @@ pub(crate) fn resolve(importer: &Path, spec: &str, boundary: &Path) -> Option<(P
     Some((joined, rel))
 }
 
+/// `path` normalised lexically (`normalize_lexically`), borrowed when it already is.
+pub(crate) fn lexical(path: &Path) -> Cow<'_, Path> {
+    if is_lexically_normal(path) {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(normalize_lexically(path))
+    }
+}
+
+/// True when `normalize_lexically` would return the path unchanged: no empty, `.` or
+/// `..` segment after the first, and a first segment that is the root or a name.
+#[cfg(unix)]
+fn is_lexically_normal(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let text = path.as_os_str().as_bytes();
+    let first = text.split(|byte| *byte == b'/').next().unwrap_or_default();
+    first != b"." && first != b".." && segments_are_names(text, false)
+}
+
+#[cfg(not(unix))]
+fn is_lexically_normal(_path: &Path) -> bool {
+    false
+}
+
 /// `path` relative to `boundary` with `/` separators, spelled as given; the whole path
-/// when it is not under the boundary.
-pub(crate) fn rel_text(path: &Path, boundary: &Path) -> String {
+/// when it is not under the boundary. Both must be lexically normal (see [`lexical`]).
+pub(crate) fn rel_text<'p>(path: &'p Path, boundary: &Path) -> Cow<'p, str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let (text, base) = (path.as_os_str().as_bytes(), boundary.as_os_str().as_bytes());
+        if let Some(rest) = text.strip_prefix(base).filter(|_| !base.is_empty()) {
+            let rest = match rest.split_first() {
+                None => Some(rest),
+                Some((b'/', after)) => Some(after),
+                Some(_) if base.ends_with(b"/") => Some(rest),
+                Some(_) => None,
+            };
+            if let Some(rest) = rest {
+                return String::from_utf8_lossy(rest);
+            }
+        }
+    }
     match path.strip_prefix(boundary) {
-        Ok(rel) => rel_components(rel),
-        Err(_) => path.to_string_lossy().into_owned(),
+        Ok(rel) => Cow::Owned(rel_components(rel)),
+        Err(_) => path.to_string_lossy(),
     }
 }
 
 /// The native path of a boundary-relative path.
 pub(crate) fn join_rel(boundary: &Path, rel: &str) -> PathBuf {
+    let mut path = OsString::new();
+    join_rel_into(&mut path, boundary, rel);
+    PathBuf::from(path)
+}
+
+/// Writes the native path of a boundary-relative path into `out`, reusing its buffer
+/// (the same path as pushing each segment onto `boundary`).
+#[cfg(unix)]
+pub(crate) fn join_rel_into(out: &mut OsString, boundary: &Path, rel: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let base = boundary.as_os_str();
+    out.clear();
+    out.reserve(base.len() + 1 + rel.len());
+    out.push(base);
+    if !base.is_empty() && !base.as_bytes().ends_with(b"/") {
+        out.push("/");
+    }
+    out.push(rel);
+}
+
+/// Writes the native path of a boundary-relative path into `out`.
+#[cfg(not(unix))]
+pub(crate) fn join_rel_into(out: &mut OsString, boundary: &Path, rel: &str) {
     let mut path = boundary.to_path_buf();
     for segment in rel.split('/') {
         path.push(segment);
     }
-    path
+    *out = path.into_os_string();
 }
 
 fn rel_components(rel: &Path) -> String {
@@ -186,40 +297,16 @@ fn rel_components(rel: &Path) -> String {
         .join("/")
 }
 
-/// The fingerprint the stored records describe: the closure reached from the entry's
-/// record through the stored import edges.
-fn described_fingerprint(old: &StoredStats, entry_rel: &str) -> Option<SourceFingerprint> {
-    let entry = old.get(entry_rel)?;
-    let mut seen: HashSet<&str> = HashSet::from([entry.rel()]);
-    let mut queue = VecDeque::from([entry]);
-    let mut lines = Vec::new();
-    while let Some(record) = queue.pop_front() {
-        lines.push(FingerprintLine {
-            relative: record.rel().to_owned(),
-            digest: record.digest(),
-        });
-        for dep in old.dep_rels(record) {
-            if seen.insert(dep) {
-                queue.extend(old.get(dep));
-            }
-        }
-    }
-    Some(SourceFingerprint::from_lines(
-        lines,
-        entry.digest().is_some(),
-    ))
-}
-
-fn encode_graph(graph: &[GraphFile], taken_at_ns: i64) -> FileStats {
+fn encode_graph(graph: &[GraphFile], fp: &SourceFingerprint, taken_at_ns: i64) -> FileStats {
     let index: HashMap<&str, u32> = graph
         .iter()
         .enumerate()
         .filter_map(|(i, file)| Some((file.rel.as_str(), u32::try_from(i).ok()?)))
         .collect();
-    let records = graph
+    let records: Vec<NewRecord> = graph
         .iter()
         .map(|file| {
-            FileRecord(
+            NewRecord(
                 file.rel.clone(),
                 file.digest.as_ref().map(stats::encode_hex),
                 file.deps
@@ -232,7 +319,7 @@ fn encode_graph(graph: &[GraphFile], taken_at_ns: i64) -> FileStats {
             )
         })
         .collect();
-    stats::encode(taken_at_ns, records)
+    stats::encode(fp, taken_at_ns, &records)
 }
 
 #[cfg(all(test, unix))]

@@ -418,3 +418,128 @@ fn a_dropped_import_leaves_the_closure() {
         SourceFingerprint::from_lines(lines, true)
     );
 }
+
+#[test]
+fn records_of_an_older_format_are_hashed_once_and_refreshed() {
+    let (tree, a, _) = fast_path_tree();
+    // The same records as format 1 wrote them: no `fp`.
+    let v2 = &a.fresh_stats.as_ref().unwrap().0;
+    let fp_field = format!("\"fp\":\"{}\",", a.fingerprint);
+    let v1 = FileStats(
+        v2.replacen("\"v\":2,", "\"v\":1,", 1)
+            .replacen(&fp_field, "", 1),
+    );
+    assert!(v1.0.starts_with("{\"v\":1,\"takenAtNs\":"), "{}", v1.0);
+    let mut cache = FreshnessCache::new();
+    let upgraded = fingerprint(
+        &tree.path("models/a.ts"),
+        &tree.boundary(),
+        Some((&a.fingerprint, &v1)),
+        &mut cache,
+    );
+    assert_eq!(cache.files_hashed(), 2);
+    assert_eq!(upgraded.fingerprint, a.fingerprint);
+    assert!(upgraded.fresh_stats.is_some(), "the records are refreshed");
+
+    let mut cache = FreshnessCache::new();
+    let settled = tree.measure("models/a.ts", Some(&upgraded), &mut cache);
+    assert_eq!(cache.files_hashed(), 0);
+    assert_eq!(settled.fingerprint, a.fingerprint);
+}
+
+#[test]
+fn an_atomic_rename_save_with_restored_mtime_is_seen() {
+    let (tree, a, _) = fast_path_tree();
+    let mtime = tree.mtime("lib/h.ts");
+    tree.write("lib/h.tmp", "export const h = 'HELPER';");
+    tree.set_mtime("lib/h.tmp", mtime);
+    std::fs::rename(tree.path("lib/h.tmp"), tree.path("lib/h.ts")).unwrap();
+    let mut cache = FreshnessCache::new();
+    let edited = tree.measure("models/a.ts", Some(&a), &mut cache);
+    assert_eq!(cache.files_hashed(), 1);
+    assert_ne!(edited.fingerprint, a.fingerprint);
+}
+
+#[test]
+fn a_retargeted_symlink_is_seen() {
+    let tree = Tree::new();
+    tree.write(
+        "models/a.ts",
+        "import '../lib/link.ts'; export const model = 1;",
+    )
+    .write("lib/one.ts", "export const v = 1;")
+    .write("lib/two.ts", "export const v = 2;");
+    tree.symlink("lib/link.ts", &tree.path("lib/one.ts"));
+    tree.age(&["models/a.ts", "lib/one.ts", "lib/two.ts"]);
+    let first = tree.measure("models/a.ts", None, &mut FreshnessCache::new());
+    // The link itself was just made: its record is racy until it is an hour old too.
+    std::fs::remove_file(tree.path("lib/link.ts")).unwrap();
+    tree.symlink("lib/link.ts", &tree.path("lib/two.ts"));
+    let mut cache = FreshnessCache::new();
+    let moved = tree.measure("models/a.ts", Some(&first), &mut cache);
+    assert_ne!(moved.fingerprint, first.fingerprint);
+    assert!(cache.files_hashed() >= 1);
+}
+
+mod paths {
+    use std::path::{Component, Path, PathBuf};
+
+    use fen_domain::repo_root::normalize_lexically;
+    use proptest::prelude::*;
+
+    use crate::sources::cache::path_key;
+    use crate::sources::fingerprint::{join_rel, lexical, rel_text};
+
+    /// `rel_text` as it was: component-wise, lossy per component.
+    fn rel_text_by_components(path: &Path, boundary: &Path) -> String {
+        match path.strip_prefix(boundary) {
+            Ok(rel) => rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+            Err(_) => path.to_string_lossy().into_owned(),
+        }
+    }
+
+    fn path_strategy() -> impl Strategy<Value = PathBuf> {
+        let segment = prop::sample::select(vec!["a", "b.ts", ".", "..", "", ".fen", "_x", "a..b"]);
+        (any::<bool>(), prop::collection::vec(segment, 0..6)).prop_map(|(absolute, segments)| {
+            let text = segments.join("/");
+            PathBuf::from(if absolute { format!("/{text}") } else { text })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn lexical_is_normalize_lexically(path in path_strategy()) {
+            let (fast, slow) = (lexical(&path), normalize_lexically(&path));
+            prop_assert_eq!(fast.as_os_str(), slow.as_os_str());
+        }
+
+        #[test]
+        fn rel_text_is_the_component_spelling(path in path_strategy(), boundary in path_strategy()) {
+            let (path, boundary) = (normalize_lexically(&path), normalize_lexically(&boundary));
+            prop_assume!(!boundary.as_os_str().is_empty());
+            prop_assert_eq!(rel_text(&path, &boundary), rel_text_by_components(&path, &boundary));
+        }
+
+        #[test]
+        fn join_rel_is_pushing_segments(boundary in path_strategy(), rel in path_strategy()) {
+            let rel = rel.to_string_lossy().trim_start_matches('/').to_owned();
+            let mut pushed = boundary.clone();
+            for segment in rel.split('/') {
+                pushed.push(segment);
+            }
+            prop_assert_eq!(join_rel(&boundary, &rel), pushed);
+        }
+
+        #[test]
+        fn path_keys_are_path_equality(a in path_strategy(), b in path_strategy()) {
+            prop_assert_eq!(path_key(&a) == path_key(&b), a == b);
+            let rebuilt: PathBuf = a.components().collect();
+            prop_assert_eq!(&*path_key(&a), rebuilt.as_os_str());
+            prop_assert!(a.components().all(|c| c != Component::CurDir) || a.starts_with("."));
+        }
+    }
+}

@@ -128,9 +128,27 @@ fn candidate_names() {
         ("a.cts", false),
         ("a.json", false),
         ("ts", false),
+        ("test.ts", true),
+        ("x_test.ts", false),
+        ("x_tests.ts", true),
+        ("a.tests.ts", true),
+        ("a.specs.ts", true),
+        ("my.spec.x.mjs", false),
+        ("a_test.d.ts", false),
+        ("é_test.ts", false),
+        ("é.ts", true),
     ];
     for (name, expected) in cases {
         assert_eq!(is_candidate_name(name), expected, "{name}");
+        let by_substrings = !name.starts_with('.')
+            && [".ts", ".mts", ".js", ".mjs"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            && !name.ends_with(".d.ts")
+            && !["_test.", ".test.", ".spec."]
+                .iter()
+                .any(|m| name.contains(m));
+        assert_eq!(is_candidate_name(name), by_substrings, "{name}");
     }
 }
 
@@ -358,4 +376,57 @@ fn records_of_other_boundaries_are_not_used() {
         entries
     );
     assert_eq!(cache.files_hashed(), 1);
+}
+
+#[test]
+fn records_of_an_older_format_are_not_used() {
+    let repo = Repo::new();
+    repo.write("models/a.ts", MODEL);
+    repo.set_mtime("models/a.ts", SystemTime::now() - Duration::from_secs(3600));
+    let entries = repo.walk(
+        LoaderKind::Model,
+        &BTreeMap::new(),
+        &mut FreshnessCache::new(),
+    );
+    let known = records_of(&repo, &entries);
+    let v1: BTreeMap<_, _> = known
+        .iter()
+        .map(|(path, stats)| {
+            let start = stats.0.find("\"fp\":").unwrap();
+            let end = stats.0.find("\"takenAtNs\"").unwrap();
+            let text = format!("{{\"v\":1,{}", &stats.0[end..]);
+            assert!(start < end);
+            (path.clone(), FileStats(text))
+        })
+        .collect();
+    let mut cache = FreshnessCache::new();
+    assert_eq!(repo.walk(LoaderKind::Model, &v1, &mut cache), entries);
+    assert_eq!(cache.files_hashed(), 1);
+    let mut cache = FreshnessCache::new();
+    assert_eq!(repo.walk(LoaderKind::Model, &known, &mut cache), entries);
+    assert_eq!(cache.files_hashed(), 0);
+}
+
+#[test]
+fn an_entry_whose_own_record_is_stale_is_read() {
+    let repo = Repo::new();
+    repo.write("models/a.ts", MODEL)
+        .write("models/b.ts", "import './a.ts'; export const model = 2;");
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for rel in ["models/a.ts", "models/b.ts"] {
+        repo.set_mtime(rel, hour_ago);
+    }
+    let entries = repo.walk(
+        LoaderKind::Model,
+        &BTreeMap::new(),
+        &mut FreshnessCache::new(),
+    );
+    let known = records_of(&repo, &entries);
+    // `a` loses its export: its own row and `b`'s row both hold a stale record.
+    repo.write("models/a.ts", "export const helper = 1;");
+    repo.set_mtime("models/a.ts", hour_ago);
+    let mut cache = FreshnessCache::new();
+    let walked = repo.walk(LoaderKind::Model, &known, &mut cache);
+    assert_eq!(cache.files_hashed(), 1);
+    assert_eq!(repo.summary(&walked), vec![entry("models/b.ts")]);
 }
