@@ -70,6 +70,11 @@ impl CanonicalPath {
 
     /// Canonicalises path text under `policy`.
     pub fn from_text(text: &str, policy: PathPolicy) -> Result<CanonicalPath, PathError> {
+        // Fast path: text that is already canonical (the common case for paths fen
+        // built itself) is copied as it is.
+        if is_clean_posix(text, policy) {
+            return Ok(CanonicalPath(text.to_owned()));
+        }
         let (root, rest) =
             split_root(text, policy).ok_or_else(|| PathError::NotAbsolute(text.to_owned()))?;
         let mut segments: Vec<&str> = Vec::new();
@@ -158,6 +163,23 @@ impl CanonicalPath {
             None => CanonicalPath(self.0[..root_len].to_owned()),
         }
     }
+}
+
+/// True when `text` is an absolute POSIX path with no empty, `.` or `..` segment and
+/// no trailing `/`, and needs no Unicode change under `policy`.
+fn is_clean_posix(text: &str, policy: PathPolicy) -> bool {
+    let unicode_ok = match policy {
+        PathPolicy::Posix => true,
+        PathPolicy::MacOs => text.is_ascii(),
+        PathPolicy::Windows => return false,
+    };
+    if !unicode_ok || !text.starts_with('/') {
+        return false;
+    }
+    if text == "/" {
+        return true;
+    }
+    text[1..].split('/').all(|segment| !matches!(segment, "" | "." | ".."))
 }
 
 /// Length of the root prefix of canonical text (`/`, `c:/`, `//server/share/`).
@@ -341,6 +363,27 @@ mod tests {
         assert_eq!(p.file_name(), "b");
         let drive = CanonicalPath::from_text("c:/x", PathPolicy::Windows).unwrap();
         assert_eq!(drive.parent().as_str(), "c:/");
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_transform() {
+        for text in ["/", "/a", "/a/b.ts", "/a//b", "/a/./b", "/a/../b", "/a/", "/a/.", "/.."] {
+            for policy in [PathPolicy::Posix, PathPolicy::MacOs] {
+                let (root, rest) = split_root(text, policy).unwrap();
+                let mut segments: Vec<&str> = Vec::new();
+                for segment in rest.split('/') {
+                    match segment {
+                        "" | "." => {}
+                        ".." => {
+                            segments.pop();
+                        }
+                        other => segments.push(other),
+                    }
+                }
+                let slow = format!("{root}{}", segments.join("/"));
+                assert_eq!(canon(text, policy), slow, "{text}");
+            }
+        }
     }
 
     proptest! {
