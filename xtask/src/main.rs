@@ -48,6 +48,9 @@ struct BenchArgs {
     /// Fewer runs per measure (a smoke test of the bench, not a measurement).
     #[arg(long)]
     quick: bool,
+    /// Run only the catalog micro-benchmarks (no fen build, no CLI runs).
+    #[arg(long)]
+    catalog_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +134,9 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
         false => bench::Effort::Full,
     };
     let catalog = bench_catalog::run(args.check);
+    if args.catalog_only {
+        return catalog;
+    }
     let cli = bench::run(&workspace_root(), gate, effort);
     catalog.and(cli)
 }

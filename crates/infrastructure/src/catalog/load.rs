@@ -2,12 +2,12 @@
 //! one statement (one consistent WAL snapshot, no lock) and hands them here. Loading
 //! never writes; skipped rows stay until the next `save_all` prunes them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fen_domain::ports::{FileStats, Loaded, SkipReason, SkippedRow};
 use fen_domain::{CanonicalPath, Extension, ExtensionId, ExtensionOrigin, Source};
 
-use super::placement::Placement;
+use super::placement::{Identity, Placement};
 use super::rows::{restore_source, CatalogRow};
 
 /// One aggregate under construction.
@@ -36,12 +36,17 @@ pub(crate) fn assemble(rows: Vec<CatalogRow>, placement: &Placement) -> Loaded {
     let winner_is_indexed = |path: &str| indexed_winners.contains(path);
     let mut skipped = Vec::new();
     let mut groups: BTreeMap<ExtensionId, Group> = BTreeMap::new();
+    // Each stored owner is parsed once, not once per row.
+    let mut identities: HashMap<(String, String), Identity> = HashMap::new();
     for mut row in rows {
-        let placed = match placement.place(
-            &row.source_path,
-            &row.extension_name,
-            &row.extension_version,
-        ) {
+        let owner = (
+            std::mem::take(&mut row.extension_name),
+            std::mem::take(&mut row.extension_version),
+        );
+        let identity = identities
+            .entry(owner)
+            .or_insert_with_key(|(name, version)| placement.identity(name, version));
+        let placed = match placement.place_as(&row.source_path, identity) {
             Ok(placed) => placed,
             Err(reason) => {
                 skipped.push(SkippedRow {

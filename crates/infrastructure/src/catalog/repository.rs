@@ -174,34 +174,44 @@ impl SqliteExtensionRepository {
             .map_err(|_| RepoError::Storage("the catalog connection is not open".to_owned()))
     }
 
-    /// Rows matching `filter`, ordered by path, in one statement (one snapshot).
-    async fn fetch_rows(&self, filter: &str, binds: &[&str]) -> Result<Vec<CatalogRow>, RepoError> {
-        let mut rows: Vec<CatalogRow> = {
+    /// Rows matching `condition` (all rows for `None`), ordered by path, in one read
+    /// transaction (one snapshot).
+    async fn fetch_rows(
+        &self,
+        condition: Option<&str>,
+        binds: &[&str],
+    ) -> Result<Vec<CatalogRow>, RepoError> {
+        let mut rows = {
             let mut conn = self.connection().await?;
-            bulk::fetch::<16>(&mut conn, ROW_COLUMNS, filter, binds).await?
-        }
-        .into_iter()
-        .map(CatalogRow::from)
-        .collect();
+            bulk::fetch_chunked(&mut conn, ROW_COLUMNS, condition, binds, |_, fields| {
+                CatalogRow::from_fields(fields)
+            })
+            .await?
+        };
         rows.sort_unstable_by(|a, b| a.source_path.cmp(&b.source_path));
         Ok(rows)
     }
 
-    /// Visible rows matching `filter`, in one statement, ordered by path.
+    /// Visible rows matching `condition`, ordered by path: in one statement when only
+    /// `few` rows can match, else in chunks inside one read transaction.
     pub(super) async fn fetch_types(
         &self,
-        filter: &str,
+        condition: &str,
         binds: &[&str],
+        few: bool,
     ) -> Result<Vec<TypeEntry>, RepoError> {
-        let rows: Vec<TypeRow> = {
+        let policy = self.ctx.policy;
+        let rows = {
             let mut conn = self.connection().await?;
-            let filter = format!("WHERE {VISIBLE} AND {filter}");
-            bulk::fetch::<8>(&mut conn, TYPE_COLUMNS, &filter, binds).await?
-        }
-        .into_iter()
-        .map(TypeRow::from)
-        .collect();
-        Ok(type_index::entries(rows, self.ctx.policy))
+            let condition = format!("{VISIBLE} AND {condition}");
+            let build = |_: i64, fields: [&str; 8]| TypeRow::read(fields, policy);
+            if few {
+                bulk::fetch_packed(&mut conn, TYPE_COLUMNS, Some(&condition), binds, build).await?
+            } else {
+                bulk::fetch_chunked(&mut conn, TYPE_COLUMNS, Some(&condition), binds, build).await?
+            }
+        };
+        Ok(type_index::entries(rows))
     }
 
     /// `DELETE` of the guard keys in one write transaction; classified failures.
@@ -240,13 +250,13 @@ impl SqliteExtensionRepository {
 #[async_trait]
 impl ExtensionRepository for SqliteExtensionRepository {
     async fn load_all(&self) -> Result<Loaded, RepoError> {
-        let rows = self.fetch_rows("", &[]).await?;
+        let rows = self.fetch_rows(None, &[]).await?;
         Ok(load::assemble(rows, &self.placement))
     }
 
     async fn load_by_name(&self, name: &ExtensionName) -> Result<Vec<Extension>, RepoError> {
         let rows = self
-            .fetch_rows("WHERE extension_name = ?1", &[name.as_str()])
+            .fetch_rows(Some("extension_name = ?1"), &[name.as_str()])
             .await?;
         Ok(load::assemble(rows, &self.placement).extensions)
     }

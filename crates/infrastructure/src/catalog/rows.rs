@@ -6,6 +6,8 @@
 //! `save_all` (spec 10 §5.6); for a `Renamed` tombstone it is the aggregate's winner
 //! pointer and is written like any content column.
 
+use std::borrow::Cow;
+
 use fen_domain::{
     BundleLocation, CanonicalPath, Extension, Kind, PathPolicy, RowState, RowStateTag, Source,
     SourceFingerprint, SourceLocation, TombstoneReason, TypeMeta, TypeName,
@@ -14,9 +16,24 @@ use fen_domain::{
 use super::placement::Placed;
 
 /// Every column, in the order of [`CatalogRow`].
-pub(crate) const ROW_COLUMNS: &str = "source_path, kind, type_normalized, extends_type, \
-     bundle_path, fingerprint, source_mtime, type_version, description, descriptor, state, \
-     state_detail, extension_name, extension_version, superseded_by, file_stats";
+pub(crate) const ROW_COLUMNS: [&str; 16] = [
+    "source_path",
+    "kind",
+    "type_normalized",
+    "extends_type",
+    "bundle_path",
+    "fingerprint",
+    "source_mtime",
+    "type_version",
+    "description",
+    "descriptor",
+    "state",
+    "state_detail",
+    "extension_name",
+    "extension_version",
+    "superseded_by",
+    "file_stats",
+];
 
 /// The content columns `save_all` compares and writes (spec 10 §5.4 step 3), in the
 /// order of [`RowValues::content`].
@@ -63,21 +80,22 @@ pub(crate) struct CatalogRow {
     pub(crate) file_stats: String,
 }
 
-/// The row a Source should have.
+/// The row a Source should have, borrowing the aggregate's text where it can (a
+/// descriptor is never copied to be compared or written).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct RowValues {
+pub(crate) struct RowValues<'a> {
     /// Values of [`CONTENT_COLUMNS`].
-    pub(crate) content: [String; 13],
+    pub(crate) content: [Cow<'a, str>; 13],
     /// `Some` for states whose `superseded_by` the aggregate decides (tombstones and
     /// failure states); `None` for `Indexed`, whose marker supersession maintains.
-    pub(crate) superseded_by: Option<String>,
+    pub(crate) superseded_by: Option<&'a str>,
 }
 
-impl From<[String; 16]> for CatalogRow {
+impl CatalogRow {
     /// The fields in [`ROW_COLUMNS`] order.
-    fn from(fields: [String; 16]) -> CatalogRow {
+    pub(crate) fn from_fields(fields: [&str; 16]) -> CatalogRow {
         let [source_path, kind, type_normalized, extends_type, bundle_path, fingerprint, source_mtime, type_version, description, descriptor, state, state_detail, extension_name, extension_version, superseded_by, file_stats] =
-            fields;
+            fields.map(str::to_owned);
         CatalogRow {
             source_path,
             kind,
@@ -99,33 +117,26 @@ impl From<[String; 16]> for CatalogRow {
     }
 }
 
-impl CatalogRow {
-    /// Values of [`CONTENT_COLUMNS`] of the stored row.
-    pub(crate) fn content(&self) -> [&str; 13] {
-        [
-            &self.kind,
-            &self.type_normalized,
-            &self.extends_type,
-            &self.bundle_path,
-            &self.fingerprint,
-            &self.source_mtime,
-            &self.type_version,
-            &self.description,
-            &self.descriptor,
-            &self.state,
-            &self.state_detail,
-            &self.extension_name,
-            &self.extension_version,
-        ]
-    }
+/// Whether a Source has a row at all: every state but `Bundled` (never persisted;
+/// precondition P1 rejects it first) and the tombstones other than `Renamed`.
+pub(crate) fn has_row(source: &Source) -> bool {
+    !matches!(
+        source.state(),
+        RowState::Bundled { .. }
+            | RowState::Tombstoned {
+                reason: TombstoneReason::SourceDeleted | TombstoneReason::ExtensionRemoved
+            }
+    )
 }
 
-/// Spec 10 §4.3, Source → row. `None` for states that have no row: tombstones other
-/// than `Renamed`, and `Bundled` (never persisted; precondition P1 rejects it first).
-pub(crate) fn target_values(ext: &Extension, source: &Source) -> Option<RowValues> {
+/// Spec 10 §4.3, Source → row; `None` exactly when [`has_row`] is false.
+pub(crate) fn target_values<'a>(ext: &'a Extension, source: &'a Source) -> Option<RowValues<'a>> {
+    if !has_row(source) {
+        return None;
+    }
     let fingerprint = source
         .fingerprint()
-        .map(ToString::to_string)
+        .map(|fp| Cow::Owned(fp.to_string()))
         .unwrap_or_default();
     let mut row = Draft::default();
     let superseded_by = match source.state() {
@@ -134,68 +145,73 @@ pub(crate) fn target_values(ext: &Extension, source: &Source) -> Option<RowValue
             bundle,
             meta,
         } => {
-            row.type_normalized = type_name.to_string();
+            row.type_normalized = type_name.as_str();
             if source.kind() == Kind::Extension {
-                row.extends_type = type_name.to_string();
+                row.extends_type = type_name.as_str();
             }
-            row.bundle_path = bundle.path.to_string();
-            row.type_version = meta.declared_version.clone();
-            row.description = meta.description.clone();
-            row.descriptor = meta.descriptor.clone();
+            row.bundle_path = bundle.path.as_str();
+            row.type_version = &meta.declared_version;
+            row.description = &meta.description;
+            row.descriptor = &meta.descriptor;
             None
         }
         RowState::Bundled { .. } => return None,
         RowState::BundleBuildFailed { last_error }
         | RowState::EntryPointUnreadable { last_error } => {
-            row.state_detail = last_error.clone();
-            Some(String::new())
+            row.state_detail = last_error;
+            Some("")
         }
         RowState::ValidationFailed { bundle, last_error } => {
-            row.bundle_path = bundle.path.to_string();
-            row.state_detail = last_error.clone();
-            Some(String::new())
+            row.bundle_path = bundle.path.as_str();
+            row.state_detail = last_error;
+            Some("")
         }
         RowState::OrphanedBundleOnly { bundle } => {
-            row.bundle_path = bundle.path.to_string();
-            Some(String::new())
+            row.bundle_path = bundle.path.as_str();
+            Some("")
         }
         RowState::Tombstoned { reason } => match reason {
             TombstoneReason::Renamed { winner } => {
-                row.state_detail = RENAMED.to_owned();
-                Some(winner.as_ref().map(ToString::to_string).unwrap_or_default())
+                row.state_detail = RENAMED;
+                Some(
+                    winner
+                        .as_ref()
+                        .map(CanonicalPath::as_str)
+                        .unwrap_or_default(),
+                )
             }
             TombstoneReason::SourceDeleted | TombstoneReason::ExtensionRemoved => return None,
         },
     };
     Some(RowValues {
         content: [
-            source.kind().as_str().to_owned(),
-            row.type_normalized,
-            row.extends_type,
-            row.bundle_path,
+            Cow::Borrowed(source.kind().as_str()),
+            Cow::Borrowed(row.type_normalized),
+            Cow::Borrowed(row.extends_type),
+            Cow::Borrowed(row.bundle_path),
             fingerprint,
-            source.mtime().unwrap_or_default().to_owned(),
-            row.type_version,
-            row.description,
-            row.descriptor,
-            source.state().tag().as_str().to_owned(),
-            row.state_detail,
-            ext.id().name.as_str().to_owned(),
-            ext.id().version.to_string(),
+            Cow::Borrowed(source.mtime().unwrap_or_default()),
+            Cow::Borrowed(row.type_version),
+            Cow::Borrowed(row.description),
+            Cow::Borrowed(row.descriptor),
+            Cow::Borrowed(source.state().tag().as_str()),
+            Cow::Borrowed(row.state_detail),
+            Cow::Borrowed(ext.id().name.as_str()),
+            Cow::Owned(ext.id().version.to_string()),
         ],
         superseded_by,
     })
 }
 
 #[derive(Default)]
-struct Draft {
-    type_normalized: String,
-    extends_type: String,
-    bundle_path: String,
-    type_version: String,
-    description: String,
-    descriptor: String,
-    state_detail: String,
+struct Draft<'a> {
+    type_normalized: &'a str,
+    extends_type: &'a str,
+    bundle_path: &'a str,
+    type_version: &'a str,
+    description: &'a str,
+    descriptor: &'a str,
+    state_detail: &'a str,
 }
 
 /// Spec 10 §4.3, row → Source. `winner_is_indexed` tells whether the row at a

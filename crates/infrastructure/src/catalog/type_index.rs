@@ -19,90 +19,112 @@ impl TypeIndex for SqliteExtensionRepository {
             .fetch_types(
                 "type_normalized = ?1 AND kind = ?2",
                 &[ty.as_str(), kind.as_str()],
+                true,
             )
             .await?;
         Ok(entries.into_iter().next())
     }
 
     async fn list_types(&self, kind: Kind) -> Result<Vec<TypeEntry>, RepoError> {
-        let mut entries = self.fetch_types("kind = ?1", &[kind.as_str()]).await?;
+        let mut entries = self
+            .fetch_types("kind = ?1", &[kind.as_str()], false)
+            .await?;
         entries.sort_by(|a, b| a.type_name.cmp(&b.type_name)); // stable: paths stay ordered
         Ok(entries)
     }
 
     async fn extensions_for(&self, base: &TypeName) -> Result<Vec<TypeEntry>, RepoError> {
-        self.fetch_types("kind = 'extension' AND extends_type = ?1", &[base.as_str()])
-            .await
+        self.fetch_types(
+            "kind = 'extension' AND extends_type = ?1",
+            &[base.as_str()],
+            true,
+        )
+        .await
     }
 }
 
 /// Columns of a [`TypeRow`].
-pub(crate) const TYPE_COLUMNS: &str = "source_path, kind, type_normalized, bundle_path, \
-     fingerprint, type_version, description, descriptor";
+pub(crate) const TYPE_COLUMNS: [&str; 8] = [
+    "source_path",
+    "kind",
+    "type_normalized",
+    "bundle_path",
+    "fingerprint",
+    "type_version",
+    "description",
+    "descriptor",
+];
 
 /// The visibility filter every query applies (spec 10 §2.4).
 pub(crate) const VISIBLE: &str = "state = 'Indexed' AND superseded_by = ''";
 
-/// One visible row, as stored.
-#[derive(Clone, Debug)]
-pub(crate) struct TypeRow {
-    source_path: String,
-    kind: String,
-    type_normalized: String,
-    bundle_path: String,
-    fingerprint: String,
-    type_version: String,
-    description: String,
-    descriptor: String,
+/// One visible row as read: its entry, or its stored path when it cannot be read back
+/// (only a foreign edit makes one). Built straight from the fetched text, so the fields
+/// that are only parsed are never copied.
+pub(crate) enum TypeRow {
+    Entry {
+        /// The stored path when it differs from the entry's canonical one.
+        stored: Option<String>,
+        entry: TypeEntry,
+    },
+    Unreadable(String),
 }
 
-impl From<[String; 8]> for TypeRow {
-    /// The fields in [`TYPE_COLUMNS`] order.
-    fn from(fields: [String; 8]) -> TypeRow {
-        let [source_path, kind, type_normalized, bundle_path, fingerprint, type_version, description, descriptor] =
-            fields;
-        TypeRow {
-            source_path,
-            kind,
-            type_normalized,
-            bundle_path,
-            fingerprint,
-            type_version,
-            description,
-            descriptor,
+impl TypeRow {
+    /// The row from the fields in [`TYPE_COLUMNS`] order.
+    pub(crate) fn read(fields: [&str; 8], policy: PathPolicy) -> TypeRow {
+        match entry(fields, policy) {
+            Some(entry) => TypeRow::Entry {
+                stored: (entry.source_path.as_str() != fields[0]).then(|| fields[0].to_owned()),
+                entry,
+            },
+            None => TypeRow::Unreadable(fields[0].to_owned()),
+        }
+    }
+
+    /// The stored path.
+    fn stored_path(&self) -> &str {
+        match self {
+            TypeRow::Entry {
+                stored: Some(stored),
+                ..
+            }
+            | TypeRow::Unreadable(stored) => stored,
+            TypeRow::Entry { entry, .. } => entry.source_path.as_str(),
         }
     }
 }
 
-/// Converts rows, ordered by path; a row that cannot be read back (only a foreign edit
-/// makes one) is left out and logged, since it could not be loaded anyway.
-pub(crate) fn entries(mut rows: Vec<TypeRow>, policy: PathPolicy) -> Vec<TypeEntry> {
-    rows.sort_unstable_by(|a, b| a.source_path.cmp(&b.source_path));
+/// The entries, ordered by stored path; an unreadable row is left out and logged,
+/// since it could not be loaded anyway.
+pub(crate) fn entries(mut rows: Vec<TypeRow>) -> Vec<TypeEntry> {
+    rows.sort_unstable_by(|a, b| a.stored_path().cmp(b.stored_path()));
     rows.into_iter()
-        .filter_map(|row| {
-            let path = row.source_path.clone();
-            let entry = entry(row, policy);
-            if entry.is_none() {
+        .filter_map(|row| match row {
+            TypeRow::Entry { entry, .. } => Some(entry),
+            TypeRow::Unreadable(path) => {
                 log_warning(&format!("catalog row {path} is unreadable; ignored"));
+                None
             }
-            entry
         })
         .collect()
 }
 
-fn entry(row: TypeRow, policy: PathPolicy) -> Option<TypeEntry> {
+fn entry(fields: [&str; 8], policy: PathPolicy) -> Option<TypeEntry> {
+    let [source_path, kind, type_normalized, bundle_path, fingerprint, type_version, description, descriptor] =
+        fields;
     Some(TypeEntry {
-        source_path: CanonicalPath::from_text(&row.source_path, policy).ok()?,
-        kind: row.kind.parse::<Kind>().ok()?,
-        type_name: TypeName::parse(&row.type_normalized).ok()?,
+        source_path: CanonicalPath::from_text(source_path, policy).ok()?,
+        kind: kind.parse::<Kind>().ok()?,
+        type_name: TypeName::parse(type_normalized).ok()?,
         bundle: BundleLocation {
-            path: CanonicalPath::from_text(&row.bundle_path, policy).ok()?,
-            fingerprint: SourceFingerprint::parse_stored(&row.fingerprint)?,
+            path: CanonicalPath::from_text(bundle_path, policy).ok()?,
+            fingerprint: SourceFingerprint::parse_stored(fingerprint)?,
         },
         meta: TypeMeta {
-            declared_version: row.type_version,
-            description: row.description,
-            descriptor: row.descriptor,
+            declared_version: type_version.to_owned(),
+            description: description.to_owned(),
+            descriptor: descriptor.to_owned(),
         },
     })
 }

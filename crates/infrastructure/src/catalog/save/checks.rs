@@ -7,7 +7,7 @@ use fen_domain::ports::RepoError;
 use fen_domain::{CanonicalPath, Extension, ExtensionId, RowState};
 
 use crate::catalog::placement::Placement;
-use crate::catalog::rows::target_values;
+use crate::catalog::rows::has_row;
 
 /// Checks P1–P5 for a batch; the first violation is returned as `InvalidBatch`.
 pub(crate) fn check_batch(batch: &[Extension], placement: &Placement) -> Result<(), RepoError> {
@@ -62,26 +62,18 @@ pub(crate) fn check_batch(batch: &[Extension], placement: &Placement) -> Result<
 /// id implies). A row that failed this would be skipped by `load_all` and pruned by the
 /// next save, so writing it would silently lose it.
 fn check_placement(ext: &Extension, placement: &Placement) -> Result<(), RepoError> {
-    let name = ext.id().name.as_str();
-    let version = ext.id().version.to_string();
-    for source in ext.sources() {
-        if target_values(ext, source).is_none() {
-            continue;
-        }
+    let identity = placement.identity(ext.id().name.as_str(), &ext.id().version.to_string());
+    for source in ext.sources().filter(|source| has_row(source)) {
         let path = source.path();
-        let placed = placement
-            .place(path.as_str(), name, &version)
-            .map_err(|reason| {
+        let (origin, extension_origin, root) =
+            placement.fit(path.as_str(), &identity).map_err(|reason| {
                 RepoError::InvalidBatch(format!(
                     "source {path} of {} would load back as {}",
                     ext.id(),
                     reason.as_str()
                 ))
             })?;
-        if placed.origin != source.origin()
-            || placed.extension_origin != ext.origin()
-            || &placed.root != ext.root()
-        {
+        if origin != source.origin() || extension_origin != ext.origin() || root != ext.root() {
             return Err(RepoError::InvalidBatch(format!(
                 "source {path} of {} does not belong to an aggregate rooted at {} ({} origin)",
                 ext.id(),

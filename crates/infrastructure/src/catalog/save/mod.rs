@@ -11,7 +11,7 @@ mod checks;
 mod plan;
 mod slots;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use fen_domain::ports::{DuplicateType, RepoError, SaveReport, SkipReason};
 use fen_domain::Extension;
@@ -21,7 +21,7 @@ use sqlx::Connection;
 use super::bulk;
 use super::error::repo_error;
 use super::placement::Placement;
-use super::rows::{CatalogRow, RowValues, CONTENT_COLUMNS, ROW_COLUMNS};
+use super::rows::{RowValues, CONTENT_COLUMNS};
 
 pub(crate) use checks::check_batch;
 
@@ -64,13 +64,20 @@ async fn apply(
     batch: &[Extension],
     placement: &Placement,
 ) -> Result<Applied, RepoError> {
+    let t0 = std::time::Instant::now();
+    let mut last = t0;
+    let mut tick = |label: &str| {
+        if std::env::var_os("SCRATCH_TIMING").is_some() {
+            let now = std::time::Instant::now();
+            eprint!("{label} {:?} | ", now - last);
+            last = now;
+        }
+    };
     let mut report = SaveReport::default();
-    let stored = bulk::fetch::<3>(conn, plan::STORED_COLUMNS, "", &[]).await?;
-    let survey = plan::survey(
-        stored.into_iter().map(plan::StoredRow::from),
-        batch,
-        placement,
-    );
+    let stored = stored_rows(conn).await?;
+    tick("stored_rows");
+    let survey = plan::survey(stored, batch, placement);
+    tick("survey");
 
     // Step 1: pre-flight prune, before I-Repo-1, so that leftovers from another mount
     // path never block an unrelated save.
@@ -83,19 +90,21 @@ async fn apply(
     }
 
     // Steps 2–3: target rows, then only the differences.
-    let targets = plan::targets(batch, &survey.owners);
-    let stored_targets: Vec<&String> = targets
+    let targets = plan::targets(batch, &survey);
+    let stored_targets: Vec<&str> = targets
         .keys()
-        .filter(|path| survey.owners.contains_key(path.as_str()))
+        .copied()
+        .filter(|path| survey.owner_at(path).is_some())
         .collect();
     let current = read_rows(conn, &stored_targets).await?;
-    let mut written: HashSet<String> = HashSet::new();
+    tick("read_rows");
+    let mut written: HashSet<&str> = HashSet::new();
     for (path, target) in &targets {
-        match current.get(path) {
+        match current.get(*path) {
             None => {
                 insert_row(conn, path, target).await?;
                 report.inserted += 1;
-                written.insert(path.clone());
+                written.insert(path);
             }
             Some(row) => {
                 let changes = plan::changed_columns(row, target);
@@ -104,22 +113,24 @@ async fn apply(
                 } else {
                     update_row(conn, path, &changes).await?;
                     report.updated += 1;
-                    written.insert(path.clone());
+                    written.insert(path);
                 }
             }
         }
     }
-    for path in survey
-        .owned
-        .iter()
-        .filter(|path| !targets.contains_key(*path))
-    {
+    for path in survey.owned().filter(|path| !targets.contains_key(path)) {
         delete_row(conn, path).await?;
         report.deleted += 1;
     }
 
+    tick("writes");
     // Steps 4–5: supersession, then I-Repo-1, over the whole post-save table.
-    match slots::settle(conn, placement, &written).await? {
+    let settled = slots::settle(conn, placement, &written).await?;
+    tick("settle");
+    if std::env::var_os("SCRATCH_TIMING").is_some() {
+        eprintln!();
+    }
+    match settled {
         slots::Settled::Ok(changes) => {
             report.supersession_changes = changes;
             Ok(Applied::Saved(report))
@@ -128,36 +139,74 @@ async fn apply(
     }
 }
 
-/// Full rows at `paths`, in one statement.
+/// Path and owner of every stored row, without reading the table: the primary-key
+/// index gives `rowid, source_path`, `idx_bundle_types_identity` the rowids of each
+/// owner; they are joined on `rowid`, which cannot change inside this write
+/// transaction. The owner columns follow `descriptor` in the record, so a table scan
+/// would walk every row's overflow pages to reach them.
+async fn stored_rows(conn: &mut SqliteConnection) -> Result<plan::Stored, RepoError> {
+    let mut paths: Vec<(i64, String)> = bulk::fetch_json(conn, STORED_PATHS).await?;
+    let owners: Vec<(String, String, Vec<i64>)> = bulk::fetch_json(conn, STORED_OWNERS).await?;
+    let mut stored = plan::Stored::default();
+    let mut owner_of_row: Vec<(i64, usize)> = Vec::with_capacity(paths.len());
+    for (index, (name, version, rowids)) in owners.into_iter().enumerate() {
+        owner_of_row.extend(rowids.into_iter().map(|rowid| (rowid, index)));
+        stored.owners.push((name, version));
+    }
+    paths.sort_unstable_by_key(|(rowid, _)| *rowid);
+    owner_of_row.sort_unstable_by_key(|(rowid, _)| *rowid);
+    if paths.len() != owner_of_row.len() || paths.iter().zip(&owner_of_row).any(|(p, o)| p.0 != o.0)
+    {
+        return Err(RepoError::Corrupt(
+            "the indexes of bundle_types disagree with each other".to_owned(),
+        ));
+    }
+    stored.rows = paths
+        .into_iter()
+        .zip(owner_of_row)
+        .map(|((_, path), (_, owner))| (path, owner))
+        .collect();
+    Ok(stored)
+}
+
+/// `[[rowid, source_path], …]` from the primary-key index alone.
+const STORED_PATHS: &str =
+    "SELECT json_group_array(json_array(rowid, source_path)) FROM bundle_types";
+
+/// `[[extension_name, extension_version, [rowid, …]], …]` from
+/// `idx_bundle_types_identity` alone. (`json` restores the array that the subquery
+/// passes on as text.)
+const STORED_OWNERS: &str = "SELECT json_group_array(json_array(n, v, json(ids))) FROM \
+     (SELECT extension_name AS n, extension_version AS v, json_group_array(rowid) AS ids \
+        FROM bundle_types GROUP BY extension_name, extension_version)";
+
+/// The stored rows at `paths` as step 3 compares them, [`bulk::CHUNK`] paths per
+/// statement (all inside this write transaction).
 async fn read_rows(
     conn: &mut SqliteConnection,
-    paths: &[&String],
-) -> Result<BTreeMap<String, CatalogRow>, RepoError> {
-    if paths.is_empty() {
-        return Ok(BTreeMap::new());
+    paths: &[&str],
+) -> Result<HashMap<String, plan::StoredContent>, RepoError> {
+    let mut rows = HashMap::with_capacity(paths.len());
+    for chunk in paths.chunks(bulk::CHUNK) {
+        let list = serde_json::to_string(chunk)
+            .map_err(|e| RepoError::Storage(format!("cannot encode paths: {e}")))?;
+        let found = bulk::fetch_packed(
+            conn,
+            plan::STORED_CONTENT_COLUMNS,
+            Some("source_path IN (SELECT value FROM json_each(?1))"),
+            &[&list],
+            |_, fields| plan::StoredContent::from_fields(fields),
+        )
+        .await?;
+        rows.extend(found);
     }
-    let list = serde_json::to_string(&paths)
-        .map_err(|e| RepoError::Storage(format!("cannot encode paths: {e}")))?;
-    let rows = bulk::fetch::<16>(
-        conn,
-        ROW_COLUMNS,
-        "WHERE source_path IN (SELECT value FROM json_each(?1))",
-        &[&list],
-    )
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|fields| {
-            let row = CatalogRow::from(fields);
-            (row.source_path.clone(), row)
-        })
-        .collect())
+    Ok(rows)
 }
 
 async fn insert_row(
     conn: &mut SqliteConnection,
     path: &str,
-    target: &RowValues,
+    target: &RowValues<'_>,
 ) -> Result<(), RepoError> {
     let placeholders: Vec<String> = (1..=CONTENT_COLUMNS.len() + 2)
         .map(|n| format!("?{n}"))
@@ -169,10 +218,10 @@ async fn insert_row(
     );
     let mut query = sqlx::query(&sql).bind(path);
     for value in &target.content {
-        query = query.bind(value.as_str());
+        query = query.bind(value.as_ref());
     }
     query
-        .bind(target.superseded_by.as_deref().unwrap_or(""))
+        .bind(target.superseded_by.unwrap_or(""))
         .execute(&mut *conn)
         .await
         .map_err(repo_error)?;
@@ -183,7 +232,7 @@ async fn insert_row(
 async fn update_row(
     conn: &mut SqliteConnection,
     path: &str,
-    changes: &[(&'static str, String)],
+    changes: &[(&'static str, &str)],
 ) -> Result<(), RepoError> {
     let assignments: Vec<String> = changes
         .iter()
@@ -197,7 +246,7 @@ async fn update_row(
     );
     let mut query = sqlx::query(&sql);
     for (_, value) in changes {
-        query = query.bind(value.as_str());
+        query = query.bind(*value);
     }
     query
         .bind(path)

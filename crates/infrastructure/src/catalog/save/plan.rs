@@ -3,39 +3,71 @@
 //! order: a live source beats a `Renamed` tombstone beats a delete intent, whatever
 //! aggregate comes first.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use fen_domain::ports::SkipReason;
 use fen_domain::{Extension, ExtensionId, RowState, TombstoneReason};
 
-use crate::catalog::placement::Placement;
-use crate::catalog::rows::{target_values, CatalogRow, RowValues, CONTENT_COLUMNS, FINGERPRINT};
-
-/// Path and owner of one stored row: all that planning needs of the rows it does not
-/// rewrite.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct StoredRow {
-    pub(crate) source_path: String,
-    pub(crate) extension_name: String,
-    pub(crate) extension_version: String,
-}
-
-impl From<[String; 3]> for StoredRow {
-    /// The fields in [`STORED_COLUMNS`] order.
-    fn from([source_path, extension_name, extension_version]: [String; 3]) -> StoredRow {
-        StoredRow {
-            source_path,
-            extension_name,
-            extension_version,
-        }
-    }
-}
-
-/// The columns of a [`StoredRow`].
-pub(crate) const STORED_COLUMNS: &str = "source_path, extension_name, extension_version";
+use crate::catalog::placement::{Identity, Placement};
+use crate::catalog::rows::{target_values, RowValues, CONTENT_COLUMNS, FINGERPRINT};
 
 /// Owner text of a stored row: `(extension_name, extension_version)`.
 pub(crate) type Owner = (String, String);
+
+/// Path and owner of every stored row: all that planning needs of the rows it does not
+/// rewrite.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stored {
+    /// The distinct stored owners.
+    pub(crate) owners: Vec<Owner>,
+    /// Every row: its path and the index of its owner in `owners`.
+    pub(crate) rows: Vec<(String, usize)>,
+}
+
+/// A stored row as step 3 compares it with its target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoredContent {
+    /// Values of [`CONTENT_COLUMNS`].
+    pub(crate) content: [String; 13],
+    pub(crate) superseded_by: String,
+    /// `file_stats` is not `''`.
+    pub(crate) has_file_stats: bool,
+}
+
+/// What [`StoredContent::from_fields`] reads: the path, [`CONTENT_COLUMNS`],
+/// `superseded_by` and whether `file_stats` is set. `octet_length` takes the length
+/// from the record header, so the stat records themselves are never loaded.
+pub(crate) const STORED_CONTENT_COLUMNS: [&str; 16] = [
+    "source_path",
+    "kind",
+    "type_normalized",
+    "extends_type",
+    "bundle_path",
+    "fingerprint",
+    "source_mtime",
+    "type_version",
+    "description",
+    "descriptor",
+    "state",
+    "state_detail",
+    "extension_name",
+    "extension_version",
+    "superseded_by",
+    "octet_length(file_stats) > 0",
+];
+
+impl StoredContent {
+    /// The row at `source_path` from the fields of [`STORED_CONTENT_COLUMNS`].
+    pub(crate) fn from_fields(fields: [&str; 16]) -> (String, StoredContent) {
+        let [source_path, content @ .., superseded_by, has_file_stats] = fields;
+        let row = StoredContent {
+            content: content.map(str::to_owned),
+            superseded_by: superseded_by.to_owned(),
+            has_file_stats: has_file_stats != "0",
+        };
+        (source_path.to_owned(), row)
+    }
+}
 
 /// The owner text an aggregate writes.
 pub(crate) fn owner_of(id: &ExtensionId) -> Owner {
@@ -47,65 +79,90 @@ pub(crate) fn owner_of(id: &ExtensionId) -> Owner {
 pub(crate) struct Survey {
     /// Step 1: rows `load_all` would skip and whose path is not live in the batch.
     pub(crate) prunes: Vec<(String, SkipReason)>,
-    /// Owners of the kept rows at paths the batch mentions.
-    pub(crate) owners: HashMap<String, Owner>,
+    /// The rows that stay, sorted by path, with the index of their owner.
+    kept: Vec<(String, usize)>,
+    /// The distinct stored owners, and whether each is an aggregate of the batch.
+    owners: Vec<(Owner, bool)>,
+}
+
+impl Survey {
+    /// The owner of the kept row at `path`, if there is one.
+    pub(crate) fn owner_at(&self, path: &str) -> Option<&Owner> {
+        self.kept
+            .binary_search_by(|(p, _)| p.as_str().cmp(path))
+            .ok()
+            .map(|at| &self.owners[self.kept[at].1].0)
+    }
+
     /// Kept rows owned by an aggregate of the batch; those without a target row are
     /// deleted (a delete intent of the owner, or a source it no longer has). Rows of
     /// anyone else are never touched.
-    pub(crate) owned: Vec<String>,
+    pub(crate) fn owned(&self) -> impl Iterator<Item = &str> {
+        self.kept
+            .iter()
+            .filter(|(_, owner)| self.owners[*owner].1)
+            .map(|(path, _)| path.as_str())
+    }
 }
 
-/// Classifies every stored row once.
-pub(crate) fn survey(
-    stored: impl Iterator<Item = StoredRow>,
-    batch: &[Extension],
-    placement: &Placement,
-) -> Survey {
-    let sources = || batch.iter().flat_map(|ext| ext.sources());
-    let mentioned: HashSet<&str> = sources().map(|s| s.path().as_str()).collect();
-    let live: HashSet<&str> = sources()
-        .filter(|s| !s.state().is_tombstoned())
-        .map(|s| s.path().as_str())
-        .collect();
+/// Classifies every stored row once; each stored owner is parsed once.
+pub(crate) fn survey(stored: Stored, batch: &[Extension], placement: &Placement) -> Survey {
     let batch_owners: HashSet<Owner> = batch.iter().map(|ext| owner_of(ext.id())).collect();
-    let mut survey = Survey::default();
-    for row in stored {
-        if !live.contains(row.source_path.as_str()) {
-            if let Err(reason) = placement.place(
-                &row.source_path,
-                &row.extension_name,
-                &row.extension_version,
-            ) {
-                survey.prunes.push((row.source_path, reason));
+    let identities: Vec<Identity> = stored
+        .owners
+        .iter()
+        .map(|(name, version)| placement.identity(name, version))
+        .collect();
+    // Built only if a row fails its placement check (rare).
+    let mut live: Option<HashSet<&str>> = None;
+    let mut survey = Survey {
+        owners: stored
+            .owners
+            .into_iter()
+            .map(|owner| {
+                let in_batch = batch_owners.contains(&owner);
+                (owner, in_batch)
+            })
+            .collect(),
+        ..Survey::default()
+    };
+    survey.kept.reserve(stored.rows.len());
+    for (source_path, owner) in stored.rows {
+        if let Err(reason) = placement.check(&source_path, &identities[owner]) {
+            let live = live.get_or_insert_with(|| {
+                batch
+                    .iter()
+                    .flat_map(|ext| ext.sources())
+                    .filter(|s| !s.state().is_tombstoned())
+                    .map(|s| s.path().as_str())
+                    .collect()
+            });
+            if !live.contains(source_path.as_str()) {
+                survey.prunes.push((source_path, reason));
                 continue;
             }
         }
-        let owner = (row.extension_name, row.extension_version);
-        if batch_owners.contains(&owner) {
-            survey.owned.push(row.source_path.clone());
-        }
-        if mentioned.contains(row.source_path.as_str()) {
-            survey.owners.insert(row.source_path, owner);
-        }
+        survey.kept.push((source_path, owner));
     }
+    survey.kept.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     survey
 }
 
 /// Step 2: the row each path of the batch should have. A live source gives its row; a
 /// path without one but with `Renamed` tombstones gives the tombstone of the aggregate
 /// that owns the stored row, or else of the smallest id.
-pub(crate) fn targets(
-    batch: &[Extension],
-    owners: &HashMap<String, Owner>,
-) -> BTreeMap<String, RowValues> {
-    let mut rows: BTreeMap<String, RowValues> = BTreeMap::new();
-    let mut renamed: BTreeMap<String, Vec<(&ExtensionId, RowValues)>> = BTreeMap::new();
+pub(crate) fn targets<'a>(
+    batch: &'a [Extension],
+    survey: &Survey,
+) -> BTreeMap<&'a str, RowValues<'a>> {
+    let mut rows: BTreeMap<&str, RowValues> = BTreeMap::new();
+    let mut renamed: BTreeMap<&str, Vec<(&ExtensionId, RowValues)>> = BTreeMap::new();
     for ext in batch {
         for source in ext.sources() {
             let Some(values) = target_values(ext, source) else {
                 continue;
             };
-            let path = source.path().as_str().to_owned();
+            let path = source.path().as_str();
             match source.state() {
                 RowState::Tombstoned {
                     reason: TombstoneReason::Renamed { .. },
@@ -117,11 +174,11 @@ pub(crate) fn targets(
         }
     }
     for (path, mut candidates) in renamed {
-        if rows.contains_key(&path) {
+        if rows.contains_key(path) {
             continue;
         }
         candidates.sort_by(|a, b| a.0.cmp(b.0));
-        let owner = owners.get(&path);
+        let owner = survey.owner_at(path);
         let chosen = candidates
             .iter()
             .position(|(id, _)| Some(&owner_of(id)) == owner)
@@ -133,24 +190,24 @@ pub(crate) fn targets(
 
 /// Step 3 for one stored row: the columns to update, empty when equal. An update that
 /// changes the fingerprint also clears `file_stats` (records of another fingerprint).
-pub(crate) fn changed_columns(
-    current: &CatalogRow,
-    target: &RowValues,
-) -> Vec<(&'static str, String)> {
-    let stored = current.content();
-    let mut changes: Vec<(&'static str, String)> = CONTENT_COLUMNS
+pub(crate) fn changed_columns<'t>(
+    current: &StoredContent,
+    target: &'t RowValues<'_>,
+) -> Vec<(&'static str, &'t str)> {
+    let stored = &current.content;
+    let mut changes: Vec<(&'static str, &str)> = CONTENT_COLUMNS
         .iter()
         .zip(stored.iter().zip(target.content.iter()))
-        .filter(|(_, (old, new))| **old != new.as_str())
-        .map(|(column, (_, new))| (*column, new.clone()))
+        .filter(|(_, (old, new))| old.as_str() != new.as_ref())
+        .map(|(column, (_, new))| (*column, new.as_ref()))
         .collect();
-    if let Some(winner) = &target.superseded_by {
-        if current.superseded_by != *winner {
-            changes.push(("superseded_by", winner.clone()));
+    if let Some(winner) = target.superseded_by {
+        if current.superseded_by != winner {
+            changes.push(("superseded_by", winner));
         }
     }
-    if stored[FINGERPRINT] != target.content[FINGERPRINT] && !current.file_stats.is_empty() {
-        changes.push(("file_stats", String::new()));
+    if stored[FINGERPRINT] != target.content[FINGERPRINT] && current.has_file_stats {
+        changes.push(("file_stats", ""));
     }
     changes
 }
