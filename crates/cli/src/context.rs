@@ -280,14 +280,23 @@ struct LazyRuntime {
 
 #[async_trait]
 impl BundleRuntime for LazyRuntime {
-    async fn instantiate(&self, req: InstantiateRequest) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
+    async fn instantiate(
+        &self,
+        req: InstantiateRequest,
+    ) -> Result<Arc<dyn TypeInstance>, RuntimeError> {
         let workers = self.workers.get_or_init(|| {
-            let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
-            (0..n).map(|_| QuickJsBundleRuntime::new().map_err(|e| e.to_string())).collect()
+            let n = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 4);
+            (0..n)
+                .map(|_| QuickJsBundleRuntime::new().map_err(|e| e.to_string()))
+                .collect()
         });
         match workers {
             Ok(workers) if !workers.is_empty() => {
-                let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % workers.len();
+                let i =
+                    self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % workers.len();
                 workers[i].instantiate(req).await
             }
             _ => Err(RuntimeError::Unavailable),

@@ -179,7 +179,9 @@ fn is_clean_posix(text: &str, policy: PathPolicy) -> bool {
     if text == "/" {
         return true;
     }
-    text[1..].split('/').all(|segment| !matches!(segment, "" | "." | ".."))
+    text[1..]
+        .split('/')
+        .all(|segment| !matches!(segment, "" | "." | ".."))
 }
 
 /// Length of the root prefix of canonical text (`/`, `c:/`, `//server/share/`).
@@ -367,7 +369,9 @@ mod tests {
 
     #[test]
     fn the_fast_path_agrees_with_the_full_transform() {
-        for text in ["/", "/a", "/a/b.ts", "/a//b", "/a/./b", "/a/../b", "/a/", "/a/.", "/.."] {
+        for text in [
+            "/", "/a", "/a/b.ts", "/a//b", "/a/./b", "/a/../b", "/a/", "/a/.", "/..",
+        ] {
             for policy in [PathPolicy::Posix, PathPolicy::MacOs] {
                 let (root, rest) = split_root(text, policy).unwrap();
                 let mut segments: Vec<&str> = Vec::new();

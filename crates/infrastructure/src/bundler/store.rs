@@ -317,7 +317,6 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
-
 /// `.fen-tmp-<what>-<pid>-<nanos>-<counter>`: unique within and across processes.
 fn unique_temp_name(what: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
