@@ -40,6 +40,14 @@ pub(crate) async fn connect(db: &Path, access: Access) -> Result<SqliteConnectio
         .busy_timeout(BUSY_TIMEOUT)
         .synchronous(SqliteSynchronous::Normal)
         .row_buffer_size(ROW_BUFFER);
+    let mut options = options;
+    if let Ok(extra) = std::env::var("SCRATCH_PRAGMA") {
+        for kv in extra.split(';') {
+            if let Some((k, v)) = kv.split_once('=') {
+                options = options.pragma(k.to_owned(), v.to_owned());
+            }
+        }
+    }
     let options = match access {
         Access::Existing => options.create_if_missing(false),
         Access::CreateUnderLock => options.create_if_missing(true),

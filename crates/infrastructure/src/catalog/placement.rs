@@ -27,6 +27,7 @@ pub(crate) struct Placement {
 }
 
 /// A row that fits its place: who owns it and where its aggregate is rooted.
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Placed {
     pub(crate) path: CanonicalPath,
@@ -90,16 +91,8 @@ impl Placement {
         name_text: &str,
         version_text: &str,
     ) -> Result<Placed, SkipReason> {
-        self.place_as(path_text, &self.identity(name_text, version_text))
-    }
-
-    /// [`Placement::place`] with the identity already parsed.
-    pub(crate) fn place_as(
-        &self,
-        path_text: &str,
-        identity: &Identity,
-    ) -> Result<Placed, SkipReason> {
-        let (path, origin, extension_origin, owner) = self.locate(path_text, identity)?;
+        let identity = self.identity(name_text, version_text);
+        let (path, origin, extension_origin, owner) = self.locate(path_text, &identity)?;
         Ok(Placed {
             path,
             id: owner.id.clone(),
@@ -107,6 +100,30 @@ impl Placement {
             extension_origin,
             root: self.root_of(owner).clone(),
         })
+    }
+
+    /// [`Placement::place`] with the identity already parsed: the row's canonical path,
+    /// its origin and the root of its aggregate.
+    pub(crate) fn locate_as<'a>(
+        &self,
+        path_text: &str,
+        identity: &'a Identity,
+    ) -> Result<(CanonicalPath, Origin, &'a CanonicalPath), SkipReason> {
+        let (path, origin, _, owner) = self.locate(path_text, identity)?;
+        Ok((path, origin, self.root_of(owner)))
+    }
+
+    /// The aggregate a parsed identity implies: its id, origin and root.
+    pub(crate) fn owner<'a>(
+        &self,
+        identity: &'a Identity,
+    ) -> Option<(&'a ExtensionId, ExtensionOrigin, &'a CanonicalPath)> {
+        let owner = identity.parsed.as_ref().ok()?;
+        let origin = match owner.key {
+            Some(_) => ExtensionOrigin::Pulled,
+            None => ExtensionOrigin::Local,
+        };
+        Some((&owner.id, origin, self.root_of(owner)))
     }
 
     /// Whether [`Placement::place`] accepts the row, without building its [`Placed`].

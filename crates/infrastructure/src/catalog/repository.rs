@@ -174,22 +174,17 @@ impl SqliteExtensionRepository {
             .map_err(|_| RepoError::Storage("the catalog connection is not open".to_owned()))
     }
 
-    /// Rows matching `condition` (all rows for `None`), ordered by path, in one read
-    /// transaction (one snapshot).
-    async fn fetch_rows(
-        &self,
-        condition: Option<&str>,
-        binds: &[&str],
-    ) -> Result<Vec<CatalogRow>, RepoError> {
-        let mut rows = {
-            let mut conn = self.connection().await?;
-            bulk::fetch_chunked(&mut conn, ROW_COLUMNS, condition, binds, |_, fields| {
-                CatalogRow::from_fields(fields)
-            })
-            .await?
-        };
-        rows.sort_unstable_by(|a, b| a.source_path.cmp(&b.source_path));
-        Ok(rows)
+    /// The aggregates of the rows matching `condition` (all rows for `None`), read in
+    /// one read transaction (one snapshot).
+    async fn load(&self, condition: Option<&str>, binds: &[&str]) -> Result<Loaded, RepoError> {
+        let mut assembler = load::Assembler::new(&self.placement);
+        let mut conn = self.connection().await?;
+        bulk::fetch_chunked(&mut conn, ROW_COLUMNS, condition, binds, |_, fields| {
+            assembler.add(CatalogRow::from_fields(fields));
+        })
+        .await?;
+        drop(conn);
+        Ok(assembler.finish())
     }
 
     /// Visible rows matching `condition`, ordered by path: in one statement when only
@@ -250,15 +245,14 @@ impl SqliteExtensionRepository {
 #[async_trait]
 impl ExtensionRepository for SqliteExtensionRepository {
     async fn load_all(&self) -> Result<Loaded, RepoError> {
-        let rows = self.fetch_rows(None, &[]).await?;
-        Ok(load::assemble(rows, &self.placement))
+        self.load(None, &[]).await
     }
 
     async fn load_by_name(&self, name: &ExtensionName) -> Result<Vec<Extension>, RepoError> {
-        let rows = self
-            .fetch_rows(Some("extension_name = ?1"), &[name.as_str()])
+        let loaded = self
+            .load(Some("extension_name = ?1"), &[name.as_str()])
             .await?;
-        Ok(load::assemble(rows, &self.placement).extensions)
+        Ok(loaded.extensions)
     }
 
     async fn save_all(&self, exts: &[Extension]) -> Result<SaveReport, RepoError> {

@@ -9,11 +9,9 @@
 use std::borrow::Cow;
 
 use fen_domain::{
-    BundleLocation, CanonicalPath, Extension, Kind, PathPolicy, RowState, RowStateTag, Source,
-    SourceFingerprint, SourceLocation, TombstoneReason, TypeMeta, TypeName,
+    BundleLocation, CanonicalPath, Extension, Kind, Origin, PathPolicy, RowState, RowStateTag,
+    Source, SourceFingerprint, SourceLocation, TombstoneReason, TypeMeta, TypeName,
 };
-
-use super::placement::Placed;
 
 /// Every column, in the order of [`CatalogRow`].
 pub(crate) const ROW_COLUMNS: [&str; 16] = [
@@ -59,25 +57,25 @@ pub(crate) const FINGERPRINT: usize = 4;
 /// `state_detail` of a persisted `Renamed` tombstone.
 const RENAMED: &str = "renamed";
 
-/// One stored row, as read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CatalogRow {
-    pub(crate) source_path: String,
-    pub(crate) kind: String,
-    pub(crate) type_normalized: String,
-    pub(crate) extends_type: String,
-    pub(crate) bundle_path: String,
-    pub(crate) fingerprint: String,
-    pub(crate) source_mtime: String,
-    pub(crate) type_version: String,
-    pub(crate) description: String,
-    pub(crate) descriptor: String,
-    pub(crate) state: String,
-    pub(crate) state_detail: String,
-    pub(crate) extension_name: String,
-    pub(crate) extension_version: String,
-    pub(crate) superseded_by: String,
-    pub(crate) file_stats: String,
+/// One stored row, as read, borrowing the fetched text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CatalogRow<'a> {
+    pub(crate) source_path: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) type_normalized: &'a str,
+    pub(crate) extends_type: &'a str,
+    pub(crate) bundle_path: &'a str,
+    pub(crate) fingerprint: &'a str,
+    pub(crate) source_mtime: &'a str,
+    pub(crate) type_version: &'a str,
+    pub(crate) description: &'a str,
+    pub(crate) descriptor: &'a str,
+    pub(crate) state: &'a str,
+    pub(crate) state_detail: &'a str,
+    pub(crate) extension_name: &'a str,
+    pub(crate) extension_version: &'a str,
+    pub(crate) superseded_by: &'a str,
+    pub(crate) file_stats: &'a str,
 }
 
 /// The row a Source should have, borrowing the aggregate's text where it can (a
@@ -91,11 +89,11 @@ pub(crate) struct RowValues<'a> {
     pub(crate) superseded_by: Option<&'a str>,
 }
 
-impl CatalogRow {
+impl<'a> CatalogRow<'a> {
     /// The fields in [`ROW_COLUMNS`] order.
-    pub(crate) fn from_fields(fields: [&str; 16]) -> CatalogRow {
+    pub(crate) fn from_fields(fields: [&'a str; 16]) -> CatalogRow<'a> {
         let [source_path, kind, type_normalized, extends_type, bundle_path, fingerprint, source_mtime, type_version, description, descriptor, state, state_detail, extension_name, extension_version, superseded_by, file_stats] =
-            fields.map(str::to_owned);
+            fields;
         CatalogRow {
             source_path,
             kind,
@@ -114,6 +112,28 @@ impl CatalogRow {
             superseded_by,
             file_stats,
         }
+    }
+
+    /// The fields in [`ROW_COLUMNS`] order.
+    pub(crate) fn fields(&self) -> [&'a str; 16] {
+        [
+            self.source_path,
+            self.kind,
+            self.type_normalized,
+            self.extends_type,
+            self.bundle_path,
+            self.fingerprint,
+            self.source_mtime,
+            self.type_version,
+            self.description,
+            self.descriptor,
+            self.state,
+            self.state_detail,
+            self.extension_name,
+            self.extension_version,
+            self.superseded_by,
+            self.file_stats,
+        ]
     }
 }
 
@@ -220,16 +240,17 @@ struct Draft<'a> {
 /// next warm pass retries; a persisted `Bundled` row loads as
 /// `BundleBuildFailed("interrupted build")`.
 pub(crate) fn restore_source(
-    row: CatalogRow,
-    placed: &Placed,
+    row: &CatalogRow<'_>,
+    location: SourceLocation,
+    origin: Origin,
     policy: PathPolicy,
     winner_is_indexed: impl Fn(&str) -> bool,
 ) -> Source {
     // The CHECK constraint of migration 0003 admits only the six kind names.
     let kind = row.kind.parse::<Kind>().unwrap_or(Kind::Model);
-    let fingerprint = SourceFingerprint::parse_stored(&row.fingerprint);
+    let fingerprint = SourceFingerprint::parse_stored(row.fingerprint);
     let bundle = || {
-        let path = CanonicalPath::from_text(&row.bundle_path, policy).ok()?;
+        let path = CanonicalPath::from_text(row.bundle_path, policy).ok()?;
         Some(BundleLocation {
             path,
             fingerprint: fingerprint?,
@@ -239,14 +260,14 @@ pub(crate) fn restore_source(
         last_error: format!("catalog row unreadable: {what}"),
     };
     let state = match row.state.parse::<RowStateTag>() {
-        Ok(RowStateTag::Indexed) => match (TypeName::parse(&row.type_normalized), bundle()) {
+        Ok(RowStateTag::Indexed) => match (TypeName::parse(row.type_normalized), bundle()) {
             (Ok(type_name), Some(bundle)) => RowState::Indexed {
                 type_name,
                 bundle,
                 meta: TypeMeta {
-                    declared_version: row.type_version,
-                    description: row.description,
-                    descriptor: row.descriptor,
+                    declared_version: row.type_version.to_owned(),
+                    description: row.description.to_owned(),
+                    descriptor: row.descriptor.to_owned(),
                 },
             },
             (Err(_), _) => unreadable("type"),
@@ -256,24 +277,24 @@ pub(crate) fn restore_source(
             last_error: "interrupted build".to_owned(),
         },
         Ok(RowStateTag::BundleBuildFailed) => RowState::BundleBuildFailed {
-            last_error: row.state_detail,
+            last_error: row.state_detail.to_owned(),
         },
         Ok(RowStateTag::ValidationFailed) => match bundle() {
             Some(bundle) => RowState::ValidationFailed {
                 bundle,
-                last_error: row.state_detail,
+                last_error: row.state_detail.to_owned(),
             },
             None => unreadable("bundle"),
         },
         Ok(RowStateTag::EntryPointUnreadable) => RowState::EntryPointUnreadable {
-            last_error: row.state_detail,
+            last_error: row.state_detail.to_owned(),
         },
         Ok(RowStateTag::OrphanedBundleOnly) => match bundle() {
             Some(bundle) => RowState::OrphanedBundleOnly { bundle },
             None => unreadable("bundle"),
         },
         Ok(RowStateTag::Tombstoned) => {
-            let winner = Some(row.superseded_by.as_str())
+            let winner = Some(row.superseded_by)
                 .filter(|w| !w.is_empty() && winner_is_indexed(w))
                 .and_then(|w| CanonicalPath::from_text(w, policy).ok());
             RowState::Tombstoned {
@@ -284,15 +305,17 @@ pub(crate) fn restore_source(
     };
     let superseded_by = match state {
         RowState::Indexed { .. } if !row.superseded_by.is_empty() => {
-            CanonicalPath::from_text(&row.superseded_by, policy).ok()
+            CanonicalPath::from_text(row.superseded_by, policy).ok()
         }
         _ => None,
     };
-    let mtime = Some(row.source_mtime).filter(|m| !m.is_empty());
+    let mtime = Some(row.source_mtime)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned);
     Source::restore(
-        SourceLocation::from_canonical(placed.path.clone(), placed.root.clone()),
+        location,
         kind,
-        placed.origin,
+        origin,
         fingerprint,
         state,
         mtime,

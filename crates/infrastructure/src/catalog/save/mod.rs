@@ -11,7 +11,7 @@ mod checks;
 mod plan;
 mod slots;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fen_domain::ports::{DuplicateType, RepoError, SaveReport, SkipReason};
 use fen_domain::Extension;
@@ -64,20 +64,9 @@ async fn apply(
     batch: &[Extension],
     placement: &Placement,
 ) -> Result<Applied, RepoError> {
-    let t0 = std::time::Instant::now();
-    let mut last = t0;
-    let mut tick = |label: &str| {
-        if std::env::var_os("SCRATCH_TIMING").is_some() {
-            let now = std::time::Instant::now();
-            eprint!("{label} {:?} | ", now - last);
-            last = now;
-        }
-    };
     let mut report = SaveReport::default();
     let stored = stored_rows(conn).await?;
-    tick("stored_rows");
     let survey = plan::survey(stored, batch, placement);
-    tick("survey");
 
     // Step 1: pre-flight prune, before I-Repo-1, so that leftovers from another mount
     // path never block an unrelated save.
@@ -96,25 +85,20 @@ async fn apply(
         .copied()
         .filter(|path| survey.owner_at(path).is_some())
         .collect();
-    let current = read_rows(conn, &stored_targets).await?;
-    tick("read_rows");
+    let current = diff_rows(conn, &targets, &stored_targets).await?;
     let mut written: HashSet<&str> = HashSet::new();
     for (path, target) in &targets {
-        match current.get(*path) {
+        match current.get(path) {
             None => {
                 insert_row(conn, path, target).await?;
                 report.inserted += 1;
                 written.insert(path);
             }
-            Some(row) => {
-                let changes = plan::changed_columns(row, target);
-                if changes.is_empty() {
-                    report.unchanged += 1;
-                } else {
-                    update_row(conn, path, &changes).await?;
-                    report.updated += 1;
-                    written.insert(path);
-                }
+            Some(changes) if changes.is_empty() => report.unchanged += 1,
+            Some(changes) => {
+                update_row(conn, path, changes).await?;
+                report.updated += 1;
+                written.insert(path);
             }
         }
     }
@@ -123,14 +107,8 @@ async fn apply(
         report.deleted += 1;
     }
 
-    tick("writes");
     // Steps 4–5: supersession, then I-Repo-1, over the whole post-save table.
-    let settled = slots::settle(conn, placement, &written).await?;
-    tick("settle");
-    if std::env::var_os("SCRATCH_TIMING").is_some() {
-        eprintln!();
-    }
-    match settled {
+    match slots::settle(conn, placement, &written).await? {
         slots::Settled::Ok(changes) => {
             report.supersession_changes = changes;
             Ok(Applied::Saved(report))
@@ -180,27 +158,43 @@ const STORED_OWNERS: &str = "SELECT json_group_array(json_array(n, v, json(ids))
      (SELECT extension_name AS n, extension_version AS v, json_group_array(rowid) AS ids \
         FROM bundle_types GROUP BY extension_name, extension_version)";
 
-/// The stored rows at `paths` as step 3 compares them, [`bulk::CHUNK`] paths per
-/// statement (all inside this write transaction).
-async fn read_rows(
+/// Step 3's comparison: for each stored row at `paths` (all of them targets), the
+/// columns its target changes, empty when equal. Read in chunks of paths sized like
+/// [`bulk::fetch_chunked`]'s, all inside this write transaction; stored values are
+/// compared where they were read, never copied.
+async fn diff_rows<'a>(
     conn: &mut SqliteConnection,
+    targets: &'a BTreeMap<&'a str, RowValues<'a>>,
     paths: &[&str],
-) -> Result<HashMap<String, plan::StoredContent>, RepoError> {
-    let mut rows = HashMap::with_capacity(paths.len());
-    for chunk in paths.chunks(bulk::CHUNK) {
+) -> Result<HashMap<&'a str, Vec<(&'static str, &'a str)>>, RepoError> {
+    let mut diffs = HashMap::with_capacity(paths.len());
+    let mut rest = paths;
+    let mut size = bulk::FIRST_CHUNK_ROWS;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        rest = tail;
         let list = serde_json::to_string(chunk)
             .map_err(|e| RepoError::Storage(format!("cannot encode paths: {e}")))?;
-        let found = bulk::fetch_packed(
+        let mut bytes = 0;
+        let rows = bulk::fetch_packed(
             conn,
             plan::STORED_CONTENT_COLUMNS,
             Some("source_path IN (SELECT value FROM json_each(?1))"),
             &[&list],
-            |_, fields| plan::StoredContent::from_fields(fields),
+            |_, fields| {
+                bytes += fields.iter().map(|field| field.len()).sum::<usize>();
+                let stored = plan::StoredContent::from_fields(fields);
+                if let Some((path, target)) = targets.get_key_value(stored.source_path) {
+                    diffs.insert(*path, plan::changed_columns(&stored, target));
+                }
+            },
         )
         .await?;
-        rows.extend(found);
+        if !rows.is_empty() {
+            size = bulk::next_chunk_rows(bytes, rows.len());
+        }
     }
-    Ok(rows)
+    Ok(diffs)
 }
 
 async fn insert_row(
@@ -268,4 +262,41 @@ async fn delete_row(conn: &mut SqliteConnection, path: &str) -> Result<(), RepoE
 /// Spec 10 §5.5 ghost detection: the existing row's source file is gone from disk.
 fn is_ghost(duplicate: &DuplicateType) -> bool {
     std::fs::symlink_metadata(duplicate.existing.source_path.as_str()).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{STORED_OWNERS, STORED_PATHS};
+    use crate::catalog::tests::{raw, Fixture};
+
+    /// The survey must never read the table: its owner columns lie in the overflow
+    /// pages of every row with a real descriptor.
+    #[tokio::test]
+    async fn the_survey_reads_indexes_only() {
+        let fx = Fixture::new();
+        let repo = fx.open().await;
+        repo.close().await;
+        let mut conn = raw(&fx.db()).await;
+        for (sql, index) in [
+            (STORED_PATHS, "sqlite_autoindex_bundle_types_1"),
+            (STORED_OWNERS, "idx_bundle_types_identity"),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("plan");
+            let scans: Vec<&str> = plan
+                .iter()
+                .map(|row| row.3.as_str())
+                .filter(|step| step.contains("bundle_types"))
+                .collect();
+            assert_eq!(
+                scans,
+                vec![format!("SCAN bundle_types USING COVERING INDEX {index}")],
+                "{sql}"
+            );
+        }
+        crate::catalog::connection::close(conn).await;
+    }
 }

@@ -24,12 +24,13 @@ pub(crate) struct Stored {
     pub(crate) rows: Vec<(String, usize)>,
 }
 
-/// A stored row as step 3 compares it with its target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct StoredContent {
+/// A stored row as step 3 compares it with its target, borrowing the fetched text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StoredContent<'t> {
+    pub(crate) source_path: &'t str,
     /// Values of [`CONTENT_COLUMNS`].
-    pub(crate) content: [String; 13],
-    pub(crate) superseded_by: String,
+    pub(crate) content: [&'t str; 13],
+    pub(crate) superseded_by: &'t str,
     /// `file_stats` is not `''`.
     pub(crate) has_file_stats: bool,
 }
@@ -56,16 +57,16 @@ pub(crate) const STORED_CONTENT_COLUMNS: [&str; 16] = [
     "octet_length(file_stats) > 0",
 ];
 
-impl StoredContent {
-    /// The row at `source_path` from the fields of [`STORED_CONTENT_COLUMNS`].
-    pub(crate) fn from_fields(fields: [&str; 16]) -> (String, StoredContent) {
+impl<'t> StoredContent<'t> {
+    /// The row from the fields of [`STORED_CONTENT_COLUMNS`].
+    pub(crate) fn from_fields(fields: [&'t str; 16]) -> StoredContent<'t> {
         let [source_path, content @ .., superseded_by, has_file_stats] = fields;
-        let row = StoredContent {
-            content: content.map(str::to_owned),
-            superseded_by: superseded_by.to_owned(),
+        StoredContent {
+            source_path,
+            content,
+            superseded_by,
             has_file_stats: has_file_stats != "0",
-        };
-        (source_path.to_owned(), row)
+        }
     }
 }
 
@@ -191,14 +192,14 @@ pub(crate) fn targets<'a>(
 /// Step 3 for one stored row: the columns to update, empty when equal. An update that
 /// changes the fingerprint also clears `file_stats` (records of another fingerprint).
 pub(crate) fn changed_columns<'t>(
-    current: &StoredContent,
+    current: &StoredContent<'_>,
     target: &'t RowValues<'_>,
 ) -> Vec<(&'static str, &'t str)> {
     let stored = &current.content;
     let mut changes: Vec<(&'static str, &str)> = CONTENT_COLUMNS
         .iter()
         .zip(stored.iter().zip(target.content.iter()))
-        .filter(|(_, (old, new))| old.as_str() != new.as_ref())
+        .filter(|(_, (old, new))| **old != new.as_ref())
         .map(|(column, (_, new))| (*column, new.as_ref()))
         .collect();
     if let Some(winner) = target.superseded_by {

@@ -2,6 +2,7 @@
 //! own edge cases. Every test opens a fresh SQLite file in its own temp dir and runs the
 //! real migrations; the lifecycle lock is an in-process double.
 
+mod bulk;
 mod guards;
 mod load;
 mod migrations;
