@@ -22,6 +22,16 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// (50) makes a 2 000-row read hop between threads forty times.
 const ROW_BUFFER: usize = 1024;
 
+/// SQLite's page cache per connection, in KiB (negative = KiB; SQLite's default is
+/// 2 000 KiB). Reads stream each page once (bulk reads walk the table in `rowid` order,
+/// and `save_all` reads two small indexes and the rows it compares), so a larger
+/// cache buys no speed, while every cached page stays in the process's resident
+/// memory: on 2 000 real-size rows (12 MB file) 512 KiB lowered peak RSS of a
+/// `load_all` by 1.7 MB and of a `list_types` by 1.3 MB with no slower measure.
+/// (`mmap_size` was measured too: it speeds large reads by up to a third, but maps the
+/// whole file into resident memory, +12 MB on the same catalog.)
+const CACHE_SIZE: &str = "-512";
+
 /// How a connection opens the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -39,15 +49,8 @@ pub(crate) async fn connect(db: &Path, access: Access) -> Result<SqliteConnectio
         .filename(db)
         .busy_timeout(BUSY_TIMEOUT)
         .synchronous(SqliteSynchronous::Normal)
+        .pragma("cache_size", CACHE_SIZE)
         .row_buffer_size(ROW_BUFFER);
-    let mut options = options;
-    if let Ok(extra) = std::env::var("SCRATCH_PRAGMA") {
-        for kv in extra.split(';') {
-            if let Some((k, v)) = kv.split_once('=') {
-                options = options.pragma(k.to_owned(), v.to_owned());
-            }
-        }
-    }
     let options = match access {
         Access::Existing => options.create_if_missing(false),
         Access::CreateUnderLock => options.create_if_missing(true),

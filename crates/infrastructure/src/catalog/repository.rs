@@ -4,8 +4,8 @@
 //! One connection per process behind a `tokio::sync::Mutex` (several connections in one
 //! process would only contend with each other). The connection opens lazily on first
 //! use, or eagerly through [`SqliteExtensionRepository::open`], which reports creation,
-//! migration and healing. Readers take no lock and run one statement, i.e. one WAL
-//! snapshot. Every write checks first that this process holds the lifecycle lock, then
+//! migration and healing. Readers take no lock and run one statement or one read
+//! transaction, i.e. one WAL snapshot (`bulk` says how rows are read). Every write checks first that this process holds the lifecycle lock, then
 //! runs as one `BEGIN IMMEDIATE` transaction.
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! The lazy loader's read side (spec 10 §5.9): visible rows only, one statement each,
-//! no lock. By I-Repo-1 `find_type` matches at most one row.
+//! The lazy loader's read side (spec 10 §5.9): visible rows only, one statement each
+//! (one read transaction for `list_types`), no lock. By I-Repo-1 `find_type` matches at
+//! most one row.
 
 use async_trait::async_trait;
 use fen_domain::ports::{RepoError, TypeEntry, TypeIndex};

@@ -6,6 +6,13 @@
 //! SQLite's write lock up front, so the transaction never fails half-way with an
 //! instant busy error on a read→write upgrade. Any error after `BEGIN` rolls the whole
 //! transaction back, leaving the catalog's content exactly as it was.
+//!
+//! What a save reads, so that its cost follows the batch rather than the table: the
+//! path and owner of every row from two indexes (never the table, whose owner columns
+//! lie in overflow pages once descriptors are large), the stored content of the rows
+//! at the batch's paths only, compared where read, and for supersession and I-Repo-1
+//! the claimants of contested slots through `idx_bundle_types_type` plus one `UPDATE`
+//! that clears stray markers inside SQLite (`slots`).
 
 mod checks;
 mod plan;
@@ -123,8 +130,8 @@ async fn apply(
 /// transaction. The owner columns follow `descriptor` in the record, so a table scan
 /// would walk every row's overflow pages to reach them.
 async fn stored_rows(conn: &mut SqliteConnection) -> Result<plan::Stored, RepoError> {
-    let mut paths: Vec<(i64, String)> = bulk::fetch_json(conn, STORED_PATHS).await?;
-    let owners: Vec<(String, String, Vec<i64>)> = bulk::fetch_json(conn, STORED_OWNERS).await?;
+    let (mut paths, owners): (Vec<(i64, String)>, Vec<OwnedRowids>) =
+        bulk::fetch_json_pair(conn, STORED_PATHS, STORED_OWNERS).await?;
     let mut stored = plan::Stored::default();
     let mut owner_of_row: Vec<(i64, usize)> = Vec::with_capacity(paths.len());
     for (index, (name, version, rowids)) in owners.into_iter().enumerate() {
@@ -146,6 +153,9 @@ async fn stored_rows(conn: &mut SqliteConnection) -> Result<plan::Stored, RepoEr
         .collect();
     Ok(stored)
 }
+
+/// One element of [`STORED_OWNERS`]: an owner and the rowids of its rows.
+type OwnedRowids = (String, String, Vec<i64>);
 
 /// `[[rowid, source_path], …]` from the primary-key index alone.
 const STORED_PATHS: &str =
