@@ -21,25 +21,9 @@ use super::opener;
 /// `crates/infrastructure/migrations/*.sql`, embedded at build time.
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!();
 
-/// The 16 columns of `bundle_types` after migration 0003 (spec 10 §4.2).
-pub(crate) const COLUMNS: [&str; 16] = [
-    "source_path",
-    "kind",
-    "type_normalized",
-    "extends_type",
-    "bundle_path",
-    "fingerprint",
-    "source_mtime",
-    "type_version",
-    "description",
-    "descriptor",
-    "state",
-    "state_detail",
-    "extension_name",
-    "extension_version",
-    "superseded_by",
-    "file_stats",
-];
+/// The 16 columns of `bundle_types` after migration 0003 (spec 10 §4.2): the row
+/// layout the repository reads and writes, which the schema check verifies.
+pub(crate) const COLUMNS: [&str; 16] = super::rows::ROW_COLUMNS;
 
 /// The four indexes of spec 10 §4.4.
 pub(crate) const INDEXES: [&str; 4] = [
