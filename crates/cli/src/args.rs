@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// The datastore: where model data lives (this version: `local`, .fen/data/).
+    Datastore {
+        #[command(subcommand)]
+        command: DatastoreCommand,
+    },
     /// Check and repair the repository's state.
     Doctor {
         #[command(subcommand)]
@@ -135,6 +140,83 @@ pub enum ModelCommand {
     Type {
         #[command(subcommand)]
         command: ModelTypeCommand,
+    },
+    /// Create models/<NAME>.yaml for a model of TYPE, validating its global arguments.
+    Create {
+        /// The model type.
+        #[arg(value_name = "TYPE")]
+        type_name: String,
+        /// The model name (a-z, 0-9, '.', '_', '-').
+        name: String,
+        #[command(flatten)]
+        args: ArgFlags,
+    },
+    /// List the models with their type's status and latest run.
+    List,
+    /// Run model methods.
+    Method {
+        #[command(subcommand)]
+        command: MethodCommand,
+    },
+}
+
+/// `--arg`, `--args-json`, `--args-file` (combinable; later forms override keys).
+#[derive(Debug, ClapArgs)]
+pub struct ArgFlags {
+    /// One argument, KEY=VALUE (repeatable); VALUE is coerced by the schema's type for KEY.
+    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+    /// Arguments as one JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub args_json: Option<String>,
+    /// Arguments from a JSON or YAML file holding one object.
+    #[arg(long, value_name = "FILE")]
+    pub args_file: Option<PathBuf>,
+}
+
+/// `fen model method ...`
+#[derive(Debug, Subcommand)]
+pub enum MethodCommand {
+    /// Run METHOD of model NAME under the model's datastore lock.
+    Run {
+        /// The model.
+        name: String,
+        /// The method.
+        method: String,
+        #[command(flatten)]
+        args: ArgFlags,
+        /// Time limit of the call in ms (default FEN_SANDBOX_TIMEOUT_MS or 30000).
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        timeout_ms: Option<u64>,
+        /// Memory limit of the instance in MiB (default FEN_SANDBOX_MEMORY_MB or 64).
+        #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        memory_mb: Option<u64>,
+    },
+}
+
+/// `fen datastore ...`
+#[derive(Debug, Subcommand)]
+pub enum DatastoreCommand {
+    /// Datastore locks.
+    Lock {
+        #[command(subcommand)]
+        command: LockCommand,
+    },
+}
+
+/// `fen datastore lock ...`
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Every datastore lock: key, holder, pid, host, age, ttl, stale.
+    Status,
+    /// Delete a lock whoever holds it (the global lock, or --model's).
+    Release {
+        /// Required: releasing someone else's lock is deliberate.
+        #[arg(long, required = true)]
+        force: bool,
+        /// The model whose lock to release (default: the global lock).
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
     },
 }
 

@@ -9,18 +9,27 @@ use std::time::Instant;
 use async_trait::async_trait;
 use fen_domain::ports::runtime::InstantiateRequest;
 use fen_domain::ports::runtime::RuntimeError;
-use fen_domain::ports::{BundleRuntime, LifecycleLock, SandboxLimits, SourceScanner, TypeInstance};
+use fen_domain::ports::{
+    BundleRuntime, DistributedLock, LifecycleLock, SandboxLimits, SourceScanner, TypeInstance,
+};
 use fen_domain::{layout, CanonicalPath, PathPolicy, RepoRoot};
 use fen_infrastructure::bundler::FsBundleStore;
 use fen_infrastructure::catalog::{CatalogContext, CatalogOpener, OpenReport};
+use fen_infrastructure::datastore::{
+    FileDistributedLock, LocalModelData, LockIdentity, RunLogSink,
+};
 use fen_infrastructure::indexer::SandboxBundleIndexer;
 use fen_infrastructure::lockfile::FsLockfileReader;
 use fen_infrastructure::locking::FileLifecycleLock;
+use fen_infrastructure::models::{JsonSchemaValidator, YamlModelDefinitions};
 use fen_infrastructure::runtime::QuickJsBundleRuntime;
 use fen_infrastructure::sources::{absolute_lexical, find_repo_root, read_mounts, FsSourceScanner};
 use fen_lifecycle::index::{build_index, IndexSummary};
+use fen_lifecycle::loader::{CacheBudget, TypeLoader};
+use fen_lifecycle::models::{ModelPorts, Models};
+use fen_lifecycle::registry::LoadedTypeIndex;
 use fen_lifecycle::stats::Stats;
-use fen_lifecycle::{Adapters, RepoLayout, ScannerFactory};
+use fen_lifecycle::{Adapters, RepoLayout, ScannerFactory, WarmRebuilder};
 
 use crate::env::Settings;
 use crate::error::{CliError, ErrorCode};
@@ -48,6 +57,8 @@ pub struct Repo {
     pub root: RepoRoot,
     /// The wired ports.
     pub adapters: Adapters,
+    /// The sandbox runtime shared by indexing and loading.
+    pub runtime: Arc<dyn BundleRuntime>,
 }
 
 impl Context {
@@ -149,7 +160,7 @@ impl Context {
             lock,
             scanners: Arc::new(FsScannerFactory(scanner)),
             indexer: Arc::new(SandboxBundleIndexer::new(
-                runtime,
+                Arc::clone(&runtime),
                 bundles_native.clone(),
                 limits,
             )),
@@ -168,7 +179,65 @@ impl Context {
             stats: Arc::clone(&self.stats),
             command: self.command.clone(),
         };
-        Ok(Repo { root, adapters })
+        Ok(Repo {
+            root,
+            adapters,
+            runtime,
+        })
+    }
+
+    /// The datastore locks of the repo's datastore (`local`: `.fen/locks/`); a
+    /// `.fen/datastore.yaml` of another type is `config_invalid`.
+    pub fn datastore_locks(&self, root: &Path) -> Result<Arc<dyn DistributedLock>, CliError> {
+        fen_infrastructure::datastore::configured_type(&root.join(layout::DATASTORE_CONFIG))
+            .map_err(|message| {
+                CliError::new(ErrorCode::ConfigInvalid, message).with_hint(
+                    "remove .fen/datastore.yaml or set 'type: local'; filesystem and extension datastores are not available in this version",
+                )
+            })?;
+        Ok(Arc::new(FileDistributedLock::new(
+            root.join(layout::LOCKS_DIR),
+            LockIdentity::current(env!("CARGO_PKG_VERSION")),
+        )))
+    }
+
+    /// The model services over an indexed repo: a loader over the rows `build_index`
+    /// read (with the warm-pass rebuilder for step 4a), the definitions under
+    /// `models/`, the local data store and its locks.
+    pub fn models(&self, repo: &Repo, summary: &IndexSummary) -> Result<Models, CliError> {
+        let root = &repo.root.native;
+        let locks = self.datastore_locks(root)?;
+        let loader = TypeLoader::new(
+            Arc::new(LoadedTypeIndex::new(&summary.loaded)),
+            Arc::clone(&repo.adapters.store),
+            Arc::clone(&repo.runtime),
+            SandboxLimits {
+                time: self.settings.eval_timeout,
+                memory_bytes: self.settings.memory_bytes,
+                stack_bytes: SandboxLimits::STACK_BYTES,
+            },
+            CacheBudget::default(),
+            Arc::clone(&self.stats),
+        );
+        loader.set_rebuilder(Arc::new(WarmRebuilder::new(repo.adapters.clone())));
+        let show_debug = std::env::var("FEN_LOG").is_ok_and(|v| v == "debug");
+        let log: RunLogSink = Arc::new(move |model: &str, level: &str, message: &str| {
+            if level != "debug" || show_debug {
+                eprintln!("[{model}] {level}: {message}");
+            }
+        });
+        let ports = ModelPorts {
+            definitions: Arc::new(YamlModelDefinitions::new(root.join(layout::MODELS_DIR))),
+            schemas: Arc::new(JsonSchemaValidator),
+            data: Arc::new(LocalModelData::new(root.join(layout::DATA_DIR), log)),
+            locks,
+            lock_wait_ms: self.settings.datastore_lock_wait_ms,
+            lock_ttl_ms: self.settings.datastore_lock_ttl_ms,
+            stats: Arc::clone(&self.stats),
+            notices: Arc::new(|level: &str, message: &str| eprintln!("{level}: {message}")),
+            root: repo.root.canonical.as_str().to_owned(),
+        };
+        Ok(Models::new(ports, loader))
     }
 
     /// Opens (creating or migrating under the lifecycle lock when needed) the catalog

@@ -14,6 +14,12 @@ pub struct Settings {
     pub eval_timeout: Duration,
     /// `FEN_SANDBOX_MEMORY_MB`, in bytes.
     pub memory_bytes: usize,
+    /// `FEN_SANDBOX_TIMEOUT_MS`: a model method's time limit.
+    pub method_timeout: Duration,
+    /// `FEN_DATASTORE_LOCK_TIMEOUT_MS`: the wait budget of a datastore lock.
+    pub datastore_lock_wait_ms: u64,
+    /// `FEN_DATASTORE_LOCK_TTL_MS`: the ttl written into datastore locks.
+    pub datastore_lock_ttl_ms: u64,
 }
 
 impl Settings {
@@ -39,6 +45,14 @@ impl Settings {
             memory_bytes: usize::try_from(millis("FEN_SANDBOX_MEMORY_MB", 64, 1, 1_024)?)
                 .unwrap_or(64)
                 << 20,
+            method_timeout: Duration::from_millis(millis(
+                "FEN_SANDBOX_TIMEOUT_MS",
+                30_000,
+                1,
+                600_000,
+            )?),
+            datastore_lock_wait_ms: millis("FEN_DATASTORE_LOCK_TIMEOUT_MS", 60_000, 0, 86_400_000)?,
+            datastore_lock_ttl_ms: millis("FEN_DATASTORE_LOCK_TTL_MS", 30_000, 100, 86_400_000)?,
         })
     }
 }

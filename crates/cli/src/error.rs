@@ -40,8 +40,40 @@ pub enum ErrorCode {
     CatalogError,
     /// The catalog was written by a newer fen (exit 3).
     CatalogTooNew,
+    /// `models/<name>.yaml` does not parse or has the wrong shape (exit 3).
+    DefinitionInvalid,
+    /// No such model (exit 3).
+    ModelNotFound,
+    /// The model's type has no such method (exit 3).
+    UnknownMethod,
+    /// Arguments fail their schema or are malformed (exit 3).
+    InvalidArguments,
     /// Two sources claim one type (exit 4).
     DuplicateType,
+    /// `fen model create` found the model already defined (exit 4).
+    ModelExists,
+    /// State changed under the command; nothing was done (exit 4).
+    Conflict,
+    /// A bundle stays unusable after a rebuild (exit 5).
+    BundleTampered,
+    /// The model's datastore lock was taken over during the run (exit 6).
+    LockLost,
+    /// The method threw (exit 7).
+    MethodThrew,
+    /// The method returned a value that cannot be stored (exit 7).
+    InvalidReturn,
+    /// The method returned a promise that cannot settle (exit 7).
+    DidNotSettle,
+    /// The method hit its time limit (exit 7).
+    SandboxTimeLimit,
+    /// The method hit its memory limit (exit 7).
+    SandboxMemoryLimit,
+    /// The type cannot be loaded (exit 7).
+    TypeUnavailable,
+    /// A datastore lock stayed held beyond the wait budget (exit 75).
+    DatastoreLockTimeout,
+    /// Interrupted by a signal (exit 130).
+    Interrupted,
     /// The lifecycle lock budget ran out (exit 75).
     LockTimeout,
     /// SQLite stayed busy (exit 75).
@@ -63,7 +95,23 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::CatalogError => "catalog_error",
             ErrorCode::CatalogTooNew => "catalog_too_new",
+            ErrorCode::DefinitionInvalid => "definition_invalid",
+            ErrorCode::ModelNotFound => "model_not_found",
+            ErrorCode::UnknownMethod => "unknown_method",
+            ErrorCode::InvalidArguments => "invalid_arguments",
             ErrorCode::DuplicateType => "duplicate_type",
+            ErrorCode::ModelExists => "model_exists",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::BundleTampered => "bundle_tampered",
+            ErrorCode::LockLost => "lock_lost",
+            ErrorCode::MethodThrew => "method_threw",
+            ErrorCode::InvalidReturn => "invalid_return",
+            ErrorCode::DidNotSettle => "did_not_settle",
+            ErrorCode::SandboxTimeLimit => "sandbox_time_limit",
+            ErrorCode::SandboxMemoryLimit => "sandbox_memory_limit",
+            ErrorCode::TypeUnavailable => "type_unavailable",
+            ErrorCode::DatastoreLockTimeout => "datastore_lock_timeout",
+            ErrorCode::Interrupted => "interrupted",
             ErrorCode::LockTimeout => "lock_timeout",
             ErrorCode::CatalogBusy => "catalog_busy",
         }
@@ -82,9 +130,36 @@ impl ErrorCode {
             | ErrorCode::InvalidEnvironment
             | ErrorCode::Io
             | ErrorCode::CatalogError
-            | ErrorCode::CatalogTooNew => 3,
-            ErrorCode::DuplicateType => 4,
-            ErrorCode::LockTimeout | ErrorCode::CatalogBusy => 75,
+            | ErrorCode::CatalogTooNew
+            | ErrorCode::DefinitionInvalid
+            | ErrorCode::ModelNotFound
+            | ErrorCode::UnknownMethod
+            | ErrorCode::InvalidArguments => 3,
+            ErrorCode::DuplicateType | ErrorCode::ModelExists | ErrorCode::Conflict => 4,
+            ErrorCode::BundleTampered => 5,
+            ErrorCode::LockLost => 6,
+            ErrorCode::MethodThrew
+            | ErrorCode::InvalidReturn
+            | ErrorCode::DidNotSettle
+            | ErrorCode::SandboxTimeLimit
+            | ErrorCode::SandboxMemoryLimit
+            | ErrorCode::TypeUnavailable => 7,
+            ErrorCode::LockTimeout | ErrorCode::CatalogBusy | ErrorCode::DatastoreLockTimeout => 75,
+            ErrorCode::Interrupted => 130,
+        }
+    }
+
+    /// The code of a run record's `error.code` (spec 30 §6.7).
+    pub fn from_run_code(code: &str) -> ErrorCode {
+        match code {
+            "method_threw" => ErrorCode::MethodThrew,
+            "invalid_return" => ErrorCode::InvalidReturn,
+            "did_not_settle" => ErrorCode::DidNotSettle,
+            "sandbox_time_limit" => ErrorCode::SandboxTimeLimit,
+            "sandbox_memory_limit" => ErrorCode::SandboxMemoryLimit,
+            "type_unavailable" => ErrorCode::TypeUnavailable,
+            "interrupted" => ErrorCode::Interrupted,
+            _ => ErrorCode::InternalError,
         }
     }
 }
@@ -261,6 +336,13 @@ mod tests {
             (ErrorCode::Usage, 2),
             (ErrorCode::CatalogTooNew, 3),
             (ErrorCode::DuplicateType, 4),
+            (ErrorCode::InvalidArguments, 3),
+            (ErrorCode::ModelExists, 4),
+            (ErrorCode::BundleTampered, 5),
+            (ErrorCode::LockLost, 6),
+            (ErrorCode::SandboxTimeLimit, 7),
+            (ErrorCode::DatastoreLockTimeout, 75),
+            (ErrorCode::Interrupted, 130),
             (ErrorCode::LockTimeout, 75),
             (ErrorCode::CatalogBusy, 75),
         ];

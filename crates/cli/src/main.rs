@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{
-    Args, Command, DoctorCommand, ExtensionCommand, ModelCommand, ModelTypeCommand, SourceCommand,
+    Args, Command, DatastoreCommand, DoctorCommand, ExtensionCommand, LockCommand, MethodCommand,
+    ModelCommand, ModelTypeCommand, SourceCommand,
 };
 use crate::context::Context;
 use crate::env::Settings;
@@ -137,6 +138,29 @@ async fn dispatch(ctx: &Context, command: &Command) -> Result<commands::Outcome,
                 }
                 ModelTypeCommand::Describe { type_name } => {
                     commands::types::describe(ctx, type_name, Some(fen_domain::Kind::Model)).await
+                }
+            },
+            ModelCommand::Create {
+                type_name,
+                name,
+                args,
+            } => commands::models::create(ctx, type_name, name, args).await,
+            ModelCommand::List => commands::models::list(ctx).await,
+            ModelCommand::Method { command } => match command {
+                MethodCommand::Run {
+                    name,
+                    method,
+                    args,
+                    timeout_ms,
+                    memory_mb,
+                } => commands::models::run(ctx, name, method, args, *timeout_ms, *memory_mb).await,
+            },
+        },
+        Command::Datastore { command } => match command {
+            DatastoreCommand::Lock { command } => match command {
+                LockCommand::Status => commands::datastore::status(ctx).await,
+                LockCommand::Release { force: _, model } => {
+                    commands::datastore::release(ctx, model.as_deref()).await
                 }
             },
         },

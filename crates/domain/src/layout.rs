@@ -20,6 +20,12 @@ pub const SCRATCH_DIR: &str = ".fen/scratch";
 pub const MOUNTS_FILE: &str = ".fen/mounts.json";
 /// Model data.
 pub const DATA_DIR: &str = ".fen/data";
+/// Lock files of the `local` datastore.
+pub const LOCKS_DIR: &str = ".fen/locks";
+/// Datastore configuration; absent means `local`.
+pub const DATASTORE_CONFIG: &str = ".fen/datastore.yaml";
+/// Model definitions, `models/<name>.yaml`.
+pub const MODELS_DIR: &str = "models";
 /// Bumped whenever existing bundles become unusable.
 pub const BUNDLE_LAYOUT_VERSION: &str = "fen-bundle-1";
 /// Prefix of every temp file fen writes.

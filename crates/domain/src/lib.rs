@@ -18,6 +18,7 @@ pub mod id;
 pub mod kind;
 pub mod layout;
 pub mod location;
+pub mod model;
 pub mod name;
 pub mod path;
 pub mod ports;

@@ -553,35 +553,49 @@ async fn index_stale(
         Rebuild::Stale => Reuse::IfUsable,
     };
     let mut seen = BTreeSet::new();
-    let items: Vec<&StaleItem> = plan
+    // Owned items: a stream of references makes the future's `Send` proof fail
+    // (higher-ranked closure lifetimes), and the loader boxes this future as `Send`.
+    let items: Vec<StaleItem> = plan
         .stale
         .iter()
         .filter(|item| seen.insert((item.entry.location.canonical().clone(), item.fingerprint)))
+        .cloned()
         .collect();
     // A few entries in flight at once, so bundling (blocking pool) overlaps with
     // evaluation (the sandbox's worker thread).
     stream::iter(items)
-        .map(|item| async move {
-            let key = (item.entry.location.canonical().clone(), item.fingerprint);
-            let result = match &item.entry.unreadable {
-                Some(reason) => Err(IndexError::EntryUnreadable(reason.clone())),
-                None => {
-                    let entry = EntryPoint {
-                        location: item.entry.location.clone(),
-                        root: item.entry.root.clone(),
-                        read_path: item.entry.native_path.clone(),
-                        scratch_dir: scratch.to_path_buf(),
-                    };
-                    let result = ad.indexer.index_one(&entry, &item.fingerprint, reuse).await;
-                    count(ad, &result);
-                    result
-                }
-            };
-            (key, result)
-        })
+        .map(|item| index_item(ad, item, scratch, reuse))
         .buffered(4)
         .collect()
         .await
+}
+
+/// Indexes one stale entry.
+async fn index_item(
+    ad: &Adapters,
+    item: StaleItem,
+    scratch: &std::path::Path,
+    reuse: Reuse,
+) -> (
+    (CanonicalPath, SourceFingerprint),
+    Result<IndexOutcome, IndexError>,
+) {
+    let key = (item.entry.location.canonical().clone(), item.fingerprint);
+    let result = match &item.entry.unreadable {
+        Some(reason) => Err(IndexError::EntryUnreadable(reason.clone())),
+        None => {
+            let entry = EntryPoint {
+                location: item.entry.location.clone(),
+                root: item.entry.root.clone(),
+                read_path: item.entry.native_path.clone(),
+                scratch_dir: scratch.to_path_buf(),
+            };
+            let result = ad.indexer.index_one(&entry, &item.fingerprint, reuse).await;
+            count(ad, &result);
+            result
+        }
+    };
+    (key, result)
 }
 
 fn count(ad: &Adapters, result: &Result<IndexOutcome, IndexError>) {

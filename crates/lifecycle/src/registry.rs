@@ -2,7 +2,7 @@
 //! and describing types from catalog rows and stored descriptors. Nothing here
 //! evaluates a bundle or takes a lock.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use fen_domain::ports::{TypeEntry, TypeIndex};
 use fen_domain::{Kind, TypeName};
@@ -156,36 +156,94 @@ pub async fn describe(
         }
     };
     let descriptor: Value = serde_json::from_str(&entry.meta.descriptor).unwrap_or(Value::Null);
-    let mut methods = methods_of(&descriptor, "base");
-    let mut warnings = Vec::new();
-    if entry.kind == Kind::Model {
-        let mut taken: BTreeSet<String> = methods.iter().map(|m| m.name.clone()).collect();
-        // Extensions attach in ascending canonical source path (spec 30 §2.4).
-        for ext in types
+    let extensions = if entry.kind == Kind::Model {
+        types
             .extensions_for(&entry.type_name)
             .await
             .map_err(LifecycleError::from)?
-        {
-            let ext_descriptor: Value =
-                serde_json::from_str(&ext.meta.descriptor).unwrap_or(Value::Null);
-            for method in methods_of(&ext_descriptor, ext.source_path.as_str()) {
-                if taken.insert(method.name.clone()) {
-                    methods.push(method);
-                } else {
-                    warnings.push(format!(
-                        "extension {} does not attach method \"{}\": the type already has one",
-                        ext.source_path, method.name
-                    ));
-                }
-            }
-        }
-    }
+    } else {
+        Vec::new()
+    };
+    let MergedType {
+        methods, warnings, ..
+    } = merge_members(&entry, &extensions);
     Ok(TypeDescription {
         entry,
         descriptor,
         methods,
         warnings,
     })
+}
+
+/// The members of a model type with its extensions attached (spec 30 §2.4).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MergedType {
+    /// Every method, base first, then extensions in ascending source path.
+    pub methods: Vec<MethodInfo>,
+    /// Every resource spec: name → schema.
+    pub resources: BTreeMap<String, Value>,
+    /// One line per member of an extension that could not attach.
+    pub warnings: Vec<String>,
+}
+
+/// Merges `extensions` (ascending source path) into `base` from their descriptors: a
+/// method or resource name already present is not attached, and a warning names the
+/// extension source, the member and its existing owner.
+pub fn merge_members(base: &TypeEntry, extensions: &[TypeEntry]) -> MergedType {
+    let descriptor: Value = serde_json::from_str(&base.meta.descriptor).unwrap_or(Value::Null);
+    let mut methods = methods_of(&descriptor, "base");
+    let mut resources: BTreeMap<String, Value> = BTreeMap::new();
+    let mut resource_owner: BTreeMap<String, String> = BTreeMap::new();
+    for (name, schema) in resources_of(&descriptor) {
+        resource_owner.insert(name.clone(), "base".to_owned());
+        resources.insert(name, schema);
+    }
+    let mut warnings = Vec::new();
+    for ext in extensions {
+        let ext_descriptor: Value =
+            serde_json::from_str(&ext.meta.descriptor).unwrap_or(Value::Null);
+        let origin = ext.source_path.as_str();
+        for method in methods_of(&ext_descriptor, origin) {
+            match methods.iter().find(|m| m.name == method.name) {
+                None => methods.push(method),
+                Some(owner) => warnings.push(format!(
+                    "extension {origin} does not attach method \"{}\": the type already has one (from {})",
+                    method.name, owner.origin
+                )),
+            }
+        }
+        for (name, schema) in resources_of(&ext_descriptor) {
+            match resource_owner.get(&name) {
+                None => {
+                    resource_owner.insert(name.clone(), origin.to_owned());
+                    resources.insert(name, schema);
+                }
+                Some(owner) => warnings.push(format!(
+                    "extension {origin} does not attach resource \"{name}\": the type already has one (from {owner})"
+                )),
+            }
+        }
+    }
+    MergedType {
+        methods,
+        resources,
+        warnings,
+    }
+}
+
+fn resources_of(descriptor: &Value) -> Vec<(String, Value)> {
+    descriptor
+        .get("resources")
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(name, spec)| {
+                    let schema = spec.get("schema").cloned().unwrap_or(Value::Bool(true));
+                    (name.clone(), schema)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The declared spelling of a type, from its descriptor (`type`, or `name` for reports).

@@ -1,8 +1,10 @@
 //! One module per command; each returns its result as human text plus a JSON value.
 
+pub mod datastore;
 pub mod doctor;
 pub mod extension_list;
 pub mod init;
+pub mod models;
 pub mod source;
 pub mod types;
 

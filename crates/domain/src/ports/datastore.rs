@@ -104,14 +104,20 @@ pub trait DatastoreSyncService: Send + Sync {
 pub struct LockOptions {
     /// `global` or `model/<name>`.
     pub key: String,
-    /// Wait budget in milliseconds.
+    /// Wait budget in milliseconds (`FEN_DATASTORE_LOCK_TIMEOUT_MS`).
     pub max_wait_ms: u64,
-    /// Time to live in milliseconds.
+    /// Time to live in milliseconds (`FEN_DATASTORE_LOCK_TTL_MS`).
     pub ttl_ms: u64,
 }
 
-/// The record stored in a datastore lock.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The lock key of a model's data: `model/<name>`.
+pub fn model_lock_key(model: &ModelName) -> String {
+    format!("model/{model}")
+}
+
+/// The record stored in a datastore lock (spec 30 §7.7).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LockInfo {
     /// `user@host`.
     pub holder: String,
@@ -125,24 +131,78 @@ pub struct LockInfo {
     pub ttl_ms: u64,
     /// Identity of this acquisition.
     pub nonce: String,
+    /// The fen that wrote it.
+    #[serde(default)]
+    pub fen_version: String,
 }
 
-/// A held datastore lock; released on drop by the adapter.
-#[derive(Debug)]
+/// One lock as `inspect`/`list` see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockState {
+    /// `global` or `model/<name>`.
+    pub key: String,
+    /// The record.
+    pub info: LockInfo,
+    /// Milliseconds since `acquiredAt` (0 when it cannot be read).
+    pub age_ms: u64,
+    /// Older than its ttl, or its process is gone (same host).
+    pub stale: bool,
+}
+
+/// The adapter's side of a held lock.
+pub trait HeldLock: Send + Sync {
+    /// Deletes the lock if it still carries our nonce; idempotent.
+    fn release(&mut self) -> Result<(), LockError>;
+    /// True once a heartbeat found another nonce in the lock.
+    fn is_lost(&self) -> bool;
+}
+
+/// A held datastore lock. Dropping it releases the lock (best effort).
 pub struct LockGuard {
+    /// The key.
+    pub key: String,
     /// The record written.
     pub info: LockInfo,
+    held: Box<dyn HeldLock>,
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.key)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl LockGuard {
+    /// A guard over an adapter's held lock.
+    pub fn new(key: String, info: LockInfo, held: Box<dyn HeldLock>) -> LockGuard {
+        LockGuard { key, info, held }
+    }
+    /// True once the lock was taken over by someone else.
+    pub fn is_lost(&self) -> bool {
+        self.held.is_lost()
+    }
+    /// Releases now, reporting a failure (drop would swallow it).
+    pub fn release(mut self) -> Result<(), LockError> {
+        self.held.release()
+    }
 }
 
 /// A datastore lock operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
-    /// The wait budget ran out.
-    #[error("timed out waiting for datastore lock {key}")]
+    /// The wait budget ran out while someone held the lock.
+    #[error("timed out after {waited_ms} ms waiting for datastore lock {key}{}", holder_text(.holder))]
     Timeout {
         /// The key.
         key: String,
+        /// How long it waited.
+        waited_ms: u64,
+        /// The holder seen last, with the lock's age.
+        holder: Option<Box<LockState>>,
     },
     /// The lock was taken over while held.
     #[error("datastore lock {key} was lost")]
@@ -155,13 +215,27 @@ pub enum LockError {
     Storage(String),
 }
 
-/// A lock on model data shared across processes and hosts.
+fn holder_text(holder: &Option<Box<LockState>>) -> String {
+    match holder {
+        Some(state) => format!(
+            ", held by {} (pid {} on {}) for {} ms",
+            state.info.holder, state.info.pid, state.info.hostname, state.age_ms
+        ),
+        None => String::new(),
+    }
+}
+
+/// Locks on model data shared across processes and hosts (spec 30 §7.7).
 #[async_trait]
 pub trait DistributedLock: Send + Sync {
-    /// Waits up to the budget.
+    /// Acquires `opts.key`, waiting with backoff up to the budget; a stale holder is
+    /// taken over.
     async fn acquire(&self, opts: &LockOptions) -> Result<LockGuard, LockError>;
-    /// The current holder, if any.
-    async fn inspect(&self) -> Result<Option<LockInfo>, LockError>;
-    /// Deletes the lock if its nonce is still `expected_nonce`.
-    async fn force_release(&self, expected_nonce: &str) -> Result<bool, LockError>;
+    /// The current holder of `key`, if any.
+    async fn inspect(&self, key: &str) -> Result<Option<LockState>, LockError>;
+    /// Every lock held, sorted by key.
+    async fn list(&self) -> Result<Vec<LockState>, LockError>;
+    /// Deletes `key` if its nonce is still `expected_nonce`; false if the holder
+    /// changed or it is gone.
+    async fn force_release(&self, key: &str, expected_nonce: &str) -> Result<bool, LockError>;
 }

@@ -8,12 +8,14 @@ pub mod datastore;
 pub mod indexing;
 pub mod lock;
 pub mod lockfile;
+pub mod models;
 pub mod registry;
 pub mod repository;
 pub mod runtime;
 
 pub use datastore::{
-    DatastoreSyncService, DistributedLock, ModelName, ModelRef, SyncCapabilities, SyncContext,
+    model_lock_key, DatastoreSyncService, DistributedLock, HeldLock, LockError, LockGuard,
+    LockInfo, LockOptions, LockState, ModelName, ModelRef, SyncCapabilities, SyncContext,
     SyncOptions,
 };
 pub use indexing::{
@@ -22,6 +24,9 @@ pub use indexing::{
 };
 pub use lock::{LifecycleGuard, LifecycleLock, LifecycleLockError};
 pub use lockfile::{LockedExtension, LockfileError, LockfileReader};
+pub use models::{
+    DataError, DefinitionError, ModelData, ModelDefinitions, RunHost, RunScope, SchemaValidator,
+};
 pub use registry::{RegistryClient, Unpacker};
 pub use repository::{
     DuplicateType, ExtensionRepository, FileStats, FileStatsUpdate, GuardInputs, GuardReason,

@@ -162,21 +162,49 @@ pub struct CallInput {
 #[error("host operation failed: {0}")]
 pub struct HostError(pub String);
 
-/// The closed set of host operations offered as `ctx` (spec 30 §2.7–§2.8).
+/// A host operation refused a request; the sandbox throws it to the extension as a
+/// `FenError` with this `code` (spec 30 §2.7: `invalid_argument`,
+/// `resource_schema_violation`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CtxError {
+    /// The `FenError` code.
+    pub code: String,
+    /// One line.
+    pub message: String,
+}
+
+impl CtxError {
+    /// An error with a code.
+    pub fn new(code: &str, message: impl Into<String>) -> CtxError {
+        CtxError {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The closed set of host operations offered as `ctx` (spec 30 §2.7–§2.8). Values
+/// cross as JSON text, serialized in the sandbox with the pristine `JSON.stringify`.
+/// The adapter checks argument types and the 8 MiB cap before calling; the host
+/// checks names, specs and schemas before any I/O.
 pub trait HostApi: Send + Sync {
-    /// Writes a data artifact for the model; returns its version.
+    /// Writes a new version of a data artifact; returns its `DataHandle` as JSON.
     fn write_resource(
         &self,
         spec: &str,
         instance: &str,
-        data: &serde_json::Value,
-    ) -> Result<u64, HostError>;
-    /// Reads the latest version of a data artifact.
+        data_json: &str,
+    ) -> Result<serde_json::Value, CtxError>;
+    /// Reads one version (default: the latest) of a data artifact as JSON text.
     fn read_resource(
         &self,
         spec: &str,
         instance: &str,
-    ) -> Result<Option<serde_json::Value>, HostError>;
+        version: Option<u64>,
+    ) -> Result<Option<String>, CtxError>;
+    /// `[{ spec, instance, latest }]`, sorted, of one spec or all.
+    fn list_resources(&self, spec: Option<&str>) -> Result<serde_json::Value, CtxError>;
     /// Emits a log line.
     fn log(&self, level: &str, message: &str);
 }

@@ -46,6 +46,7 @@ use fen_domain::ports::runtime::{
 use heap::HeapState;
 use worker::{spawn_worker, InstanceId, Request};
 
+pub(crate) use validate::RefuseExternal;
 pub use validate::{validate_export, ExportValidationError, ValidatedExport};
 
 /// The level of a `console` call.

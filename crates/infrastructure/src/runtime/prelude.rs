@@ -52,10 +52,15 @@ export const SDK_VERSION = "1";
 ///
 /// - `describe(object, key)`: 0 no own property, 1 accessor, 2 enumerable data,
 ///   3 non-enumerable data. Never calls a getter.
-/// - `makeCtx(data, hostLog, remaining)`: the frozen `ctx` of one call. Members of
-///   `data` are deep-frozen; `log.*` call `hostLog(level, text)`, `remainingMs()`
+/// - `makeCtx(data, hostLog, remaining, host)`: the frozen `ctx` of one call. Members
+///   of `data` are deep-frozen; `log.*` call `hostLog(level, text)`, `remainingMs()`
 ///   calls `remaining()`; a host function that reports the call settled (`false`,
 ///   or a negative number) makes the member throw `FenError` `context_expired`.
+///   `host` is `null` (no resource members, e.g. for datastore calls) or a host
+///   function `(op, a, b, c)` (all strings) answering JSON text: `{"value": ...}`,
+///   `{"error": {"code", "message"}}` (thrown as `FenError`) or `{"expired": true}`.
+///   `writeResource` serializes `data` with the `JSON.stringify` captured here, so an
+///   extension that replaced `JSON.stringify` changes nothing.
 pub(crate) const PRELUDE_SOURCE: &str = r#"
 (function (sink, FenError) {
   "use strict";
@@ -65,6 +70,8 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
   const freeze = Object.freeze;
   const ownKeys = Reflect.ownKeys;
   const stringify = JSON.stringify;
+  const parse = JSON.parse;
+  const isInteger = Number.isInteger;
   const toText = String;
   const ErrorClass = Error;
 
@@ -119,7 +126,7 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
 
   const logLevels = ["debug", "info", "warn", "error"];
 
-  function makeCtx(data, hostLog, remaining) {
+  function makeCtx(data, hostLog, remaining, host) {
     const expired = () => new FenError("ctx was used after its call settled", {
       __proto__: null, code: "context_expired",
     });
@@ -142,6 +149,44 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
       if (ms < 0) throw expired();
       return ms;
     }, true);
+    if (host !== null) {
+      const ask = (op, a, b, c) => {
+        const answer = parse(host(op, a, b, c));
+        if (answer.expired === true) throw expired();
+        if (answer.error !== undefined) {
+          throw new FenError(answer.error.message, { __proto__: null, code: answer.error.code });
+        }
+        return answer.value;
+      };
+      const invalid = (message) => new FenError(message, { __proto__: null, code: "invalid_argument" });
+      const name = (what, value) => {
+        if (typeof value !== "string") throw invalid(what + " must be a string, not " + typeof value);
+      };
+      define(ctx, "writeResource", function (spec, instance, data) {
+        name("writeResource: spec", spec);
+        name("writeResource: instance", instance);
+        let json;
+        try {
+          json = stringify(data);
+        } catch (error) {
+          throw invalid("writeResource: data cannot be serialized to JSON: " + text(error));
+        }
+        if (typeof json !== "string") throw invalid("writeResource: data must be a JSON value");
+        return deepFreeze(ask("write", spec, instance, json));
+      }, true);
+      define(ctx, "readResource", function (spec, instance, version) {
+        name("readResource: spec", spec);
+        name("readResource: instance", instance);
+        if (version !== undefined && !(typeof version === "number" && isInteger(version) && version >= 1)) {
+          throw invalid("readResource: version must be a positive integer");
+        }
+        return ask("read", spec, instance, version === undefined ? "" : toText(version));
+      }, true);
+      define(ctx, "listResources", function (spec) {
+        if (spec !== undefined) name("listResources: spec", spec);
+        return deepFreeze(ask("list", spec === undefined ? "" : spec, "", ""));
+      }, true);
+    }
     return freeze(ctx);
   }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 
 use fen_domain::ports::runtime::{
-    BundleFile, BundleRuntime, CallError, CallInput, CallTarget, ExportSnapshot, HostApi,
+    BundleFile, BundleRuntime, CallError, CallInput, CallTarget, CtxError, ExportSnapshot, HostApi,
     HostError, InstantiateRequest, RuntimeError, SandboxLimits, TypeInstance,
 };
 use fen_domain::LoaderKind;
@@ -92,11 +92,31 @@ struct RecordingHost {
 }
 
 impl HostApi for RecordingHost {
-    fn write_resource(&self, _: &str, _: &str, _: &Json) -> Result<u64, HostError> {
-        Err(HostError("not in this test".to_owned()))
+    fn write_resource(&self, spec: &str, instance: &str, data: &str) -> Result<Json, CtxError> {
+        if spec == "refused" {
+            return Err(CtxError::new(
+                "resource_schema_violation",
+                "refused by the test",
+            ));
+        }
+        self.lines
+            .lock()
+            .expect("not poisoned")
+            .push(format!("write {spec}/{instance} {data}"));
+        Ok(json!({ "spec": spec, "instance": instance, "version": 1 }))
     }
-    fn read_resource(&self, _: &str, _: &str) -> Result<Option<Json>, HostError> {
-        Ok(None)
+    fn read_resource(
+        &self,
+        spec: &str,
+        instance: &str,
+        version: Option<u64>,
+    ) -> Result<Option<String>, CtxError> {
+        Ok(Some(
+            json!({ "read": format!("{spec}/{instance}"), "version": version }).to_string(),
+        ))
+    }
+    fn list_resources(&self, spec: Option<&str>) -> Result<Json, CtxError> {
+        Ok(json!([{ "spec": spec, "instance": "i", "latest": 1 }]))
     }
     fn log(&self, level: &str, message: &str) {
         self.lines
@@ -889,11 +909,14 @@ async fn huge_sparse_arrays_and_results_are_refused() {
 struct PanickingHost;
 
 impl HostApi for PanickingHost {
-    fn write_resource(&self, _: &str, _: &str, _: &Json) -> Result<u64, HostError> {
-        Ok(1)
+    fn write_resource(&self, _: &str, _: &str, _: &str) -> Result<Json, CtxError> {
+        Ok(Json::Null)
     }
-    fn read_resource(&self, _: &str, _: &str) -> Result<Option<Json>, HostError> {
+    fn read_resource(&self, _: &str, _: &str, _: Option<u64>) -> Result<Option<String>, CtxError> {
         Ok(None)
+    }
+    fn list_resources(&self, _: Option<&str>) -> Result<Json, CtxError> {
+        Ok(json!([]))
     }
     fn log(&self, _: &str, _: &str) {
         panic!("host bug");

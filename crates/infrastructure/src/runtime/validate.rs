@@ -618,7 +618,7 @@ fn find_external_ref(value: &Json) -> Option<String> {
 
 /// Refuses every external resource: `$ref` may only point inside the schema (spec 30
 /// §2.3), and validation never touches the network or the filesystem.
-struct RefuseExternal;
+pub(crate) struct RefuseExternal;
 
 impl jsonschema::Retrieve for RefuseExternal {
     fn retrieve(

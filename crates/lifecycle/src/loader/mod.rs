@@ -8,9 +8,16 @@
 //! removed and the next call retries. The cache holds instances in LRU order within a
 //! byte budget (their live heap) and an entry budget; a caller keeps its instance
 //! alive through its `Arc` even after eviction.
+//!
+//! A bundle that is missing or unusable when a load opens it is rebuilt through the
+//! [`BundleRebuilder`] the composition root installs (spec 30 §5.3 step 4a: a warm
+//! pass that commits under the lifecycle lock); the published file is then opened
+//! again, and a second failure is `BundleTampered`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
 
 use fen_domain::ports::runtime::{BundleFile, InstantiateRequest};
 use fen_domain::ports::{
@@ -43,11 +50,29 @@ pub enum LoadError {
         /// Up to three close names.
         suggestions: Vec<String>,
     },
-    /// A bundle file is missing or unusable.
+    /// A bundle file is missing or unusable and no rebuilder is installed.
     #[error("bundle {path} is missing or unusable")]
     BundleUnusable {
         /// The bundle.
         path: String,
+    },
+    /// A bundle was rebuilt and published, and still cannot be opened.
+    #[error("bundle {path} was rebuilt but still fails its integrity check")]
+    BundleTampered {
+        /// The bundle.
+        path: String,
+    },
+    /// The type's row is in a failure state (after a rebuild, for instance).
+    #[error("type \"{name}\" is unavailable: its source {source_path} is {state} ({last_error})")]
+    Unavailable {
+        /// The type.
+        name: String,
+        /// The source.
+        source_path: String,
+        /// The row state.
+        state: String,
+        /// The row's error.
+        last_error: String,
     },
     /// Evaluation in the sandbox failed.
     #[error("{0}")]
@@ -98,6 +123,27 @@ impl Default for CacheBudget {
     }
 }
 
+/// What a rebuild of one source left in the catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rebuilt {
+    /// The row is `Indexed`, with its (possibly new) bundle.
+    Indexed(TypeEntry),
+    /// The row ended in another state.
+    Failed {
+        /// The state.
+        state: String,
+        /// Its error.
+        last_error: String,
+    },
+}
+
+/// Rebuilds the bundle of one row and commits it (spec 30 §5.3 step 4a).
+#[async_trait]
+pub trait BundleRebuilder: Send + Sync {
+    /// Rebuilds `entry`'s source and returns its row as committed.
+    async fn rebuild(&self, entry: &TypeEntry) -> Result<Rebuilt, LoadError>;
+}
+
 type Key = (Kind, TypeName);
 type Pending = Shared<BoxFuture<'static, Result<Arc<LoadedType>, LoadError>>>;
 
@@ -118,6 +164,7 @@ pub struct TypeLoader {
     budget: CacheBudget,
     stats: Arc<Stats>,
     state: Mutex<State>,
+    rebuilder: OnceLock<Arc<dyn BundleRebuilder>>,
 }
 
 impl TypeLoader {
@@ -138,7 +185,13 @@ impl TypeLoader {
             budget,
             stats,
             state: Mutex::new(State::default()),
+            rebuilder: OnceLock::new(),
         })
+    }
+
+    /// Installs the rebuilder used when a bundle cannot be opened (once).
+    pub fn set_rebuilder(&self, rebuilder: Arc<dyn BundleRebuilder>) {
+        let _ = self.rebuilder.set(rebuilder);
     }
 
     /// The loaded type, evaluating its bundles once if it is not cached.
@@ -249,6 +302,36 @@ impl TypeLoader {
         }
     }
 
+    /// Opens a row's bundle; a missing or unusable file is rebuilt and committed first
+    /// (step 4a), and `row` is updated to the committed row.
+    async fn open_or_rebuild(&self, row: &mut TypeEntry) -> Result<String, LoadError> {
+        if let Some(contents) = self.store.open(&row.bundle).await {
+            return Ok(contents);
+        }
+        let Some(rebuilder) = self.rebuilder.get() else {
+            return Err(LoadError::BundleUnusable {
+                path: row.bundle.path.to_string(),
+            });
+        };
+        match rebuilder.rebuild(row).await? {
+            Rebuilt::Indexed(committed) => *row = committed,
+            Rebuilt::Failed { state, last_error } => {
+                return Err(LoadError::Unavailable {
+                    name: row.type_name.to_string(),
+                    source_path: row.source_path.to_string(),
+                    state,
+                    last_error,
+                })
+            }
+        }
+        self.store
+            .open(&row.bundle)
+            .await
+            .ok_or_else(|| LoadError::BundleTampered {
+                path: row.bundle.path.to_string(),
+            })
+    }
+
     async fn load(&self, entry: TypeEntry) -> Result<LoadedType, LoadError> {
         let extensions = match entry.kind {
             Kind::Model => self
@@ -258,13 +341,16 @@ impl TypeLoader {
                 .map_err(|e| LoadError::Catalog(e.to_string()))?,
             _ => Vec::new(),
         };
+        let mut entry = entry;
+        let mut extensions = extensions;
         let mut bundles = Vec::new();
-        for row in std::iter::once(&entry).chain(extensions.iter()) {
-            let Some(contents) = self.store.open(&row.bundle).await else {
-                return Err(LoadError::BundleUnusable {
-                    path: row.bundle.path.to_string(),
-                });
+        for index in 0..=extensions.len() {
+            let row = if index == 0 {
+                &mut entry
+            } else {
+                &mut extensions[index - 1]
             };
+            let contents = self.open_or_rebuild(row).await?;
             bundles.push(Arc::new(BundleFile {
                 path: row.bundle.path.to_string(),
                 contents,

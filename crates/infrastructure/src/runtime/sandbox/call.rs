@@ -10,7 +10,9 @@ use rquickjs::function::This;
 use rquickjs::{Ctx, Function, Object, Type, Value};
 use serde_json::Value as Json;
 
-use fen_domain::ports::runtime::{CallError, CallInput, CallTarget, HostApi, SandboxLimits};
+use fen_domain::ports::runtime::{
+    CallError, CallInput, CallTarget, CtxError, HostApi, SandboxLimits,
+};
 
 use super::super::snapshot::own_data;
 use super::super::thrown::{caught, caught_text, thrown, Thrown};
@@ -95,8 +97,9 @@ impl Sandbox {
             };
         };
 
+        let resources = matches!(target, CallTarget::ModelMethod { .. });
         let call_ctx = self
-            .make_ctx(ctx, &helpers, &input.context, host, revoked)
+            .make_ctx(ctx, &helpers, &input.context, host, revoked, resources)
             .map_err(internal)?;
         let result: rquickjs::Result<Value> = match target {
             CallTarget::ModelMethod { .. } => {
@@ -143,8 +146,26 @@ impl Sandbox {
         data: &serde_json::Map<String, Json>,
         host: Arc<dyn HostApi>,
         revoked: Rc<Cell<bool>>,
+        resources: bool,
     ) -> Result<Value<'js>, String> {
         let fail = |e| caught_text(ctx, e);
+        let resource_host = if resources {
+            let host = Arc::clone(&host);
+            let revoked = revoked.clone();
+            Function::new(
+                ctx.clone(),
+                move |op: String, a: String, b: String, c: String| -> String {
+                    if revoked.get() {
+                        return r#"{"expired":true}"#.to_owned();
+                    }
+                    resource_op(host.as_ref(), &op, &a, &b, &c)
+                },
+            )
+            .map_err(fail)?
+            .into_value()
+        } else {
+            Value::new_null(ctx.clone())
+        };
         let make_ctx: Function = helpers.get("makeCtx").map_err(fail)?;
         let data = ctx
             .json_parse(Json::Object(data.clone()).to_string())
@@ -169,7 +190,58 @@ impl Sandbox {
             clock.remaining().as_secs_f64() * 1000.0
         })
         .map_err(fail)?;
-        make_ctx.call((data, host_log, remaining)).map_err(fail)
+        make_ctx
+            .call((data, host_log, remaining, resource_host))
+            .map_err(fail)
+    }
+}
+
+/// Largest `data` of one `ctx.writeResource`, serialized (spec 30 §2.7).
+const MAX_RESOURCE_BYTES: usize = 8 * 1024 * 1024;
+
+/// One resource operation of `ctx` (`write spec instance json`, `read spec instance
+/// version`, `list spec`), answered as the JSON envelope the prelude reads.
+fn resource_op(host: &dyn HostApi, op: &str, a: &str, b: &str, c: &str) -> String {
+    let outcome: Result<String, CtxError> = match op {
+        "write" if c.len() > MAX_RESOURCE_BYTES => Err(CtxError::new(
+            "invalid_argument",
+            format!(
+                "writeResource: data is {} bytes serialized (at most {MAX_RESOURCE_BYTES})",
+                c.len()
+            ),
+        )),
+        "write" => host
+            .write_resource(a, b, c)
+            .map(|handle| handle.to_string()),
+        "read" => {
+            let version = match c {
+                "" => Ok(None),
+                text => text.parse::<u64>().map(Some).map_err(|_| {
+                    CtxError::new(
+                        "invalid_argument",
+                        "readResource: version must be a positive integer",
+                    )
+                }),
+            };
+            version
+                .and_then(|version| host.read_resource(a, b, version))
+                .map(|text| text.unwrap_or_else(|| "null".to_owned()))
+        }
+        "list" => host
+            .list_resources((!a.is_empty()).then_some(a))
+            .map(|list| list.to_string()),
+        other => Err(CtxError::new(
+            "invalid_argument",
+            format!("unknown host operation {other:?}"),
+        )),
+    };
+    match outcome {
+        // The value is JSON text already; splice it instead of parsing it again.
+        Ok(value) => format!("{{\"value\":{value}}}"),
+        Err(error) => serde_json::json!({
+            "error": { "code": error.code, "message": error.message }
+        })
+        .to_string(),
     }
 }
 

@@ -1,0 +1,697 @@
+//! Models (spec 30 §6, §7.8 for the `local` datastore): `create`, `list` and
+//! `run_method`, over the definitions, schema, data and lock ports.
+//!
+//! A method run loads the type (which may commit a rebuilt bundle under the lifecycle
+//! lock, spec 30 §5.3) and checks every argument *before* it asks for the model's
+//! datastore lock, so the lifecycle lock is never held or awaited while a datastore
+//! lock is held, and a run refused for bad input touches no datastore. The lock
+//! `model/<name>` is then held around the call, the artifact writes (which allocate
+//! versions under it) and the run record, and released on every path: explicitly
+//! after the record, or by the guard's drop on an early return.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use fen_domain::model::{
+    with_defaults, ArgInput, ModelDefinition, RunError, RunRecord, RunStatus, Violation,
+};
+use fen_domain::ports::runtime::{CallError, CallInput, CallTarget, HostApi, SandboxLimits};
+use fen_domain::ports::{
+    model_lock_key, DefinitionError, DistributedLock, LockError, LockOptions, ModelData,
+    ModelDefinitions, ModelName, RunScope, SchemaValidator, TypeIndex,
+};
+use fen_domain::{Kind, TypeName};
+
+use crate::loader::{LoadError, LoadedType, TypeLoader};
+use crate::registry::{declared_type, merge_members, suggestions, MethodInfo};
+use crate::stats::Stats;
+
+/// Receives notices for the user: `(level, message)` with level `warning` or `info`.
+pub type Notices = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// The ports the model commands use.
+#[derive(Clone)]
+pub struct ModelPorts {
+    /// `models/*.yaml`.
+    pub definitions: Arc<dyn ModelDefinitions>,
+    /// Argument checks.
+    pub schemas: Arc<dyn SchemaValidator>,
+    /// `.fen/data/`.
+    pub data: Arc<dyn ModelData>,
+    /// The datastore's locks.
+    pub locks: Arc<dyn DistributedLock>,
+    /// `FEN_DATASTORE_LOCK_TIMEOUT_MS`.
+    pub lock_wait_ms: u64,
+    /// `FEN_DATASTORE_LOCK_TTL_MS`.
+    pub lock_ttl_ms: u64,
+    /// Counters and events.
+    pub stats: Arc<Stats>,
+    /// Warnings and info lines.
+    pub notices: Notices,
+    /// The repo root, to show source paths relative to it.
+    pub root: String,
+}
+
+/// A model command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// `models/<name>.yaml` is invalid (`file:line:col: message`).
+    #[error("{0}")]
+    DefinitionInvalid(String),
+    /// No such model.
+    #[error("model \"{name}\" not found (no models/{name}.yaml)")]
+    ModelNotFound {
+        /// The name asked for.
+        name: String,
+        /// Up to three close names.
+        suggestions: Vec<String>,
+    },
+    /// `create` found the model already defined.
+    #[error("model \"{name}\" already exists ({path})")]
+    ModelExists {
+        /// The name.
+        name: String,
+        /// Its file.
+        path: String,
+    },
+    /// A model name breaking the naming rule.
+    #[error("{0}")]
+    InvalidName(String),
+    /// Argument input or values are invalid.
+    #[error("{message}: {}", fen_domain::model::format_violations(.violations))]
+    InvalidArguments {
+        /// What was checked, e.g. `invalid global arguments for model "web" (type ...)`.
+        message: String,
+        /// The violations (one pseudo-violation for malformed input).
+        violations: Vec<Violation>,
+    },
+    /// The type could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The merged type has no such method.
+    #[error("model \"{model}\" (type {type_name}) has no method \"{method}\"")]
+    UnknownMethod {
+        /// The model.
+        model: String,
+        /// Its type.
+        type_name: String,
+        /// The method asked for.
+        method: String,
+        /// Every method with its origin.
+        available: Vec<(String, String)>,
+    },
+    /// The model's datastore lock could not be taken or released.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The data store failed.
+    #[error("{0}")]
+    Data(String),
+    /// The method ran and failed; the run was recorded.
+    #[error("{message}")]
+    MethodFailed {
+        /// The CLI error code (`method_threw`, `sandbox_time_limit`, ...).
+        code: String,
+        /// One line.
+        message: String,
+        /// What to try.
+        hint: Option<String>,
+        /// A `FenError`'s own code.
+        extension_code: Option<String>,
+        /// The record written.
+        record: Box<RunRecord>,
+    },
+    /// The lock was taken over during the run; data and record are kept locally.
+    #[error("the lock on model \"{model}\" was taken over by another process during the run; data kept locally")]
+    LockLost {
+        /// The model.
+        model: String,
+        /// The record written.
+        record: Box<RunRecord>,
+    },
+}
+
+/// One row of `fen model list`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelListing {
+    /// The model name (file stem).
+    pub name: String,
+    /// The type as written, when the file parsed.
+    pub type_name: Option<String>,
+    /// `ok`, `unknown_type` or `invalid_definition`.
+    pub status: &'static str,
+    /// The parse error of an invalid definition.
+    pub detail: Option<String>,
+    /// The newest run id.
+    pub latest_run: Option<String>,
+}
+
+/// The model services.
+pub struct Models {
+    ports: ModelPorts,
+    loader: Arc<TypeLoader>,
+}
+
+/// The argument input of a method run.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    /// The model.
+    pub model: String,
+    /// The method.
+    pub method: String,
+    /// `--arg`, `--args-json`, `--args-file`.
+    pub args: ArgInput,
+    /// Time and memory limits of the call.
+    pub limits: SandboxLimits,
+}
+
+impl Models {
+    /// The services over `ports`, loading types with `loader`.
+    pub fn new(ports: ModelPorts, loader: Arc<TypeLoader>) -> Models {
+        Models { ports, loader }
+    }
+
+    fn parse_name(&self, raw: &str) -> Result<ModelName, ModelError> {
+        ModelName::parse(raw).map_err(ModelError::InvalidName)
+    }
+
+    fn definition_error(error: DefinitionError) -> ModelError {
+        match error {
+            DefinitionError::Invalid { .. } => ModelError::DefinitionInvalid(error.to_string()),
+            other => ModelError::Data(other.to_string()),
+        }
+    }
+
+    fn not_found(&self, raw: &str) -> ModelError {
+        let known = self.ports.definitions.names().unwrap_or_default();
+        ModelError::ModelNotFound {
+            name: raw.to_owned(),
+            suggestions: suggestions(raw, known.iter().map(String::as_str)),
+        }
+    }
+
+    /// Loads a model type: `unknown_type` for a name that does not parse.
+    async fn load_type(&self, raw: &str) -> Result<Arc<LoadedType>, ModelError> {
+        let ty = TypeName::parse(raw).map_err(|_| LoadError::UnknownType {
+            name: raw.to_owned(),
+            suggestions: Vec::new(),
+        })?;
+        Ok(self.loader.ensure_type_loaded(Kind::Model, &ty).await?)
+    }
+
+    fn validate(
+        &self,
+        schema: &Value,
+        value: &Map<String, Value>,
+        message: String,
+    ) -> Result<(), ModelError> {
+        let violations = self
+            .ports
+            .schemas
+            .validate(schema, &Value::Object(value.clone()))
+            .map_err(|e| ModelError::InvalidArguments {
+                message: message.clone(),
+                violations: vec![Violation {
+                    pointer: "/".to_owned(),
+                    message: format!("the schema does not compile: {e}"),
+                }],
+            })?;
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelError::InvalidArguments {
+                message,
+                violations,
+            })
+        }
+    }
+
+    /// `fen model create <type> <name> [args]` (spec 30 §6.3): loads the type
+    /// (1 + E bundles), validates the global arguments with defaults applied, and
+    /// writes `models/<name>.yaml` create-new, without the defaults.
+    ///
+    /// Crash safety: the file is created by temp file + `hard_link` (see the
+    /// definitions adapter); an existing file is never touched, and nothing is written
+    /// when any check fails.
+    pub async fn create(
+        &self,
+        type_raw: &str,
+        name_raw: &str,
+        args: &ArgInput,
+    ) -> Result<String, ModelError> {
+        let name = self.parse_name(name_raw)?;
+        let name_text = name.to_string();
+        let exists = |path: String| ModelError::ModelExists {
+            name: name_text.clone(),
+            path,
+        };
+        if self
+            .ports
+            .definitions
+            .names()
+            .map_err(Self::definition_error)?
+            .iter()
+            .any(|n| n == name.as_str())
+        {
+            return Err(exists(format!("models/{name}.yaml")));
+        }
+        let loaded = self.load_type(type_raw).await?;
+        let declared = declared_type(&loaded.entry);
+        let descriptor: Value =
+            serde_json::from_str(&loaded.entry.meta.descriptor).unwrap_or(Value::Null);
+        let schema = descriptor
+            .get("globalArguments")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "additionalProperties": false}));
+        let message = format!("invalid global arguments for model \"{name}\" (type {declared})");
+        let given = args
+            .merge(&schema)
+            .map_err(|e| ModelError::InvalidArguments {
+                message: message.clone(),
+                violations: vec![Violation {
+                    pointer: "/".to_owned(),
+                    message: e.0,
+                }],
+            })?;
+        self.validate(&schema, &with_defaults(&schema, &given), message)?;
+        let definition = ModelDefinition {
+            name,
+            type_name: declared,
+            type_version: Some(loaded.entry.meta.declared_version.clone())
+                .filter(|v| !v.is_empty()),
+            description: None,
+            global_arguments: given,
+        };
+        match self.ports.definitions.create(&definition) {
+            Ok(path) => Ok(path),
+            Err(DefinitionError::Exists { path }) => Err(exists(path)),
+            Err(other) => Err(Self::definition_error(other)),
+        }
+    }
+
+    /// `fen model list` (spec 30 §6.4): every definition with its type's status and
+    /// its newest run id; evaluates nothing.
+    pub async fn list(&self, types: &dyn TypeIndex) -> Result<Vec<ModelListing>, ModelError> {
+        let mut out = Vec::new();
+        for stem in self
+            .ports
+            .definitions
+            .names()
+            .map_err(Self::definition_error)?
+        {
+            let Ok(name) = ModelName::parse(&stem) else {
+                out.push(ModelListing {
+                    name: stem.clone(),
+                    type_name: None,
+                    status: "invalid_definition",
+                    detail: Some(format!(
+                        "models/{stem}.yaml: the file name is not a valid model name"
+                    )),
+                    latest_run: None,
+                });
+                continue;
+            };
+            let latest_run = self
+                .ports
+                .data
+                .latest_run(&name)
+                .map_err(|e| ModelError::Data(e.to_string()))?;
+            match self.ports.definitions.read(&name) {
+                Ok(Some(definition)) => {
+                    let known = match TypeName::parse(&definition.type_name) {
+                        Ok(ty) => types
+                            .find_type(Kind::Model, &ty)
+                            .await
+                            .map_err(|e| ModelError::Data(e.to_string()))?
+                            .is_some(),
+                        Err(_) => false,
+                    };
+                    out.push(ModelListing {
+                        name: stem,
+                        type_name: Some(definition.type_name),
+                        status: if known { "ok" } else { "unknown_type" },
+                        detail: None,
+                        latest_run,
+                    });
+                }
+                Ok(None) => {}
+                Err(error) => out.push(ModelListing {
+                    name: stem,
+                    type_name: None,
+                    status: "invalid_definition",
+                    detail: Some(error.to_string()),
+                    latest_run,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `fen model method run` on the `local` datastore (spec 30 §6.5, §7.8 with
+    /// steps 4, 5 and 7 skipped). Returns the run record of a successful run.
+    pub async fn run_method(&self, req: &RunRequest) -> Result<RunRecord, ModelError> {
+        // 1. The definition.
+        let name = ModelName::parse(&req.model).map_err(|_| self.not_found(&req.model))?;
+        let definition = self
+            .ports
+            .definitions
+            .read(&name)
+            .map_err(Self::definition_error)?
+            .ok_or_else(|| self.not_found(&req.model))?;
+        // 2. The type with its extensions (may commit a rebuilt bundle, spec 30 §5.3).
+        let loaded = self.load_type(&definition.type_name).await?;
+        let declared = declared_type(&loaded.entry);
+        let type_version = loaded.entry.meta.declared_version.clone();
+        if let Some(written) = &definition.type_version {
+            if *written != type_version {
+                (self.ports.notices)(
+                    "info",
+                    &format!(
+                        "model \"{name}\" was created with {declared} {written}; running it with version {type_version}"
+                    ),
+                );
+            }
+        }
+        let merged = merge_members(&loaded.entry, &loaded.extensions);
+        for warning in &merged.warnings {
+            (self.ports.notices)("warning", warning);
+        }
+        // 3. Global arguments against the current schema.
+        let descriptor: Value =
+            serde_json::from_str(&loaded.entry.meta.descriptor).unwrap_or(Value::Null);
+        let global_schema = descriptor
+            .get("globalArguments")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "additionalProperties": false}));
+        let global_args = with_defaults(&global_schema, &definition.global_arguments);
+        self.validate(
+            &global_schema,
+            &global_args,
+            format!("invalid global arguments for model \"{name}\" (type {declared})"),
+        )?;
+        // 4. The method on the merged type.
+        let Some(method) = merged.methods.iter().find(|m| m.name == req.method) else {
+            return Err(ModelError::UnknownMethod {
+                model: name.to_string(),
+                type_name: declared,
+                method: req.method.clone(),
+                available: merged
+                    .methods
+                    .iter()
+                    .map(|m| (m.name.clone(), self.show_origin(&loaded, m)))
+                    .collect(),
+            });
+        };
+        // 5. Method arguments.
+        let message = format!(
+            "invalid arguments for method \"{}\" of model \"{name}\"",
+            method.name
+        );
+        let given =
+            req.args
+                .merge(&method.arguments)
+                .map_err(|e| ModelError::InvalidArguments {
+                    message: message.clone(),
+                    violations: vec![Violation {
+                        pointer: "/".to_owned(),
+                        message: e.0,
+                    }],
+                })?;
+        let args = with_defaults(&method.arguments, &given);
+        self.validate(&method.arguments, &args, message)?;
+
+        // 6. Lock, run, record, release.
+        let key = model_lock_key(&name);
+        let guard = self
+            .ports
+            .locks
+            .acquire(&LockOptions {
+                key: key.clone(),
+                max_wait_ms: self.ports.lock_wait_ms,
+                ttl_ms: self.ports.lock_ttl_ms,
+            })
+            .await?;
+        let stats = &self.ports.stats;
+        stats.event(
+            "lock_acquired",
+            json!({ "lock": key, "model": name.as_str() }),
+        );
+        let outcome = self
+            .run_locked(
+                &name,
+                &declared,
+                &type_version,
+                method,
+                &loaded,
+                args,
+                global_args,
+                &merged.resources,
+                req.limits,
+            )
+            .await;
+        let lost = guard.is_lost();
+        let released = guard.release();
+        stats.event(
+            "lock_released",
+            json!({ "lock": key, "model": name.as_str() }),
+        );
+        let (record, extension_code) = outcome?;
+        if lost {
+            return Err(ModelError::LockLost {
+                model: name.to_string(),
+                record: Box::new(record),
+            });
+        }
+        released?;
+        match &record.error {
+            None => Ok(record),
+            Some(_) => Err(failure(record, extension_code)),
+        }
+    }
+
+    /// The run itself, under the model's lock: call, then write the run record.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_locked(
+        &self,
+        name: &ModelName,
+        declared: &str,
+        type_version: &str,
+        method: &MethodInfo,
+        loaded: &LoadedType,
+        args: Map<String, Value>,
+        global_args: Map<String, Value>,
+        resources: &BTreeMap<String, Value>,
+        limits: SandboxLimits,
+    ) -> Result<(RunRecord, Option<String>), ModelError> {
+        let data = &self.ports.data;
+        let started_at = data.now();
+        let run_id = data.new_run_id(&started_at);
+        let host = data.begin_run(RunScope {
+            model: name.clone(),
+            type_name: declared.to_owned(),
+            type_version: type_version.to_owned(),
+            method: method.name.clone(),
+            run_id: run_id.clone(),
+            resources: resources.clone(),
+        });
+        let mut context = Map::new();
+        context.insert("globalArgs".to_owned(), Value::Object(global_args));
+        context.insert(
+            "model".to_owned(),
+            json!({ "name": name.as_str(), "type": declared, "typeVersion": type_version }),
+        );
+        context.insert("method".to_owned(), json!(method.name));
+        context.insert("runId".to_owned(), json!(run_id));
+        let stats = &self.ports.stats;
+        stats.event(
+            "method_start",
+            json!({ "model": name.as_str(), "method": method.name, "runId": run_id }),
+        );
+        let clock = Instant::now();
+        let host_api: Arc<dyn HostApi> = host.clone();
+        let result = loaded
+            .instance
+            .call(
+                &CallTarget::ModelMethod {
+                    name: method.name.clone(),
+                },
+                CallInput {
+                    args: Value::Object(args.clone()),
+                    context,
+                },
+                host_api,
+                limits,
+            )
+            .await;
+        let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let extension_code = match &result {
+            Err(CallError::Threw { name, code, .. }) if name == "FenError" => code.clone(),
+            _ => None,
+        };
+        let (status, error, result, stack) = match result {
+            Ok(value) => (RunStatus::Succeeded, None, value, None),
+            Err(error) => {
+                let (status, code, message, stack) = self.classify(name, method, loaded, &error);
+                (status, Some(RunError { code, message }), Value::Null, stack)
+            }
+        };
+        stats.event(
+            "method_end",
+            json!({ "model": name.as_str(), "method": method.name, "runId": run_id, "status": status.as_str() }),
+        );
+        let record = RunRecord {
+            run_id,
+            model: name.to_string(),
+            type_name: declared.to_owned(),
+            type_version: type_version.to_owned(),
+            method: method.name.clone(),
+            args: Value::Object(args),
+            status,
+            error,
+            started_at,
+            finished_at: data.now(),
+            duration_ms,
+            handles: host.handles(),
+            result,
+            stack,
+        };
+        data.write_run_record(&record)
+            .map_err(|e| ModelError::Data(e.to_string()))?;
+        Ok((record, extension_code))
+    }
+
+    /// Where a method comes from, for messages: the base source or the extension
+    /// source, relative to the repo.
+    fn show_origin(&self, loaded: &LoadedType, method: &MethodInfo) -> String {
+        let path = if method.origin == "base" {
+            loaded.entry.source_path.as_str()
+        } else {
+            method.origin.as_str()
+        };
+        path.strip_prefix(&self.ports.root)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(path)
+            .to_owned()
+    }
+
+    /// Status, CLI code, message and stack of a failed call (spec 30 §2.9, §6.6).
+    fn classify(
+        &self,
+        name: &ModelName,
+        method: &MethodInfo,
+        loaded: &LoadedType,
+        error: &CallError,
+    ) -> (RunStatus, String, String, Option<String>) {
+        let m = &method.name;
+        let subject = || {
+            format!(
+                "method \"{m}\" of model \"{name}\" (type {}, source {})",
+                declared_type(&loaded.entry),
+                self.show_origin(loaded, method)
+            )
+        };
+        match error {
+            CallError::Threw {
+                name: error_name,
+                message,
+                stack,
+                ..
+            } if error_name == "FenError" => (
+                RunStatus::Failed,
+                "method_threw".to_owned(),
+                message.clone(),
+                stack.clone(),
+            ),
+            CallError::Threw { stack, .. } => (
+                RunStatus::Failed,
+                "method_threw".to_owned(),
+                format!("method \"{m}\" of model \"{name}\" threw: {error}"),
+                stack.clone(),
+            ),
+            CallError::TimeLimit { limit } => (
+                RunStatus::LimitExceeded,
+                "sandbox_time_limit".to_owned(),
+                format!(
+                    "{} exceeded the execution time limit of {} ms; the run was recorded as limit_exceeded",
+                    subject(),
+                    limit.as_millis()
+                ),
+                None,
+            ),
+            CallError::MemoryLimit { limit_bytes } => (
+                RunStatus::LimitExceeded,
+                "sandbox_memory_limit".to_owned(),
+                format!(
+                    "{} exceeded the memory limit of {}; the run was recorded as limit_exceeded",
+                    subject(),
+                    mebibytes(*limit_bytes)
+                ),
+                None,
+            ),
+            CallError::DidNotSettle => (
+                RunStatus::Failed,
+                "did_not_settle".to_owned(),
+                format!("{} returned a promise that can never settle", subject()),
+                None,
+            ),
+            CallError::InvalidReturn { reason } => (
+                RunStatus::Failed,
+                "invalid_return".to_owned(),
+                format!("{} returned an invalid value: {reason}", subject()),
+                None,
+            ),
+            CallError::Cancelled => (
+                RunStatus::Cancelled,
+                "interrupted".to_owned(),
+                format!("{} was cancelled", subject()),
+                None,
+            ),
+            other => (
+                RunStatus::Failed,
+                "type_unavailable".to_owned(),
+                format!("{} could not run: {other}", subject()),
+                None,
+            ),
+        }
+    }
+}
+
+/// The error of a recorded failed run, with its hint.
+fn failure(record: RunRecord, extension_code: Option<String>) -> ModelError {
+    let error = record.error.clone().unwrap_or(RunError {
+        code: "internal_error".to_owned(),
+        message: "the run failed".to_owned(),
+    });
+    let hint = match error.code.as_str() {
+        "sandbox_time_limit" => Some(
+            "raise it with --timeout-ms <ms> or FEN_SANDBOX_TIMEOUT_MS (max 600000), or fix the extension",
+        ),
+        "sandbox_memory_limit" => Some(
+            "raise it with --memory-mb <MiB> or FEN_SANDBOX_MEMORY_MB (max 1024), or fix the extension",
+        ),
+        "did_not_settle" => {
+            Some("the sandbox has no timers; settle the promise from the method's own work")
+        }
+        "invalid_return" => Some("return undefined or a JSON-serializable value of at most 1 MiB"),
+        _ => None,
+    };
+    ModelError::MethodFailed {
+        code: error.code,
+        message: error.message,
+        hint: hint.map(str::to_owned),
+        extension_code,
+        record: Box::new(record),
+    }
+}
+
+/// `64 MiB` for whole mebibytes, else bytes.
+fn mebibytes(bytes: usize) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
