@@ -11,6 +11,7 @@ mod freshness;
 mod init;
 mod loading;
 mod lock;
+mod models;
 mod output;
 mod reconcile;
 mod util;
