@@ -955,3 +955,118 @@ async fn a_panicking_host_function_discards_only_its_instance() {
         .expect("the worker survived");
     assert_eq!(call(&fresh, "log", Json::Null).await, Ok(json!(1)));
 }
+
+/// Calls `method` with a `RecordingHost` the test keeps, to read what it saw.
+async fn call_recorded(
+    instance: &Arc<dyn TypeInstance>,
+    method: &str,
+    host: &Arc<RecordingHost>,
+) -> Result<Json, CallError> {
+    let host_api: Arc<dyn HostApi> = host.clone();
+    instance
+        .call(
+            &CallTarget::ModelMethod {
+                name: method.to_owned(),
+            },
+            CallInput::default(),
+            host_api,
+            SandboxLimits::method_run(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn ctx_resource_members_reach_the_host_as_json_text() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            const h = ctx.writeResource("verdict", "current", { ok: true, n: [1, 2] });
+            return { h, frozen: Object.isFrozen(h), read: ctx.readResource("verdict", "current", 3),
+                     latest: ctx.readResource("verdict", "current"), list: ctx.listResources() };
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    let result = call_recorded(&instance, "go", &host).await.expect("runs");
+    assert_eq!(
+        result,
+        json!({
+            "h": {"spec": "verdict", "instance": "current", "version": 1},
+            "frozen": true,
+            "read": {"read": "verdict/current", "version": 3},
+            "latest": {"read": "verdict/current", "version": null},
+            "list": [{"spec": null, "instance": "i", "latest": 1}],
+        })
+    );
+    assert_eq!(
+        host.lines.lock().expect("not poisoned").as_slice(),
+        [r#"write verdict/current {"ok":true,"n":[1,2]}"#]
+    );
+}
+
+#[tokio::test]
+async fn write_resource_uses_the_pristine_json_stringify() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            JSON.stringify = () => "\"tampered\"";
+            ctx.writeResource("verdict", "current", { ok: true });
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    call_recorded(&instance, "go", &host).await.expect("runs");
+    assert_eq!(
+        host.lines.lock().expect("not poisoned").as_slice(),
+        [r#"write verdict/current {"ok":true}"#]
+    );
+}
+
+#[tokio::test]
+async fn host_refusals_and_bad_arguments_throw_fen_errors_with_codes() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            const codes = [];
+            const attempt = (f) => { try { f(); codes.push("none"); } catch (e) { codes.push(e.name + ":" + e.code); } };
+            attempt(() => ctx.writeResource("refused", "x", {}));
+            attempt(() => ctx.writeResource(1, "x", {}));
+            attempt(() => ctx.writeResource("verdict", "x", () => 1));
+            attempt(() => ctx.readResource("verdict", "x", 0));
+            attempt(() => ctx.writeResource("verdict", "x", "a".repeat(8 * 1024 * 1024)));
+            return codes;
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    let result = call_recorded(&instance, "go", &host).await.expect("runs");
+    assert_eq!(
+        result,
+        json!([
+            "FenError:resource_schema_violation",
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+        ])
+    );
+    assert!(host.lines.lock().expect("not poisoned").is_empty());
+}
+
+#[tokio::test]
+async fn ctx_is_revoked_when_the_call_settles() {
+    let instance = instance(&model_with(
+        r#"{ keep: { run(_a, ctx) { globalThis.kept = ctx; return 1; } },
+             late: { run() {
+                const codes = [];
+                for (const f of [() => kept.writeResource("v", "i", {}), () => kept.readResource("v", "i"),
+                                 () => kept.listResources(), () => kept.log.info("x"), () => kept.remainingMs()]) {
+                    try { f(); codes.push("none"); } catch (e) { codes.push(e.code); }
+                }
+                return codes;
+             } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    call_recorded(&instance, "keep", &host).await.expect("runs");
+    let result = call_recorded(&instance, "late", &host).await.expect("runs");
+    assert_eq!(result, json!(vec!["context_expired"; 5]));
+    assert!(host.lines.lock().expect("not poisoned").is_empty());
+}

@@ -295,3 +295,145 @@ async fn unknown_types_get_suggestions() {
         Ok(_) => panic!("unexpected success"),
     }
 }
+
+/// A store whose files can be missing until a rebuild "publishes" them.
+#[derive(Default)]
+struct FlakyStore {
+    published: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl BundleStore for FlakyStore {
+    async fn is_usable(&self, _bundle: &BundleLocation) -> bool {
+        true
+    }
+    async fn publish(&self, _staged: &StagedBundle) -> Result<(), BundleStoreError> {
+        Ok(())
+    }
+    async fn evict(&self, _path: &CanonicalPath) -> Result<(), BundleStoreError> {
+        Ok(())
+    }
+    async fn list(&self) -> Result<Vec<CanonicalPath>, BundleStoreError> {
+        Ok(Vec::new())
+    }
+    async fn open(&self, bundle: &BundleLocation) -> Option<String> {
+        let path = bundle.path.to_string();
+        self.published
+            .lock()
+            .unwrap()
+            .contains(&path)
+            .then_some(path)
+    }
+    async fn clear(&self) -> Result<(), BundleStoreError> {
+        Ok(())
+    }
+}
+
+/// Records rebuilds; "publishes" the row's bundle unless told to fail or to leave it
+/// unusable.
+struct Rebuilder {
+    store: Arc<FlakyStore>,
+    calls: AtomicUsize,
+    outcome: &'static str,
+}
+
+#[async_trait]
+impl BundleRebuilder for Rebuilder {
+    async fn rebuild(&self, entry: &TypeEntry) -> Result<Rebuilt, LoadError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.outcome {
+            "publish" => {
+                self.store
+                    .published
+                    .lock()
+                    .unwrap()
+                    .push(entry.bundle.path.to_string());
+                Ok(Rebuilt::Indexed(entry.clone()))
+            }
+            "unusable" => Ok(Rebuilt::Indexed(entry.clone())),
+            _ => Ok(Rebuilt::Failed {
+                state: "ValidationFailed".to_owned(),
+                last_error: "top level threw".to_owned(),
+            }),
+        }
+    }
+}
+
+fn flaky_loader(outcome: &'static str) -> (Arc<TypeLoader>, Arc<Rebuilder>) {
+    let store = Arc::new(FlakyStore::default());
+    let loader = TypeLoader::new(
+        Arc::new(Index(1)),
+        store.clone(),
+        Arc::new(Runtime::default()),
+        SandboxLimits::evaluation(),
+        CacheBudget::default(),
+        Arc::new(Stats::default()),
+    );
+    let rebuilder = Arc::new(Rebuilder {
+        store,
+        calls: AtomicUsize::new(0),
+        outcome,
+    });
+    loader.set_rebuilder(rebuilder.clone());
+    (loader, rebuilder)
+}
+
+#[tokio::test]
+async fn a_missing_bundle_is_rebuilt_then_loaded() {
+    let (loader, rebuilder) = flaky_loader("publish");
+    loader
+        .ensure_type_loaded(Kind::Model, &ty(0))
+        .await
+        .expect("loads after the rebuild");
+    assert_eq!(rebuilder.calls.load(Ordering::SeqCst), 1);
+    // Cached now: no second rebuild.
+    loader
+        .ensure_type_loaded(Kind::Model, &ty(0))
+        .await
+        .unwrap();
+    assert_eq!(rebuilder.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_bundle_still_unusable_after_its_rebuild_is_tampered() {
+    let (loader, _) = flaky_loader("unusable");
+    let error = loader.ensure_type_loaded(Kind::Model, &ty(0)).await;
+    assert!(
+        matches!(error, Err(LoadError::BundleTampered { .. })),
+        "{:?}",
+        error.err()
+    );
+}
+
+#[tokio::test]
+async fn a_rebuild_that_fails_makes_the_type_unavailable() {
+    let (loader, _) = flaky_loader("fail");
+    match loader.ensure_type_loaded(Kind::Model, &ty(0)).await {
+        Err(LoadError::Unavailable {
+            state, last_error, ..
+        }) => {
+            assert_eq!(state, "ValidationFailed");
+            assert_eq!(last_error, "top level threw");
+        }
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("loaded"),
+    }
+}
+
+#[tokio::test]
+async fn without_a_rebuilder_a_missing_bundle_is_unusable() {
+    let loader = TypeLoader::new(
+        Arc::new(Index(1)),
+        Arc::new(FlakyStore::default()),
+        Arc::new(Runtime::default()),
+        SandboxLimits::evaluation(),
+        CacheBudget::default(),
+        Arc::new(Stats::default()),
+    );
+    let error = loader.ensure_type_loaded(Kind::Model, &ty(0)).await;
+    assert!(
+        matches!(error, Err(LoadError::BundleUnusable { .. })),
+        "{:?}",
+        error.err()
+    );
+}
