@@ -822,3 +822,19 @@ fn another_datastore_type_is_refused_clearly() {
         "{error}"
     );
 }
+
+#[test]
+fn a_damaged_bundle_is_rebuilt_when_its_type_is_loaded() {
+    let repo = vpc_repo();
+    // The file exists, so the warm pass keeps the row; opening it fails its check.
+    repo.write(&local_bundle("ec2_vpc"), "{\"damaged\": true}");
+    let out = repo.ok(&["--stats", "--json", "model", "method", "run", "net", "refresh"]);
+    assert_eq!(out.json()["status"], "succeeded");
+    let stats = Stats::of(&out);
+    assert_eq!(stats.built, 1, "{stats:?}");
+    assert!(stats.locks >= 1, "the rebuild commits under the lifecycle lock: {stats:?}");
+    assert!(!repo.read(&local_bundle("ec2_vpc")).contains("damaged"));
+    // The next run finds everything in place.
+    let again = Stats::of(&repo.ok(&["--stats", "model", "method", "run", "net", "refresh"]));
+    assert_eq!((again.built, again.locks), (0, 0), "{again:?}");
+}
