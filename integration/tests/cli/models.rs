@@ -828,13 +828,68 @@ fn a_damaged_bundle_is_rebuilt_when_its_type_is_loaded() {
     let repo = vpc_repo();
     // The file exists, so the warm pass keeps the row; opening it fails its check.
     repo.write(&local_bundle("ec2_vpc"), "{\"damaged\": true}");
-    let out = repo.ok(&["--stats", "--json", "model", "method", "run", "net", "refresh"]);
+    let out = repo.ok(&[
+        "--stats", "--json", "model", "method", "run", "net", "refresh",
+    ]);
     assert_eq!(out.json()["status"], "succeeded");
     let stats = Stats::of(&out);
     assert_eq!(stats.built, 1, "{stats:?}");
-    assert!(stats.locks >= 1, "the rebuild commits under the lifecycle lock: {stats:?}");
+    assert!(
+        stats.locks >= 1,
+        "the rebuild commits under the lifecycle lock: {stats:?}"
+    );
     assert!(!repo.read(&local_bundle("ec2_vpc")).contains("damaged"));
     // The next run finds everything in place.
     let again = Stats::of(&repo.ok(&["--stats", "model", "method", "run", "net", "refresh"]));
     assert_eq!((again.built, again.locks), (0, 0), "{again:?}");
+}
+
+#[test]
+fn sigint_during_a_run_releases_the_model_lock_and_exits_130() {
+    let repo = web_repo();
+    let mut child = crate::util::fen(repo.root())
+        .args([
+            "model",
+            "method",
+            "run",
+            "web",
+            "spin",
+            "--timeout-ms",
+            "600000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run holds the lock from before the call until after the record: wait until
+    // the lock file names this child, then interrupt it.
+    let lock = repo.path(".fen/locks/models/web.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let held = std::fs::read_to_string(&lock)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|info| info["pid"] == child.id());
+        if held {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never took its lock"
+        );
+        std::thread::yield_now();
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out: crate::util::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert!(
+        error_line(&out.stderr).starts_with("error: interrupted by SIGINT"),
+        "{}",
+        out.stderr
+    );
+    assert!(!lock.exists());
 }

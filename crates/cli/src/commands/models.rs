@@ -136,20 +136,55 @@ pub async fn run(
                 .map(|mb| mb << 20)
                 .unwrap_or(ctx.settings.memory_bytes),
         );
-    let record = models
-        .run_method(&RunRequest {
-            model: name.to_owned(),
-            method: method.to_owned(),
-            args: input,
-            limits,
-        })
-        .await
-        .map_err(model_error)?;
+    let request = RunRequest {
+        model: name.to_owned(),
+        method: method.to_owned(),
+        args: input,
+        limits,
+    };
+    // On SIGINT/SIGTERM the run's future is dropped: its datastore lock guard is
+    // released synchronously on drop (spec 30 §7.7), and the process exits 130.
+    let record = tokio::select! {
+        outcome = models.run_method(&request) => outcome.map_err(model_error)?,
+        signal = interrupted() => {
+            return Err(CliError::new(
+                ErrorCode::Interrupted,
+                format!("interrupted by {signal} while running method \"{method}\" of model \"{name}\"; its lock was released"),
+            )
+            .with_hint("artifacts written before the signal are kept; run the method again"));
+        }
+    };
     Ok(Outcome {
         human: human_record(&record),
         json: serde_json::to_value(&record).unwrap_or(Value::Null),
         exit_code: 0,
     })
+}
+
+/// Resolves on the first SIGINT or SIGTERM (Ctrl-C elsewhere) with the signal's name;
+/// never, if no handler can be installed.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// Step 7 of spec 30 §6.5: status, one line per handle, the result (cut to 4 KiB).
