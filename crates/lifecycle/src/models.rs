@@ -149,6 +149,19 @@ pub struct ModelListing {
     pub latest_run: Option<String>,
 }
 
+/// A checked run, ready to go under the lock.
+struct Planned<'a> {
+    name: &'a ModelName,
+    declared: &'a str,
+    type_version: &'a str,
+    method: &'a MethodInfo,
+    loaded: &'a LoadedType,
+    args: Map<String, Value>,
+    global_args: Map<String, Value>,
+    resources: &'a BTreeMap<String, Value>,
+    limits: SandboxLimits,
+}
+
 /// The model services.
 pub struct Models {
     ports: ModelPorts,
@@ -423,34 +436,43 @@ impl Models {
         let args = with_defaults(&method.arguments, &given);
         self.validate(&method.arguments, &args, message)?;
 
-        // 6. Lock, run, record, release.
+        // 6. Lock (§7.8 steps 1-3: drain structural work holding `global`, take the
+        // model's lock, re-check `global`), run, record, release.
         let key = model_lock_key(&name);
-        let guard = self
-            .ports
-            .locks
-            .acquire(&LockOptions {
-                key: key.clone(),
-                max_wait_ms: self.ports.lock_wait_ms,
-                ttl_ms: self.ports.lock_ttl_ms,
-            })
-            .await?;
+        let locks = &self.ports.locks;
+        let guard = loop {
+            locks
+                .drain("global", self.ports.lock_ttl_ms.saturating_mul(2))
+                .await?;
+            let guard = locks
+                .acquire(&LockOptions {
+                    key: key.clone(),
+                    max_wait_ms: self.ports.lock_wait_ms,
+                    ttl_ms: self.ports.lock_ttl_ms,
+                })
+                .await?;
+            match locks.inspect("global").await? {
+                Some(global) if !global.stale => guard.release()?,
+                _ => break guard,
+            }
+        };
         let stats = &self.ports.stats;
         stats.event(
             "lock_acquired",
             json!({ "lock": key, "model": name.as_str() }),
         );
         let outcome = self
-            .run_locked(
-                &name,
-                &declared,
-                &type_version,
+            .run_locked(Planned {
+                name: &name,
+                declared: &declared,
+                type_version: &type_version,
                 method,
-                &loaded,
+                loaded: &loaded,
                 args,
                 global_args,
-                &merged.resources,
-                req.limits,
-            )
+                resources: &merged.resources,
+                limits: req.limits,
+            })
             .await;
         let lost = guard.is_lost();
         let released = guard.release();
@@ -473,19 +495,21 @@ impl Models {
     }
 
     /// The run itself, under the model's lock: call, then write the run record.
-    #[allow(clippy::too_many_arguments)]
     async fn run_locked(
         &self,
-        name: &ModelName,
-        declared: &str,
-        type_version: &str,
-        method: &MethodInfo,
-        loaded: &LoadedType,
-        args: Map<String, Value>,
-        global_args: Map<String, Value>,
-        resources: &BTreeMap<String, Value>,
-        limits: SandboxLimits,
+        planned: Planned<'_>,
     ) -> Result<(RunRecord, Option<String>), ModelError> {
+        let Planned {
+            name,
+            declared,
+            type_version,
+            method,
+            loaded,
+            args,
+            global_args,
+            resources,
+            limits,
+        } = planned;
         let data = &self.ports.data;
         let started_at = data.now();
         let run_id = data.new_run_id(&started_at);
@@ -689,7 +713,7 @@ fn failure(record: RunRecord, extension_code: Option<String>) -> ModelError {
 
 /// `64 MiB` for whole mebibytes, else bytes.
 fn mebibytes(bytes: usize) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")

@@ -847,7 +847,7 @@ fn a_damaged_bundle_is_rebuilt_when_its_type_is_loaded() {
 #[test]
 fn sigint_during_a_run_releases_the_model_lock_and_exits_130() {
     let repo = web_repo();
-    let mut child = crate::util::fen(repo.root())
+    let child = crate::util::fen(repo.root())
         .args([
             "model",
             "method",

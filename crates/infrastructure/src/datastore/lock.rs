@@ -189,6 +189,33 @@ impl DistributedLock for FileDistributedLock {
     async fn force_release(&self, key: &str, expected_nonce: &str) -> Result<bool, LockError> {
         remove_if_nonce(&self.path_of(key)?, expected_nonce)
     }
+
+    async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError> {
+        let path = self.path_of(key)?;
+        let started = Instant::now();
+        let budget = Duration::from_millis(max_wait_ms);
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let Some(observed) = read_lock(&path)? else {
+                return Ok(());
+            };
+            let state = self.state_of(key, observed);
+            if state.stale {
+                remove_if_nonce(&path, &state.info.nonce)?;
+                continue;
+            }
+            let waited = started.elapsed();
+            if waited >= budget {
+                return Err(LockError::Timeout {
+                    key: key.to_owned(),
+                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    holder: Some(Box::new(state)),
+                });
+            }
+            tokio::time::sleep(jitter(delay).min(budget - waited)).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
 }
 
 /// `delay` ± 25%.

@@ -222,3 +222,24 @@ async fn bad_keys_are_refused() {
     assert!(locks.acquire(&opts("model/../x", 0)).await.is_err());
     assert!(locks.acquire(&opts("other", 0)).await.is_err());
 }
+
+#[tokio::test]
+async fn drain_returns_at_once_when_free_and_times_out_while_held() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let locks = lock(dir.path());
+    locks.drain("global", 0).await.expect("free");
+    let held = locks.acquire(&opts("global", 0)).await.expect("acquired");
+    let error = locks.drain("global", 50).await.expect_err("held");
+    assert!(matches!(error, LockError::Timeout { .. }), "{error:?}");
+    // Draining takes nothing: the holder still holds it.
+    assert_eq!(
+        locks
+            .inspect("global")
+            .await
+            .expect("inspect")
+            .expect("held")
+            .info
+            .nonce,
+        held.info.nonce
+    );
+}
