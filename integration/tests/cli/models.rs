@@ -382,7 +382,9 @@ fn scenario_25_two_runs_write_versions_1_and_2_with_digests_and_records() {
     assert_eq!(
         list["models"],
         json!([{"name": "web", "type": "@acme/net/endpoint", "status": "ok", "error": null,
-                "latestRun": newest}])
+                "latestRun": newest,
+                "latestRunAt": format!("{}-{}-{}T{}:{}:{}Z", &newest[0..4], &newest[4..6],
+                    &newest[6..8], &newest[9..11], &newest[11..13], &newest[13..15])}])
     );
     assert!(lock_files(&repo).is_empty());
 }
@@ -593,6 +595,7 @@ fn scenario_29_unbounded_allocation_hits_the_memory_limit() {
         "{error}"
     );
     assert_eq!(error["status"], "limit_exceeded");
+    assert_eq!(error["run"], run_records(&repo, "web")[0]);
     assert_eq!(run_records(&repo, "web")[0]["status"], "limit_exceeded");
     assert!(lock_files(&repo).is_empty());
 }

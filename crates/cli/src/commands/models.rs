@@ -86,12 +86,13 @@ pub async fn list(ctx: &Context) -> Result<Outcome, CliError> {
                 row.detail.as_deref().unwrap_or(other)
             ),
         };
+        let latest_at = row.latest_run.as_deref().map(run_time);
         human.push_str(&format!(
             "{}  {}  {}  {}\n",
             row.name,
             row.type_name.as_deref().unwrap_or("-"),
             status,
-            row.latest_run.as_deref().unwrap_or("never run"),
+            latest_at.as_deref().unwrap_or("never run"),
         ));
         json_rows.push(json!({
             "name": row.name,
@@ -99,6 +100,7 @@ pub async fn list(ctx: &Context) -> Result<Outcome, CliError> {
             "status": row.status,
             "error": row.detail,
             "latestRun": row.latest_run,
+            "latestRunAt": latest_at,
         }));
     }
     if rows.is_empty() {
@@ -109,6 +111,24 @@ pub async fn list(ctx: &Context) -> Result<Outcome, CliError> {
         json: json!({ "models": json_rows }),
         exit_code: 0,
     })
+}
+
+/// The start time a run id names: `20260301T120005Z-…` → `2026-03-01T12:00:05Z`.
+fn run_time(run_id: &str) -> String {
+    let b = run_id.as_bytes();
+    if run_id.len() < 16 || !fen_domain::model::is_run_id(run_id) {
+        return run_id.to_owned();
+    }
+    let s = |r: std::ops::Range<usize>| String::from_utf8_lossy(&b[r]).into_owned();
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        s(0..4),
+        s(4..6),
+        s(6..8),
+        s(9..11),
+        s(11..13),
+        s(13..15)
+    )
 }
 
 /// `fen model method run NAME METHOD [args] [--timeout-ms N] [--memory-mb N]`.
@@ -283,7 +303,8 @@ pub fn model_error(error: ModelError) -> CliError {
         } => {
             let mut cli = CliError::new(ErrorCode::from_run_code(&code), message)
                 .with_detail("runId", json!(record.run_id))
-                .with_detail("status", json!(record.status.as_str()));
+                .with_detail("status", json!(record.status.as_str()))
+                .with_detail("run", serde_json::to_value(&*record).unwrap_or(Value::Null));
             if let Some(hint) = hint {
                 cli = cli.with_hint(hint);
             }
