@@ -191,6 +191,12 @@ impl Context {
         let summary = build_index(&repo.adapters).await;
         drop(spinner);
         let summary = summary.map_err(CliError::from)?;
+        tracing::debug!(
+            path = ?summary.path,
+            transitions = summary.report.transitions.len(),
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            "index ready"
+        );
         for warning in &summary.report.warnings {
             self.warn(warning);
         }
