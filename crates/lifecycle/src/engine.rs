@@ -558,6 +558,7 @@ async fn index_stale(
         .iter()
         .filter(|item| seen.insert((item.entry.location.canonical().clone(), item.fingerprint)))
         .collect();
+    ad.stats.plan_indexing(items.len());
     // A few entries in flight at once, so bundling (blocking pool) overlaps with
     // evaluation (the sandbox's worker thread).
     stream::iter(items)
@@ -577,6 +578,7 @@ async fn index_stale(
                     result
                 }
             };
+            ad.stats.indexed_one();
             (key, result)
         })
         .buffered(4)
