@@ -7,6 +7,7 @@
 //! (spec 10 §7) and the read side of the lazy type registry (spec 30 §5).
 
 mod adapters;
+pub mod builtin;
 pub mod counted;
 pub mod doctor;
 mod engine;
