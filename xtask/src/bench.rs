@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::fixture::{self, Fixture, FixtureSpec, Placement, VPC_TYPE};
 
 mod process;
+mod workload;
 
 use process::{build_release, Fen, RssProbe, Sample, Stats};
 
@@ -152,6 +153,7 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
     }
     // Last: it edits the 2 000-local fixture the measures above read.
     bench.after_edit(&local_2000, &search)?;
+    bench.workload_w()?;
 
     bench.print();
     let n_missed = bench.rows.iter().filter(|row| !row.ok).count();
@@ -402,6 +404,24 @@ impl Bench {
             ok,
         });
         Ok(peak)
+    }
+
+    /// The LRU hit rate on workload W (exact, not a timing).
+    fn workload_w(&mut self) -> Result<(), String> {
+        let outcome = workload::run()?;
+        self.counter_lines.push(format!(
+            "workload W: hits={} misses={} evictions={}",
+            outcome.hits, outcome.misses, outcome.evictions
+        ));
+        self.rows.push(Row {
+            metric: "LRU hit rate, workload W (10 000 loads, 32 entries)".to_owned(),
+            p50: format!("{:.4}", outcome.hit_rate),
+            p95: "-".to_owned(),
+            goal: ">= 0.90".to_owned(),
+            swamp: "> 90 % (powerpipe)",
+            ok: outcome.hit_rate >= 0.90,
+        });
+        Ok(())
     }
 
     fn print(&self) {

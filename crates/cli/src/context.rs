@@ -255,11 +255,19 @@ impl Context {
 
     /// Brings the catalog up to date (warm pass or cold start) and reports new failures.
     pub async fn index(&self, repo: &Repo) -> Result<IndexSummary, CliError> {
-        let spinner =
-            crate::progress::Spinner::after_delay(self.mode == Mode::Human, "indexing extensions");
+        let spinner = crate::progress::IndexProgressBar::after_delay(
+            self.mode == Mode::Human,
+            Arc::clone(&self.stats),
+        );
         let summary = build_index(&repo.adapters).await;
         drop(spinner);
         let summary = summary.map_err(CliError::from)?;
+        tracing::debug!(
+            path = ?summary.path,
+            transitions = summary.report.transitions.len(),
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            "index ready"
+        );
         for warning in &summary.report.warnings {
             self.warn(warning);
         }

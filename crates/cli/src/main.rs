@@ -6,6 +6,7 @@ mod commands;
 mod context;
 mod env;
 mod error;
+mod log;
 mod output;
 mod progress;
 
@@ -80,6 +81,9 @@ fn run(mode: Mode) -> Result<u8, CliError> {
         }
     };
     let settings = Settings::from_env()?;
+    if let Some(targets) = log::filter_from_env()? {
+        log::install(targets);
+    }
     let command_line: Vec<String> = std::env::args().collect();
     let ctx = Context {
         repo_dir: args.repo_dir.clone(),

@@ -1,52 +1,68 @@
-//! A spinner on stderr while indexing takes longer than 0.5 s — only on a terminal and
-//! never in `--json` mode. It runs on its own thread because indexing keeps the
-//! command's (current-thread) runtime busy.
+//! A progress bar on stderr while indexing takes longer than 0.5 s — only on a terminal
+//! and never in `--json` mode. It runs on its own thread because indexing keeps the
+//! command's (current-thread) runtime busy, and polls the process's counters
+//! ([`Stats::index_progress`]) rather than being told about each entry point, so the
+//! services know nothing about terminals.
 
 use std::io::IsTerminal;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use fen_lifecycle::stats::Stats;
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Shows a spinner after a delay until dropped.
-pub struct Spinner {
+/// How long indexing may run before the bar appears.
+const DELAY: Duration = Duration::from_millis(500);
+/// How often the bar reads the counters.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Shows a progress bar after a delay until dropped.
+pub struct IndexProgressBar {
     done: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Spinner {
+impl IndexProgressBar {
     /// Starts the delay; `enabled` is false in JSON mode.
-    pub fn after_delay(enabled: bool, message: &'static str) -> Spinner {
+    pub fn after_delay(enabled: bool, stats: Arc<Stats>) -> IndexProgressBar {
         if !enabled || !std::io::stderr().is_terminal() {
-            return Spinner {
+            return IndexProgressBar {
                 done: None,
                 thread: None,
             };
         }
         let (done, wait) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            if wait.recv_timeout(Duration::from_millis(500)) != Err(mpsc::RecvTimeoutError::Timeout)
-            {
+            if wait.recv_timeout(DELAY) != Err(mpsc::RecvTimeoutError::Timeout) {
                 return;
             }
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-                bar.set_style(style);
+            let bar = ProgressBar::new(0);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} indexing extensions [{bar:30}] {pos}/{len} ({elapsed})",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
             }
-            bar.set_message(message);
-            bar.enable_steady_tick(Duration::from_millis(100));
-            let _ = wait.recv();
+            loop {
+                let progress = stats.index_progress();
+                bar.set_length(progress.planned as u64);
+                bar.set_position(progress.done as u64);
+                bar.tick();
+                match wait.recv_timeout(TICK) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
             bar.finish_and_clear();
         });
-        Spinner {
+        IndexProgressBar {
             done: Some(done),
             thread: Some(thread),
         }
     }
 }
 
-impl Drop for Spinner {
+impl Drop for IndexProgressBar {
     fn drop(&mut self) {
         if let Some(done) = self.done.take() {
             let _ = done.send(());

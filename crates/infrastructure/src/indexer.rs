@@ -149,6 +149,13 @@ impl BundleIndexer for SandboxBundleIndexer {
             .map_err(|e| validation(first_line(&e.to_string())))?;
         let validated = validate_export(entry.root.loader_kind, instance.exports())
             .map_err(|e| validation(first_line(&e.to_string())))?;
+        tracing::debug!(
+            source = %entry.location.canonical(),
+            bundle = %target.path,
+            reused,
+            r#type = %validated.type_name,
+            "indexed"
+        );
         Ok(IndexOutcome::Indexed {
             kind: validated.kind,
             type_name: validated.type_name,

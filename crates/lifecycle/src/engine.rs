@@ -561,6 +561,7 @@ async fn index_stale(
         .filter(|item| seen.insert((item.entry.location.canonical().clone(), item.fingerprint)))
         .cloned()
         .collect();
+    ad.stats.plan_indexing(items.len());
     // A few entries in flight at once, so bundling (blocking pool) overlaps with
     // evaluation (the sandbox's worker thread).
     stream::iter(items)
@@ -595,6 +596,7 @@ async fn index_item(
             result
         }
     };
+    ad.stats.indexed_one();
     (key, result)
 }
 

@@ -8,6 +8,7 @@
 //! services (`models`: create, list, method runs, spec 30 §6).
 
 mod adapters;
+pub mod builtin;
 pub mod counted;
 pub mod doctor;
 mod engine;

@@ -19,7 +19,18 @@ pub struct Stats {
     lock_acquired: AtomicUsize,
     sources_hashed: AtomicUsize,
     catalog_statements: AtomicUsize,
+    index_planned: AtomicUsize,
+    index_done: AtomicUsize,
     events: Option<EventSink>,
+}
+
+/// How far the indexing passes of this process have got (for a progress bar).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexProgress {
+    /// Entry points planned for indexing, over all passes so far.
+    pub planned: usize,
+    /// Of those, entry points finished (indexed or failed).
+    pub done: usize,
 }
 
 impl fmt::Debug for Stats {
@@ -90,6 +101,21 @@ impl Stats {
     /// Files hashed by a finished scanner.
     pub fn hashed(&self, n: usize) {
         self.sources_hashed.fetch_add(n, Ordering::Relaxed);
+    }
+    /// A pass is about to index `n` entry points.
+    pub fn plan_indexing(&self, n: usize) {
+        self.index_planned.fetch_add(n, Ordering::Relaxed);
+    }
+    /// One planned entry point is finished.
+    pub fn indexed_one(&self) {
+        self.index_done.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Indexing progress, cheap to poll.
+    pub fn index_progress(&self) -> IndexProgress {
+        IndexProgress {
+            planned: self.index_planned.load(Ordering::Relaxed),
+            done: self.index_done.load(Ordering::Relaxed),
+        }
     }
     /// The current values.
     pub fn snapshot(&self) -> StatsSnapshot {

@@ -398,3 +398,32 @@ export const model = {
     assert!(error.contains("fen uses JSON Schema, not zod"), "{error}");
     assert!(error.contains("globalArguments"), "{error}");
 }
+
+#[test]
+fn the_built_in_datastores_are_listed_and_described_without_a_bundle() {
+    let repo = two_good_types();
+    let out = repo.ok(&[
+        "--json",
+        "--stats",
+        "model",
+        "type",
+        "search",
+        "--kind",
+        "datastore",
+    ]);
+    let names: Vec<String> = out.json()["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["filesystem", "local"]);
+    let described = repo.ok(&["--json", "--stats", "extension", "describe", "filesystem"]);
+    let doc = described.json();
+    assert_eq!(doc["builtin"], true);
+    assert_eq!(doc["configSchema"]["required"], serde_json::json!(["path"]));
+    assert_eq!(Stats::of(&described).evaluated, 0);
+    // Built-ins are datastores only.
+    let model = repo.fen(&["model", "type", "describe", "local"]);
+    assert_eq!(model.code, 3, "{}", model.stderr);
+}

@@ -42,6 +42,7 @@ fn bad_environment_is_exit_3() {
     for (var, value) in [
         ("FEN_LOCK_TIMEOUT_MS", "soon"),
         ("FEN_TEST_FAULT", "lock:acquired=explode"),
+        ("FEN_LOG", "loud please"),
     ] {
         let out = fen(tmp.path())
             .env(var, value)
@@ -54,4 +55,32 @@ fn bad_environment_is_exit_3() {
         assert!(doc["error"]["message"].as_str().unwrap().contains(var));
         assert!(!tmp.path().join(".fen").exists(), "nothing is written");
     }
+}
+
+#[test]
+fn fen_log_traces_to_stderr_and_keeps_stdout_one_document() {
+    let tmp = TempDir::new();
+    assert_eq!(run(tmp.path(), &["init"]).code, 0);
+    let quiet = run(tmp.path(), &["--json", "model", "type", "search"]);
+    assert_eq!(quiet.code, 0);
+    assert!(
+        !quiet.stderr.contains("DEBUG"),
+        "FEN_LOG is off by default: {}",
+        quiet.stderr
+    );
+    let out: crate::util::Run = fen(tmp.path())
+        .env("FEN_LOG", "debug")
+        .args(["--json", "model", "type", "search"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["types"], serde_json::json!([]));
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("DEBUG") && l.contains("index ready")),
+        "{}",
+        out.stderr
+    );
 }

@@ -24,7 +24,7 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
             _ => None,
         })
         .collect();
-    let mut rows: Vec<(Kind, String, Value, String)> = Vec::new();
+    let mut rows: Vec<(Kind, String, Value, Line)> = Vec::new();
     for ext in &loaded.extensions {
         for source in ext.sources() {
             if kind.is_some_and(|k| k != source.kind()) {
@@ -74,11 +74,12 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
                 .superseded_by()
                 .map(|p| format!("  (superseded by {})", ctx.display_path(&repo, p.as_str())))
                 .unwrap_or_default();
-            let human = format!(
-                "{:<9} {:<20} {shown}{detail}{note}{superseded}",
-                source.kind().as_str(),
-                state.tag().as_str()
-            );
+            let human = Line {
+                kind: source.kind().as_str(),
+                state: state.tag().as_str(),
+                shown,
+                rest: format!("{detail}{note}{superseded}"),
+            };
             rows.push((source.kind(), source.path().to_string(), row, human));
         }
     }
@@ -86,8 +87,22 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
     let human = if rows.is_empty() {
         "no extension sources found".to_owned()
     } else {
+        let state_width = rows.iter().map(|r| r.3.state.len()).max().unwrap_or(0);
+        let path_width = rows
+            .iter()
+            .map(|r| r.3.shown.chars().count())
+            .max()
+            .unwrap_or(0);
         rows.iter()
-            .map(|r| r.3.as_str())
+            .map(|r| {
+                let line = &r.3;
+                format!(
+                    "{:<9} {:<state_width$}  {:<path_width$}{}",
+                    line.kind, line.state, line.shown, line.rest
+                )
+                .trim_end()
+                .to_owned()
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -96,4 +111,12 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
         json: json!({ "sources": rows.into_iter().map(|r| r.2).collect::<Vec<_>>() }),
         exit_code: 0,
     })
+}
+
+/// One human output line, aligned in columns once every row is known.
+struct Line {
+    kind: &'static str,
+    state: &'static str,
+    shown: String,
+    rest: String,
 }

@@ -35,7 +35,26 @@ pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, C
             "extensionCount": summary.extension_count,
         }));
     }
-    if found.is_empty() {
+    // The built-in datastores (spec 30 §5.2) sort after every scoped `@...` type.
+    if kind == Kind::Datastore {
+        for builtin in fen_lifecycle::builtin::search_datastores(query) {
+            human.push_str(&format!(
+                "{}  (built-in)  {}\n",
+                builtin.name, builtin.description
+            ));
+            rows.push(json!({
+                "type": builtin.name,
+                "declaredType": builtin.name,
+                "kind": "datastore",
+                "version": env!("CARGO_PKG_VERSION"),
+                "description": builtin.description,
+                "sourcePath": null,
+                "extensionCount": 0,
+                "builtin": true,
+            }));
+        }
+    }
+    if rows.is_empty() {
         human = match query {
             "" => format!("no {} types are installed", kind.as_str()),
             q => format!("no {} type matches \"{q}\"", kind.as_str()),
@@ -50,6 +69,13 @@ pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, C
 
 /// `fen model type describe TYPE` (kind model) and `fen extension describe TYPE`.
 pub async fn describe(ctx: &Context, raw: &str, kind: Option<Kind>) -> Result<Outcome, CliError> {
+    if matches!(kind, None | Some(Kind::Datastore)) {
+        if let Some(builtin) = fen_lifecycle::builtin::datastore(raw.trim()) {
+            // Still a repo command: the same errors outside a repository.
+            ctx.repo_root()?;
+            return Ok(render_builtin(&builtin));
+        }
+    }
     let repo = ctx.open_repo().await?;
     let summary = ctx.index(&repo).await?;
     let index = registry::LoadedTypeIndex::new(&summary.loaded);
@@ -130,6 +156,30 @@ fn render(description: &TypeDescription) -> Outcome {
             .map(|m| json!({"name": m.name, "description": m.description, "arguments": m.arguments, "origin": m.origin}))
             .collect(),
     );
+    Outcome {
+        human: human.trim_end().to_owned(),
+        json,
+        exit_code: 0,
+    }
+}
+
+fn render_builtin(builtin: &fen_lifecycle::builtin::BuiltinType) -> Outcome {
+    let descriptor = &builtin.descriptor;
+    let mut human = format!(
+        "{}  (datastore, built-in)\n{}\n",
+        builtin.name, builtin.description
+    );
+    if let Some(schema) = descriptor.get("configSchema") {
+        human.push_str(&format!("config: {schema}\n"));
+    }
+    if let Some(locks) = descriptor.get("locks").and_then(Value::as_str) {
+        human.push_str(&format!("locks: {locks}\n"));
+    }
+    let mut json = descriptor.clone();
+    json["kind"] = json!("datastore");
+    json["normalizedType"] = json!(builtin.name);
+    json["sourcePath"] = Value::Null;
+    json["methods"] = json!([]);
     Outcome {
         human: human.trim_end().to_owned(),
         json,

@@ -78,13 +78,9 @@ impl CatalogContext {
     }
 }
 
-/// Writes one diagnostic line to stderr when `FEN_LOG` asks for it (spec 20 §15.2).
-/// Callers that must show a message (a healed catalog) also return it in their result.
+/// Writes one diagnostic line through `tracing` (shown with `FEN_LOG=warn` or lower,
+/// spec 20 §15.2). Callers that must show a message (a healed catalog) also return it in
+/// their result.
 fn log_warning(message: &str) {
-    let enabled = std::env::var("FEN_LOG")
-        .map(|value| !value.is_empty() && value != "off")
-        .unwrap_or(false);
-    if enabled {
-        eprintln!("fen catalog: warning: {message}");
-    }
+    tracing::warn!("{message}");
 }

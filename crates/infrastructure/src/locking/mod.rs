@@ -154,6 +154,11 @@ impl LifecycleLock for FileLifecycleLock {
             tokio::time::sleep(pause.max(Duration::from_millis(1))).await;
         }
         self.held.store(true, Ordering::SeqCst);
+        tracing::debug!(
+            lock = %self.display_path,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "lifecycle lock acquired"
+        );
         let guard = HeldLock {
             _file: file.try_clone().map_err(|e| self.io_error(e))?,
             held: Arc::clone(&self.held),

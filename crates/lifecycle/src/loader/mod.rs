@@ -29,6 +29,9 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use crate::registry::suggestions;
 use crate::stats::Stats;
 
+mod workload;
+pub use workload::Workload;
+
 /// A loaded type: its row, the rows of the extensions attached, and the instance.
 pub struct LoadedType {
     /// The primary row.

@@ -437,3 +437,29 @@ async fn without_a_rebuilder_a_missing_bundle_is_unusable() {
         error.err()
     );
 }
+
+#[tokio::test]
+async fn scenario_21_workload_w_hit_rate() {
+    let runtime = Arc::new(Runtime::default());
+    let budget = CacheBudget {
+        bytes: usize::MAX,
+        entries: 32,
+    };
+    let loader = loader(Workload::W.types, Arc::clone(&runtime), budget);
+    for n in Workload::W.sequence() {
+        loader
+            .ensure_type_loaded(Kind::Model, &ty(n))
+            .await
+            .unwrap();
+    }
+    let stats = loader.cache_stats();
+    assert_eq!(stats.hits + stats.misses, Workload::W.calls);
+    assert_eq!(
+        runtime.calls.load(Ordering::SeqCst),
+        stats.misses,
+        "one evaluation per miss"
+    );
+    assert!(stats.entries <= 32);
+    let rate = stats.hits as f64 / Workload::W.calls as f64;
+    assert!(rate >= 0.90, "hit rate {rate} below 0.90 ({stats:?})");
+}
