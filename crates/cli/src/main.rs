@@ -219,6 +219,13 @@ fn print_stats(ctx: &Context) {
         "sourcesHashed": stats.sources_hashed,
         "catalogStatements": stats.catalog_statements,
         "lifecycleLockAcquired": stats.lifecycle_lock_acquired,
+        "bundleCache": {
+            "hits": stats.bundle_cache.hits,
+            "misses": stats.bundle_cache.misses,
+            "evictions": stats.bundle_cache.evictions,
+            "bytes": stats.bundle_cache.bytes,
+            "entries": stats.bundle_cache.entries,
+        },
         "elapsedUs": u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
     }});
     eprintln!("{record}");

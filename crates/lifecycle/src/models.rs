@@ -444,6 +444,12 @@ impl Models {
             locks
                 .drain("global", self.ports.lock_ttl_ms.saturating_mul(2))
                 .await?;
+            if let Some(holder) = locks.inspect(&key).await? {
+                self.ports.stats.event(
+                    "lock_wait",
+                    json!({ "lock": key, "model": name.as_str(), "holderPid": holder.info.pid }),
+                );
+            }
             let guard = locks
                 .acquire(&LockOptions {
                     key: key.clone(),

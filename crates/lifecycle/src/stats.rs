@@ -19,6 +19,7 @@ pub struct Stats {
     lock_acquired: AtomicUsize,
     sources_hashed: AtomicUsize,
     catalog_statements: AtomicUsize,
+    bundle_cache: Mutex<BundleCacheCounters>,
     index_planned: AtomicUsize,
     index_done: AtomicUsize,
     events: Option<EventSink>,
@@ -41,6 +42,21 @@ impl fmt::Debug for Stats {
     }
 }
 
+/// The evaluated-bundle cache's counters (spec 30 §5.4), as last reported by the loader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BundleCacheCounters {
+    /// Loads answered from the cache.
+    pub hits: usize,
+    /// Loads that evaluated.
+    pub misses: usize,
+    /// Instances dropped to respect the budgets.
+    pub evictions: usize,
+    /// Heap bytes held by cached instances.
+    pub bytes: usize,
+    /// Cached instances.
+    pub entries: usize,
+}
+
 /// A snapshot of the counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
@@ -56,6 +72,8 @@ pub struct StatsSnapshot {
     pub sources_hashed: usize,
     /// Catalog round trips (see `Counted`).
     pub catalog_statements: usize,
+    /// The bundle cache.
+    pub bundle_cache: BundleCacheCounters,
 }
 
 impl Stats {
@@ -117,6 +135,12 @@ impl Stats {
             done: self.index_done.load(Ordering::Relaxed),
         }
     }
+    /// The loader's cache counters after a load.
+    pub fn record_cache(&self, counters: BundleCacheCounters) {
+        if let Ok(mut cache) = self.bundle_cache.lock() {
+            *cache = counters;
+        }
+    }
     /// The current values.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -126,6 +150,7 @@ impl Stats {
             lifecycle_lock_acquired: self.lock_acquired.load(Ordering::Relaxed),
             sources_hashed: self.sources_hashed.load(Ordering::Relaxed),
             catalog_statements: self.catalog_statements.load(Ordering::Relaxed),
+            bundle_cache: self.bundle_cache.lock().map(|c| *c).unwrap_or_default(),
         }
     }
 }

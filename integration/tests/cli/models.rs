@@ -182,6 +182,13 @@ fn scenario_3_a_method_run_evaluates_the_base_and_its_extensions_only() {
             local_bundle("vpc_tags"),
         ]
     );
+    let cache = &crate::fixture::stats(&out)["bundleCache"];
+    assert_eq!(
+        (cache["hits"].as_u64(), cache["misses"].as_u64()),
+        (Some(0), Some(1)),
+        "{cache}"
+    );
+    assert_eq!(cache["entries"], 1, "{cache}");
     // Extension methods run in the same instance with the merged resources.
     let tag = repo
         .ok(&["--json", "model", "method", "run", "net", "tag"])

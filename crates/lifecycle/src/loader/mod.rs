@@ -197,8 +197,26 @@ impl TypeLoader {
         let _ = self.rebuilder.set(rebuilder);
     }
 
-    /// The loaded type, evaluating its bundles once if it is not cached.
+    /// The loaded type, evaluating its bundles once if it is not cached. The cache
+    /// counters are reported to `--stats` after every call.
     pub async fn ensure_type_loaded(
+        self: &Arc<Self>,
+        kind: Kind,
+        ty: &TypeName,
+    ) -> Result<Arc<LoadedType>, LoadError> {
+        let outcome = self.ensure_loaded(kind, ty).await;
+        let c = self.cache_stats();
+        self.stats.record_cache(crate::stats::BundleCacheCounters {
+            hits: c.hits,
+            misses: c.misses,
+            evictions: c.evictions,
+            bytes: c.bytes,
+            entries: c.entries,
+        });
+        outcome
+    }
+
+    async fn ensure_loaded(
         self: &Arc<Self>,
         kind: Kind,
         ty: &TypeName,
