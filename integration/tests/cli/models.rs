@@ -753,8 +753,12 @@ fn a_held_model_lock_times_out_naming_the_holder_and_a_stale_one_is_taken_over()
     let repo = web_repo();
     let now = "2999-01-01T00:00:00.000Z"; // never older than its ttl
     plant_lock(repo.root(), "web", now, 4242);
+    let events = repo.path("events.jsonl");
     let out = repo.fen_env(
-        &[("FEN_DATASTORE_LOCK_TIMEOUT_MS", "0")],
+        &[
+            ("FEN_DATASTORE_LOCK_TIMEOUT_MS", "0"),
+            ("FEN_EVENTS_FILE", events.to_str().unwrap()),
+        ],
         &[
             "--json",
             "model",
@@ -767,6 +771,15 @@ fn a_held_model_lock_times_out_naming_the_holder_and_a_stale_one_is_taken_over()
         ],
     );
     assert_eq!(out.code, 75, "{}", out.stdout);
+    let waits: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "lock_wait")
+        .collect();
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert_eq!(waits[0]["lock"], "model/web");
+    assert_eq!(waits[0]["holderPid"], 4242);
     let error = &out.json()["error"];
     assert_eq!(error["code"], "datastore_lock_timeout");
     assert_eq!(error["holderPid"], 4242);
