@@ -69,12 +69,19 @@ fn run(mode: Mode) -> Result<u8, CliError> {
                 return Ok(0);
             }
             let rendered = error.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
+            let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+            let mut first = lines
+                .next()
                 .unwrap_or("invalid command line")
                 .trim_start_matches("error: ")
                 .to_owned();
+            // "the following required arguments were not provided:" names them on the
+            // next line; keep the message one line but complete.
+            if first.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    first = format!("{first} {}", next.trim());
+                }
+            }
             return Err(
                 CliError::new(ErrorCode::Usage, first).with_hint("run 'fen --help' for usage")
             );

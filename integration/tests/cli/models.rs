@@ -815,6 +815,10 @@ fn lock_release_needs_force_and_prints_the_former_holder() {
     plant_lock(repo.root(), "web", "2999-01-01T00:00:00.000Z", 4242);
     let refused = repo.fen(&["datastore", "lock", "release", "--model", "web"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(
+        error_line(&refused.stderr),
+        "error: the following required arguments were not provided: --force"
+    );
     assert!(repo.path(".fen/locks/models/web.lock").exists());
     let released = repo.ok(&["datastore", "lock", "release", "--force", "--model", "web"]);
     assert!(
