@@ -929,3 +929,43 @@ fn sigint_during_a_run_releases_the_model_lock_and_exits_130() {
     );
     assert!(!lock.exists());
 }
+
+#[test]
+fn limits_out_of_range_are_usage_or_environment_errors() {
+    let repo = web_repo();
+    let flag = repo.fen(&[
+        "model",
+        "method",
+        "run",
+        "web",
+        "record",
+        "--timeout-ms",
+        "0",
+    ]);
+    assert_eq!(flag.code, 2, "{}", flag.stderr);
+    let flag = repo.fen(&[
+        "model",
+        "method",
+        "run",
+        "web",
+        "record",
+        "--memory-mb",
+        "2048",
+    ]);
+    assert_eq!(flag.code, 2, "{}", flag.stderr);
+    let env = repo.fen_env(
+        &[("FEN_DATASTORE_LOCK_TIMEOUT_MS", "soon")],
+        &[
+            "model",
+            "method",
+            "run",
+            "web",
+            "record",
+            "--arg",
+            "observed=200",
+        ],
+    );
+    assert_eq!(env.code, 3, "{}", env.stderr);
+    assert!(error_line(&env.stderr).contains("FEN_DATASTORE_LOCK_TIMEOUT_MS"));
+    assert!(run_records(&repo, "web").is_empty());
+}
