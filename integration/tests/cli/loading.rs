@@ -1,6 +1,6 @@
 //! Lazy loading and bundling (spec 30 §9 scenarios 1, 2, 4-14, 16) on a generated
 //! fixture of 12 model types sharing `_lib` helpers instead of F116. Scenarios 3 and 15
-//! need `fen model method run`, which does not exist yet; scenario 6 is in `catalog`.
+//! (`fen model method run`) are in `models`; scenario 6 is in `catalog`.
 
 use std::collections::BTreeMap;
 

@@ -969,3 +969,42 @@ fn limits_out_of_range_are_usage_or_environment_errors() {
     assert!(error_line(&env.stderr).contains("FEN_DATASTORE_LOCK_TIMEOUT_MS"));
     assert!(run_records(&repo, "web").is_empty());
 }
+
+#[test]
+fn concurrent_runs_on_one_model_are_serialized_by_its_lock() {
+    let repo = web_repo();
+    let spawn = || {
+        crate::util::fen(repo.root())
+            .args([
+                "--json",
+                "model",
+                "method",
+                "run",
+                "web",
+                "record",
+                "--arg",
+                "observed=200",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = (0..4).map(|_| spawn()).collect();
+    let mut versions: Vec<u64> = children
+        .into_iter()
+        .map(|child| {
+            let out: crate::util::Run = child.wait_with_output().unwrap().into();
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            out.json()["handles"][0]["version"].as_u64().unwrap()
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [1, 2, 3, 4], "each run allocated its own version");
+    assert_eq!(
+        repo.read(".fen/data/web/resources/verdict/current/latest"),
+        "4\n"
+    );
+    assert_eq!(run_records(&repo, "web").len(), 4);
+    assert!(lock_files(&repo).is_empty());
+}
