@@ -25,7 +25,7 @@ use fen_infrastructure::models::{JsonSchemaValidator, YamlModelDefinitions};
 use fen_infrastructure::runtime::QuickJsBundleRuntime;
 use fen_infrastructure::sources::{absolute_lexical, find_repo_root, read_mounts, FsSourceScanner};
 use fen_lifecycle::index::{build_index, IndexSummary};
-use fen_lifecycle::loader::{CacheBudget, TypeLoader};
+use fen_lifecycle::loader::TypeLoader;
 use fen_lifecycle::models::{ModelPorts, Models};
 use fen_lifecycle::registry::LoadedTypeIndex;
 use fen_lifecycle::stats::Stats;
@@ -216,7 +216,7 @@ impl Context {
                 memory_bytes: self.settings.memory_bytes,
                 stack_bytes: SandboxLimits::STACK_BYTES,
             },
-            CacheBudget::default(),
+            self.settings.bundle_cache,
             Arc::clone(&self.stats),
         );
         loader.set_rebuilder(Arc::new(WarmRebuilder::new(repo.adapters.clone())));

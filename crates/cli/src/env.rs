@@ -20,6 +20,8 @@ pub struct Settings {
     pub datastore_lock_wait_ms: u64,
     /// `FEN_DATASTORE_LOCK_TTL_MS`: the ttl written into datastore locks.
     pub datastore_lock_ttl_ms: u64,
+    /// `FEN_BUNDLE_CACHE_BYTES` and `FEN_BUNDLE_CACHE_ENTRIES` (spec 30 §5.4).
+    pub bundle_cache: fen_lifecycle::loader::CacheBudget,
 }
 
 impl Settings {
@@ -53,6 +55,11 @@ impl Settings {
             )?),
             datastore_lock_wait_ms: millis("FEN_DATASTORE_LOCK_TIMEOUT_MS", 60_000, 0, 86_400_000)?,
             datastore_lock_ttl_ms: millis("FEN_DATASTORE_LOCK_TTL_MS", 30_000, 100, 86_400_000)?,
+            bundle_cache: fen_lifecycle::loader::CacheBudget {
+                bytes: byte_size("FEN_BUNDLE_CACHE_BYTES", 64 << 20)?,
+                entries: usize::try_from(millis("FEN_BUNDLE_CACHE_ENTRIES", 32, 1, 100_000)?)
+                    .unwrap_or(32),
+            },
         })
     }
 }
@@ -70,5 +77,57 @@ fn millis(var: &str, default: u64, min: u64, max: u64) -> Result<u64, CliError> 
         .with_hint(format!(
             "unset {var} or set it to a whole number such as {default}"
         ))),
+    }
+}
+
+/// A byte size: a whole number of bytes, or one with a `KiB`, `MiB` or `GiB` suffix
+/// (`16MiB`, `512 KiB`), between 1 MiB and 64 GiB.
+fn byte_size(var: &str, default: usize) -> Result<usize, CliError> {
+    let Ok(text) = std::env::var(var) else {
+        return Ok(default);
+    };
+    parse_byte_size(&text)
+        .filter(|n| (1 << 20..=64 << 30).contains(n))
+        .ok_or_else(|| {
+            CliError::new(
+                ErrorCode::InvalidEnvironment,
+                format!("{var}={text:?} is not a size between 1MiB and 64GiB"),
+            )
+            .with_hint(format!(
+                "unset {var} or set it to bytes or a size such as 64MiB"
+            ))
+        })
+}
+
+fn parse_byte_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: usize = number.parse().ok()?;
+    let shift = match unit.trim() {
+        "" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        _ => return None,
+    };
+    number.checked_mul(1usize << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_byte_size;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("16MiB"), Some(16 << 20));
+        assert_eq!(parse_byte_size(" 512 KiB "), Some(512 << 10));
+        assert_eq!(parse_byte_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_byte_size("2GiB"), Some(2 << 30));
+        for bad in ["", "MiB", "16MB", "16 mib", "-1", "1.5MiB"] {
+            assert_eq!(parse_byte_size(bad), None, "{bad}");
+        }
     }
 }

@@ -43,6 +43,8 @@ fn bad_environment_is_exit_3() {
         ("FEN_LOCK_TIMEOUT_MS", "soon"),
         ("FEN_TEST_FAULT", "lock:acquired=explode"),
         ("FEN_LOG", "loud please"),
+        ("FEN_BUNDLE_CACHE_BYTES", "16MB"),
+        ("FEN_BUNDLE_CACHE_ENTRIES", "0"),
     ] {
         let out = fen(tmp.path())
             .env(var, value)
