@@ -132,6 +132,8 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
         DESCRIBE_ANCHOR,
     )?;
     bench.first_run(&local_116, &search)?;
+    let run_116 = bench.method_run(&local_116, None)?;
+    bench.method_run(&local_2000, Some(run_116))?;
     for (what, args) in [("search", &search[..]), ("describe", &describe[..])] {
         for (small, large, placement) in [
             (&pulled_116, &pulled_2000, "pulled"),
@@ -268,6 +270,47 @@ impl Bench {
             "6.3 s",
         );
         Ok(())
+    }
+
+    /// `fen model method run` of a trivial method (`create` with `dryRun`, which writes
+    /// no resource) on a model of the vpc type, `local` datastore: the model's lock,
+    /// one instance (1 bundle, the fixture has no extensions), the run record.
+    fn method_run(&mut self, repo: &Repo, base: Option<Duration>) -> Result<Duration, String> {
+        let models = repo.dir.join("models");
+        std::fs::create_dir_all(&models)
+            .map_err(|e| format!("cannot create {}: {e}", models.display()))?;
+        let definition =
+            format!("name: bench\ntype: \"{VPC_TYPE}\"\nglobalArguments:\n  region: us-east-1\n");
+        std::fs::write(models.join("bench.yaml"), definition)
+            .map_err(|e| format!("cannot write the bench model: {e}"))?;
+        let args = [
+            "model",
+            "method",
+            "run",
+            "bench",
+            "create",
+            "--arg",
+            "name=web",
+            "--arg",
+            "dryRun=true",
+        ];
+        let samples = self.series(repo, &args, |_| Ok(()))?;
+        let n = repo.fixture.types.len();
+        let limit = match base {
+            None => Limit::ms(15.0, 30.0),
+            Some(base) => Limit::relative(base, 1.5, "116-local p50"),
+        };
+        let expect = Expect {
+            bundles_built: 0,
+            bundles_evaluated: 1,
+        };
+        Ok(self.record_timing(
+            &format!("method run (trivial), local datastore, {n} local"),
+            &samples,
+            expect,
+            limit,
+            "-",
+        ))
     }
 
     /// Each iteration appends a comment to a different entry, then runs once.
