@@ -1,6 +1,7 @@
 //! Lazy loading and bundling (spec 30 §9 scenarios 1, 2, 4-14, 16) on a generated
 //! fixture of 12 model types sharing `_lib` helpers instead of F116. Scenarios 3 and 15
-//! (`fen model method run`) are in `models`; scenario 6 is in `catalog`.
+//! run a model method and live in `models`; scenario 6 is in `catalog`; 17-21 are about
+//! one process's registry and are tests of `fen-lifecycle`'s loader.
 
 use std::collections::BTreeMap;
 
