@@ -1008,3 +1008,87 @@ fn concurrent_runs_on_one_model_are_serialized_by_its_lock() {
     assert_eq!(run_records(&repo, "web").len(), 4);
     assert!(lock_files(&repo).is_empty());
 }
+
+/// Rewrites a bundle so its entry declares `to` instead of `from`, keeping it
+/// internally consistent (`contentSha256` recomputed): only evaluation can tell.
+fn retype_bundle(repo: &Repo, stem: &str, from: &str, to: &str) {
+    let path = local_bundle(stem);
+    let mut bundle: Value = serde_json::from_str(&repo.read(&path)).unwrap();
+    let mut hasher = Sha256::new();
+    for module in bundle["modules"].as_array_mut().unwrap() {
+        let code = module["code"].as_str().unwrap().replace(from, to);
+        hasher.update(module["id"].as_str().unwrap().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(code.as_bytes());
+        hasher.update(b"\n");
+        module["code"] = json!(code);
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    bundle["contentSha256"] = json!(digest);
+    repo.write(&path, &format!("{bundle}\n"));
+}
+
+#[test]
+fn a_bundle_declaring_another_type_is_unavailable_and_rebuilt_by_the_next_pass() {
+    let repo = web_repo();
+    retype_bundle(
+        &repo,
+        "endpoint",
+        "@acme/net/endpoint",
+        "@acme/net/impostor",
+    );
+    let out = repo.fen(&[
+        "--stats",
+        "--json",
+        "model",
+        "method",
+        "run",
+        "web",
+        "record",
+        "--arg",
+        "observed=200",
+    ]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let error = &out.json()["error"];
+    assert_eq!(error["code"], "type_unavailable");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("now declares @acme/net/impostor"),
+        "{error}"
+    );
+    let stats = Stats::of(&out);
+    assert!(
+        stats.locks >= 1,
+        "recorded under the lifecycle lock: {stats:?}"
+    );
+    // Spec 30 §5.3 step 4c: the row is recorded for a rebuild, its file evicted.
+    assert_eq!(
+        repo.sqlite(
+            "select state from bundle_types where source_path like '%/extensions/models/endpoint.ts'"
+        ),
+        "BundleBuildFailed\n"
+    );
+    assert!(!repo.path(&local_bundle("endpoint")).exists());
+    assert!(run_records(&repo, "web").is_empty(), "nothing ran");
+    // The next command's pass rebuilds it from source and the run succeeds.
+    let again = repo.ok(&[
+        "--stats",
+        "--json",
+        "model",
+        "method",
+        "run",
+        "web",
+        "record",
+        "--arg",
+        "observed=200",
+    ]);
+    assert_eq!(again.json()["status"], "succeeded");
+    assert_eq!(Stats::of(&again).built, 1);
+    assert!(!repo.read(&local_bundle("endpoint")).contains("impostor"));
+}

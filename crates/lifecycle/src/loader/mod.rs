@@ -140,11 +140,16 @@ pub enum Rebuilt {
     },
 }
 
-/// Rebuilds the bundle of one row and commits it (spec 30 §5.3 step 4a).
+/// Rebuilds the bundle of one row and commits it (spec 30 §5.3 step 4a), and records
+/// a row whose evaluated bundle contradicts it (step 4c).
 #[async_trait]
 pub trait BundleRebuilder: Send + Sync {
     /// Rebuilds `entry`'s source and returns its row as committed.
     async fn rebuild(&self, entry: &TypeEntry) -> Result<Rebuilt, LoadError>;
+    /// Records `entry`'s row as `BundleBuildFailed` with `last_error` in a commit under
+    /// the lifecycle lock, so the next pass rebuilds it from source; a row that changed
+    /// since it was read is left alone.
+    async fn record_mismatch(&self, entry: &TypeEntry, last_error: &str) -> Result<(), LoadError>;
 }
 
 type Key = (Kind, TypeName);
@@ -400,12 +405,23 @@ impl TypeLoader {
             .and_then(|v| v.as_str())
             .and_then(|text| TypeName::parse(text).ok());
         if declared.as_ref() != Some(&entry.type_name) {
-            return Err(LoadError::CatalogMismatch {
-                expected: entry.type_name.to_string(),
-                found: declared
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| "nothing".to_owned()),
-            });
+            let expected = entry.type_name.to_string();
+            let mut found = declared
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "nothing".to_owned());
+            // Step 4c: the row goes to `BundleBuildFailed` in a commit under the
+            // lifecycle lock, so the next pass rebuilds it from source.
+            if let Some(rebuilder) = self.rebuilder.get() {
+                let last_error = LoadError::CatalogMismatch {
+                    expected: expected.clone(),
+                    found: found.clone(),
+                }
+                .to_string();
+                if let Err(error) = rebuilder.record_mismatch(&entry, &last_error).await {
+                    found = format!("{found} (the row could not be marked for a rebuild: {error})");
+                }
+            }
+            return Err(LoadError::CatalogMismatch { expected, found });
         }
         Ok(LoadedType {
             entry,
