@@ -1070,3 +1070,69 @@ async fn ctx_is_revoked_when_the_call_settles() {
     assert_eq!(result, json!(vec!["context_expired"; 5]));
     assert!(host.lines.lock().expect("not poisoned").is_empty());
 }
+
+#[tokio::test]
+async fn lone_surrogates_are_fen_errors_in_names_and_replaced_in_log_lines() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            const out = [];
+            const attempt = (f) => { try { f(); out.push("none"); } catch (e) { out.push(e.name + ":" + e.code); } };
+            attempt(() => ctx.writeResource("verdict", "\ud800", {}));
+            attempt(() => ctx.readResource("\udfff", "x"));
+            attempt(() => ctx.listResources("a\ud800"));
+            attempt(() => ctx.writeResource("verdict", "x".repeat(1 << 20), {}));
+            attempt(() => ctx.log.info("a\ud800b\udc00c\ud83d\ude00"));
+            attempt(() => console.log("\udc00"));
+            attempt(() => ctx.log.warn("y".repeat(1 << 20)));
+            return out;
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    let result = call_recorded(&instance, "go", &host).await.expect("runs");
+    assert_eq!(
+        result,
+        json!([
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+            "none",
+            "none",
+            "none",
+        ])
+    );
+    let lines = host.lines.lock().expect("not poisoned");
+    assert_eq!(lines[0], "info: a\u{fffd}b\u{fffd}c\u{1f600}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].len() <= 8 * 1024 + 8, "cut: {}", lines[1].len());
+}
+
+#[tokio::test]
+async fn a_host_operation_after_the_deadline_writes_nothing_and_ends_as_time_limit() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            try { ctx.writeResource("verdict", "current", { ok: true }); } catch (_) {}
+            return 1;
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    let host_api: Arc<dyn HostApi> = host.clone();
+    // The deadline has passed before the method body runs its first host call.
+    let outcome = instance
+        .call(
+            &CallTarget::ModelMethod {
+                name: "go".to_owned(),
+            },
+            CallInput::default(),
+            host_api,
+            SandboxLimits::method_run().with_time(Duration::ZERO),
+        )
+        .await;
+    assert!(
+        matches!(outcome, Err(CallError::TimeLimit { .. })),
+        "{outcome:?}"
+    );
+    assert!(host.lines.lock().expect("not poisoned").is_empty());
+}

@@ -152,11 +152,19 @@ impl Sandbox {
         let resource_host = if resources {
             let host = Arc::clone(&host);
             let revoked = revoked.clone();
+            let clock = self.clock.clone();
             Function::new(
                 ctx.clone(),
                 move |op: String, a: String, b: String, c: String| -> String {
                     if revoked.get() {
                         return r#"{"expired":true}"#.to_owned();
+                    }
+                    // Spec 30 §4.2: a host operation checks the deadline before it
+                    // starts. `expired` marks the call interrupted, so it ends as
+                    // `TimeLimit` even if the code catches this error.
+                    if clock.expired() {
+                        return r#"{"error":{"code":"time_limit","message":"the call's time limit has passed"}}"#
+                            .to_owned();
                     }
                     resource_op(host.as_ref(), &op, &a, &b, &c)
                 },
