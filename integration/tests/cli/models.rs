@@ -1092,3 +1092,48 @@ fn a_bundle_declaring_another_type_is_unavailable_and_rebuilt_by_the_next_pass()
     assert_eq!(Stats::of(&again).built, 1);
     assert!(!repo.read(&local_bundle("endpoint")).contains("impostor"));
 }
+
+/// A type whose method logs and throws text meant to fake lines on the terminal.
+const NOISY: &str = r#"import { defineModel, FenError } from "fen:sdk";
+
+export const model = defineModel({
+  type: "@acme/noisy",
+  version: "2026.03.01.1",
+  description: "Writes hostile text",
+  globalArguments: { type: "object" },
+  methods: {
+    shout: {
+      description: "Logs and throws text with newlines and escape sequences",
+      arguments: { type: "object" },
+      run(_args, ctx) {
+        ctx.log.warn("first\nerror: a forged error line\u001b[2J");
+        throw new FenError("real\u001b]0;pwned\u0007\nerror: forged too", { code: "x" });
+      },
+    },
+  },
+});
+"#;
+
+#[test]
+fn extension_text_cannot_forge_lines_or_drive_the_terminal() {
+    let repo = Repo::new();
+    repo.write("extensions/models/noisy.ts", NOISY);
+    repo.age_all();
+    repo.ok(&["model", "create", "@acme/noisy", "loud"]);
+    let out = repo.fen(&["model", "method", "run", "loud", "shout"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+    assert!(!out.stderr.contains('\u{7}'), "{:?}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("[loud] warn: first\\u{a}error: a forged error line\\u{1b}[2J"),
+        "{}",
+        out.stderr
+    );
+}
