@@ -13,12 +13,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::future::{self, BoxFuture, Either, FutureExt, Shared};
 use serde_json::{json, Map, Value};
 
 use fen_domain::model::{
     with_defaults, ArgInput, ModelDefinition, RunError, RunRecord, RunStatus, Violation,
 };
-use fen_domain::ports::runtime::{CallError, CallInput, CallTarget, HostApi, SandboxLimits};
+use fen_domain::ports::runtime::{
+    CallError, CallInput, CallTarget, CancelFlag, HostApi, SandboxLimits,
+};
 use fen_domain::ports::{
     model_lock_key, DefinitionError, DistributedLock, LockError, LockOptions, ModelData,
     ModelDefinitions, ModelName, RunScope, SchemaValidator, TypeIndex,
@@ -124,6 +127,15 @@ pub enum ModelError {
         /// The record written.
         record: Box<RunRecord>,
     },
+    /// A signal arrived before the method started (while waiting for the lock, say);
+    /// nothing ran and no lock is held.
+    #[error("interrupted before method \"{method}\" of model \"{model}\" started; nothing ran")]
+    Interrupted {
+        /// The model.
+        model: String,
+        /// The method.
+        method: String,
+    },
     /// The lock was taken over during the run; data and record are kept locally.
     #[error("the lock on model \"{model}\" was taken over by another process during the run; data kept locally")]
     LockLost {
@@ -160,6 +172,7 @@ struct Planned<'a> {
     global_args: Map<String, Value>,
     resources: &'a BTreeMap<String, Value>,
     limits: SandboxLimits,
+    interrupt: Option<Interrupt>,
 }
 
 /// The model services.
@@ -179,6 +192,35 @@ pub struct RunRequest {
     pub args: ArgInput,
     /// Time and memory limits of the call.
     pub limits: SandboxLimits,
+    /// Resolves on SIGINT/SIGTERM: a lock wait stops (`Interrupted`), a running call
+    /// is cancelled and recorded as `cancelled`, and the lock is released after the
+    /// record, never while the method's code can still write.
+    pub interrupt: Option<Interrupt>,
+}
+
+/// A future every clone of which resolves when the command is interrupted.
+#[derive(Clone)]
+pub struct Interrupt(Shared<BoxFuture<'static, ()>>);
+
+impl Interrupt {
+    /// Resolves when `signal` does.
+    pub fn new(signal: impl std::future::Future<Output = ()> + Send + 'static) -> Interrupt {
+        Interrupt(signal.boxed().shared())
+    }
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupt")
+    }
+}
+
+/// Resolves when `interrupt` does; never without one.
+async fn interrupted(interrupt: Option<Interrupt>) {
+    match interrupt {
+        Some(Interrupt(signal)) => signal.await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Models {
@@ -440,26 +482,41 @@ impl Models {
         // model's lock, re-check `global`), run, record, release.
         let key = model_lock_key(&name);
         let locks = &self.ports.locks;
-        let guard = loop {
-            locks
-                .drain("global", self.ports.lock_ttl_ms.saturating_mul(2))
-                .await?;
-            if let Some(holder) = locks.inspect(&key).await? {
-                self.ports.stats.event(
+        // A signal while waiting drops the wait: `acquire` creates the lock file and
+        // its guard within one poll, so no lock can be left behind.
+        let acquired = async {
+            loop {
+                locks
+                    .drain("global", self.ports.lock_ttl_ms.saturating_mul(2))
+                    .await?;
+                if let Some(holder) = locks.inspect(&key).await? {
+                    self.ports.stats.event(
                     "lock_wait",
                     json!({ "lock": key, "model": name.as_str(), "holderPid": holder.info.pid }),
                 );
+                }
+                let guard = locks
+                    .acquire(&LockOptions {
+                        key: key.clone(),
+                        max_wait_ms: self.ports.lock_wait_ms,
+                        ttl_ms: self.ports.lock_ttl_ms,
+                    })
+                    .await?;
+                match locks.inspect("global").await? {
+                    Some(global) if !global.stale => guard.release()?,
+                    _ => break Ok::<_, ModelError>(guard),
+                }
             }
-            let guard = locks
-                .acquire(&LockOptions {
-                    key: key.clone(),
-                    max_wait_ms: self.ports.lock_wait_ms,
-                    ttl_ms: self.ports.lock_ttl_ms,
+        };
+        let interrupt = interrupted(req.interrupt.clone());
+        futures::pin_mut!(acquired, interrupt);
+        let guard = match future::select(acquired, interrupt).await {
+            Either::Left((guard, _)) => guard?,
+            Either::Right(((), _)) => {
+                return Err(ModelError::Interrupted {
+                    model: name.to_string(),
+                    method: method.name.clone(),
                 })
-                .await?;
-            match locks.inspect("global").await? {
-                Some(global) if !global.stale => guard.release()?,
-                _ => break guard,
             }
         };
         let stats = &self.ports.stats;
@@ -478,6 +535,7 @@ impl Models {
                 global_args,
                 resources: &merged.resources,
                 limits: req.limits,
+                interrupt: req.interrupt.clone(),
             })
             .await;
         let lost = guard.is_lost();
@@ -515,6 +573,7 @@ impl Models {
             global_args,
             resources,
             limits,
+            interrupt,
         } = planned;
         let data = &self.ports.data;
         let started_at = data.now();
@@ -542,20 +601,32 @@ impl Models {
         );
         let clock = Instant::now();
         let host_api: Arc<dyn HostApi> = host.clone();
-        let result = loaded
-            .instance
-            .call(
-                &CallTarget::ModelMethod {
-                    name: method.name.clone(),
-                },
-                CallInput {
-                    args: Value::Object(args.clone()),
-                    context,
-                },
-                host_api,
-                limits,
-            )
-            .await;
+        let cancel = CancelFlag::default();
+        let target = CallTarget::ModelMethod {
+            name: method.name.clone(),
+        };
+        let call = loaded.instance.call(
+            &target,
+            CallInput {
+                args: Value::Object(args.clone()),
+                context,
+                cancel: cancel.clone(),
+            },
+            host_api,
+            limits,
+        );
+        let interrupt = interrupted(interrupt);
+        futures::pin_mut!(call, interrupt);
+        // On a signal the call is cancelled and awaited: it ends at the sandbox's next
+        // interrupt check, and host operations refuse to start once it is cancelled, so
+        // nothing is written after the record below and the lock release after it.
+        let result = match future::select(call, interrupt).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), call)) => {
+                cancel.cancel();
+                call.await
+            }
+        };
         let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         let extension_code = match &result {
             Err(CallError::Threw { name, code, .. }) if name == "FenError" => code.clone(),
@@ -676,7 +747,10 @@ impl Models {
             CallError::Cancelled => (
                 RunStatus::Cancelled,
                 "interrupted".to_owned(),
-                format!("{} was cancelled", subject()),
+                format!(
+                    "{} was interrupted; the run was recorded as cancelled",
+                    subject()
+                ),
                 None,
             ),
             other => (
@@ -706,6 +780,9 @@ fn failure(record: RunRecord, extension_code: Option<String>) -> ModelError {
             Some("the sandbox has no timers; settle the promise from the method's own work")
         }
         "invalid_return" => Some("return undefined or a JSON-serializable value of at most 1 MiB"),
+        "interrupted" => {
+            Some("artifacts written before the signal are kept; run the method again")
+        }
         _ => None,
     };
     ModelError::MethodFailed {

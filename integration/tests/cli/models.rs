@@ -927,7 +927,17 @@ fn sigint_during_a_run_releases_the_model_lock_and_exits_130() {
         "{}",
         out.stderr
     );
+    assert!(
+        error_line(&out.stderr).contains("recorded as cancelled"),
+        "{}",
+        out.stderr
+    );
     assert!(!lock.exists());
+    // The call was cancelled and recorded before the lock went (spec 30 §2.10, §7.8).
+    let records = run_records(&repo, "web");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["status"], "cancelled");
+    assert_eq!(records[0]["error"]["code"], "interrupted");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use fen_domain::model::{ArgInput, RunRecord};
 use fen_domain::ports::{LockError, SandboxLimits};
 use fen_lifecycle::loader::LoadError;
-use fen_lifecycle::models::{ModelError, RunRequest};
+use fen_lifecycle::models::{Interrupt, ModelError, RunRequest};
 use fen_lifecycle::registry::LoadedTypeIndex;
 use serde_json::{json, Value};
 
@@ -156,29 +156,67 @@ pub async fn run(
                 .map(|mb| mb << 20)
                 .unwrap_or(ctx.settings.memory_bytes),
         );
+    let (fire, fired) = tokio::sync::oneshot::channel::<()>();
     let request = RunRequest {
         model: name.to_owned(),
         method: method.to_owned(),
         args: input,
         limits,
+        interrupt: Some(Interrupt::new(async move {
+            if fired.await.is_err() {
+                // The run ended without a signal.
+                std::future::pending::<()>().await;
+            }
+        })),
     };
-    // On SIGINT/SIGTERM the run's future is dropped: its datastore lock guard is
-    // released synchronously on drop (spec 30 §7.7), and the process exits 130.
-    let record = tokio::select! {
-        outcome = models.run_method(&request) => outcome.map_err(model_error)?,
+    // On SIGINT/SIGTERM the run is told, not dropped: a lock wait stops, a running
+    // call is cancelled, recorded as `cancelled`, and only then is the model's lock
+    // released (spec 30 §7.8 step 8), so the method's code never writes unlocked.
+    let run = models.run_method(&request);
+    tokio::pin!(run);
+    let (outcome, signal) = tokio::select! {
+        outcome = &mut run => (outcome, None),
         signal = interrupted() => {
-            return Err(CliError::new(
-                ErrorCode::Interrupted,
-                format!("interrupted by {signal} while running method \"{method}\" of model \"{name}\"; its lock was released"),
-            )
-            .with_hint("artifacts written before the signal are kept; run the method again"));
+            let _ = fire.send(());
+            (run.await, Some(signal))
         }
+    };
+    let record = match (outcome, signal) {
+        (Ok(record), _) => record,
+        (Err(error), Some(signal)) if is_interruption(&error) => {
+            let run_id = match &error {
+                ModelError::MethodFailed { record, .. } => Some(record.run_id.clone()),
+                _ => None,
+            };
+            let mut cli = CliError::new(
+                ErrorCode::Interrupted,
+                format!(
+                    "interrupted by {signal} while running method \"{method}\" of model \"{name}\"; {}its lock was released",
+                    if run_id.is_some() { "the run was recorded as cancelled and " } else { "nothing ran and " }
+                ),
+            )
+            .with_hint("artifacts written before the signal are kept; run the method again");
+            if let Some(run_id) = run_id {
+                cli = cli.with_detail("runId", json!(run_id));
+            }
+            return Err(cli);
+        }
+        (Err(error), _) => return Err(model_error(error)),
     };
     Ok(Outcome {
         human: human_record(&record),
         json: serde_json::to_value(&record).unwrap_or(Value::Null),
         exit_code: 0,
     })
+}
+
+/// True for a run that stopped because of a signal.
+fn is_interruption(error: &ModelError) -> bool {
+    match error {
+        ModelError::Interrupted { .. } => true,
+        ModelError::MethodFailed { code, .. } => code == "interrupted",
+        _ => false,
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM (Ctrl-C elsewhere) with the signal's name;
@@ -319,6 +357,8 @@ pub fn model_error(error: ModelError) -> CliError {
             }
             cli
         }
+        ModelError::Interrupted { .. } => CliError::new(ErrorCode::Interrupted, error.to_string())
+            .with_hint("run the method again"),
         ModelError::LockLost { ref record, .. } => {
             let run_id = record.run_id.clone();
             CliError::new(ErrorCode::LockLost, error.to_string())

@@ -680,6 +680,7 @@ async fn ctx_carries_frozen_data_and_logs_and_expires() {
             CallInput {
                 args: json!({"n": 3}),
                 context,
+                ..CallInput::default()
             },
             host.clone(),
             SandboxLimits::method_run(),
@@ -873,6 +874,7 @@ export const model = {
         CallInput {
             args: Json::Null,
             context,
+            ..CallInput::default()
         },
         2_000,
     )
@@ -1135,4 +1137,75 @@ async fn a_host_operation_after_the_deadline_writes_nothing_and_ends_as_time_lim
         "{outcome:?}"
     );
     assert!(host.lines.lock().expect("not poisoned").is_empty());
+}
+
+/// Sets a cancel flag from `ctx.log`, as a signal handler would while the code runs.
+struct CancellingHost {
+    cancel: fen_domain::ports::runtime::CancelFlag,
+    writes: Mutex<usize>,
+}
+
+impl HostApi for CancellingHost {
+    fn write_resource(&self, _: &str, _: &str, _: &str) -> Result<Json, CtxError> {
+        *self.writes.lock().expect("not poisoned") += 1;
+        Ok(json!({}))
+    }
+    fn read_resource(&self, _: &str, _: &str, _: Option<u64>) -> Result<Option<String>, CtxError> {
+        Ok(None)
+    }
+    fn list_resources(&self, _: Option<&str>) -> Result<Json, CtxError> {
+        Ok(json!([]))
+    }
+    fn log(&self, _: &str, _: &str) {
+        self.cancel.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_call_stops_its_code_and_its_host_operations() {
+    let looping = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            ctx.log.info("signal");
+            try { ctx.writeResource("verdict", "current", { ok: true }); } catch (_) {}
+            for (;;) {}
+        } } }"#,
+    ))
+    .await;
+    let cancel = fen_domain::ports::runtime::CancelFlag::default();
+    let host = Arc::new(CancellingHost {
+        cancel: cancel.clone(),
+        writes: Mutex::new(0),
+    });
+    let outcome = looping
+        .call(
+            &CallTarget::ModelMethod {
+                name: "go".to_owned(),
+            },
+            CallInput {
+                cancel: cancel.clone(),
+                ..CallInput::default()
+            },
+            host.clone(),
+            // The time limit is far away: only the cancel flag can end the loop.
+            SandboxLimits::method_run().with_time(Duration::from_secs(600)),
+        )
+        .await;
+    assert_eq!(outcome, Err(CallError::Cancelled));
+    assert_eq!(*host.writes.lock().expect("not poisoned"), 0);
+    // A flag already set stops the call before any code runs.
+    let fresh = instance(&model_with(r#"{ later: { run() { return 1; } } }"#)).await;
+    let outcome = fresh
+        .call(
+            &CallTarget::ModelMethod {
+                name: "later".to_owned(),
+            },
+            CallInput {
+                cancel,
+                ..CallInput::default()
+            },
+            host,
+            SandboxLimits::method_run(),
+        )
+        .await;
+    assert_eq!(outcome, Err(CallError::Cancelled));
 }
