@@ -181,10 +181,12 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
     }, true);
     if (host !== null) {
       const ask = (op, a, b, c) => {
+        // Own properties only: a polluted `Object.prototype` changes no answer.
         const answer = parse(host(op, a, b, c));
-        if (answer.expired === true) throw expired();
-        if (answer.error !== undefined) {
-          throw new FenError(answer.error.message, { __proto__: null, code: answer.error.code });
+        if (hasOwn(answer, "expired")) throw expired();
+        if (hasOwn(answer, "error")) {
+          const error = answer.error;
+          throw new FenError(error.message, { __proto__: null, code: error.code });
         }
         return answer.value;
       };

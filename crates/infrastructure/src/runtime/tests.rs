@@ -1209,3 +1209,22 @@ async fn a_cancelled_call_stops_its_code_and_its_host_operations() {
         .await;
     assert_eq!(outcome, Err(CallError::Cancelled));
 }
+
+#[tokio::test]
+async fn a_polluted_object_prototype_does_not_change_host_answers() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            Object.prototype.expired = true;
+            Object.prototype.error = { message: "forged", code: "forged" };
+            const h = ctx.writeResource("verdict", "current", { ok: true });
+            const back = ctx.readResource("verdict", "current");
+            delete Object.prototype.expired;
+            delete Object.prototype.error;
+            return { version: h.version, read: back.read };
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    let result = call_recorded(&instance, "go", &host).await.expect("runs");
+    assert_eq!(result, json!({"version": 1, "read": "verdict/current"}));
+}
