@@ -1147,3 +1147,29 @@ fn extension_text_cannot_forge_lines_or_drive_the_terminal() {
         out.stderr
     );
 }
+
+#[test]
+fn lock_status_shows_a_forged_holder_escaped() {
+    let repo = Repo::new();
+    repo.write(
+        ".fen/locks/models/web.lock",
+        &json!({
+            "holder": "eve\n\u{1b}[2Jweb  held by nobody",
+            "hostname": "h\u{7}",
+            "pid": 1,
+            "acquiredAt": "2020-01-01T00:00:00Z",
+            "ttlMs": 30000,
+            "nonce": "n",
+            "fenVersion": "0.0.0",
+        })
+        .to_string(),
+    );
+    let out = repo.ok(&["datastore", "lock", "status"]);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(['\u{1b}', '\u{7}']),
+        "{:?}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("eve\\u{a}\\u{1b}[2J"), "{}", out.stdout);
+}
