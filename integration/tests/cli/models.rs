@@ -1173,3 +1173,26 @@ fn lock_status_shows_a_forged_holder_escaped() {
     );
     assert!(out.stdout.contains("eve\\u{a}\\u{1b}[2J"), "{}", out.stdout);
 }
+
+#[test]
+fn an_extension_bundle_extending_another_type_is_recorded_for_a_rebuild() {
+    let repo = vpc_repo();
+    retype_bundle(
+        &repo,
+        "vpc_audit",
+        "@fixture/aws/ec2/vpc",
+        "@fixture/aws/ec2/subnet",
+    );
+    let out = repo.fen(&["--json", "model", "method", "run", "net", "refresh"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert_eq!(out.json()["error"]["code"], "type_unavailable");
+    let state = |stem: &str| {
+        repo.sqlite(&format!(
+            "select state from bundle_types where source_path like '%/{stem}.ts'"
+        ))
+    };
+    assert_eq!(state("ec2_vpc"), "Indexed\n");
+    assert_eq!(state("vpc_audit"), "BundleBuildFailed\n");
+    let again = repo.ok(&["--stats", "model", "method", "run", "net", "refresh"]);
+    assert_eq!(Stats::of(&again).built, 1);
+}

@@ -358,6 +358,23 @@ impl TypeLoader {
             })
     }
 
+    /// The `CatalogMismatch` of `row`, after recording the row as `BundleBuildFailed`
+    /// in a commit under the lifecycle lock, so the next pass rebuilds it from source.
+    async fn mismatch(&self, row: &TypeEntry, mut found: String) -> LoadError {
+        let expected = row.type_name.to_string();
+        if let Some(rebuilder) = self.rebuilder.get() {
+            let last_error = LoadError::CatalogMismatch {
+                expected: expected.clone(),
+                found: found.clone(),
+            }
+            .to_string();
+            if let Err(error) = rebuilder.record_mismatch(row, &last_error).await {
+                found = format!("{found} (the row could not be marked for a rebuild: {error})");
+            }
+        }
+        LoadError::CatalogMismatch { expected, found }
+    }
+
     async fn load(&self, entry: TypeEntry) -> Result<LoadedType, LoadError> {
         let extensions = match entry.kind {
             Kind::Model => self
@@ -393,35 +410,27 @@ impl TypeLoader {
             })
             .await
             .map_err(|e| LoadError::Evaluation(e.to_string()))?;
-        let declared = instance
-            .exports()
-            .first()
-            .and_then(|export| {
-                export
-                    .value
-                    .get("type")
-                    .or_else(|| export.value.get("name"))
-            })
-            .and_then(|v| v.as_str())
-            .and_then(|text| TypeName::parse(text).ok());
-        if declared.as_ref() != Some(&entry.type_name) {
-            let expected = entry.type_name.to_string();
-            let mut found = declared
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| "nothing".to_owned());
-            // Step 4c: the row goes to `BundleBuildFailed` in a commit under the
-            // lifecycle lock, so the next pass rebuilds it from source.
-            if let Some(rebuilder) = self.rebuilder.get() {
-                let last_error = LoadError::CatalogMismatch {
-                    expected: expected.clone(),
-                    found: found.clone(),
-                }
-                .to_string();
-                if let Err(error) = rebuilder.record_mismatch(&entry, &last_error).await {
-                    found = format!("{found} (the row could not be marked for a rebuild: {error})");
-                }
+        // Step 4c: each bundle's evaluated export must declare its row's type (for an
+        // extension, the base it extends).
+        for (index, row) in std::iter::once(&entry).chain(extensions.iter()).enumerate() {
+            let declared = instance
+                .exports()
+                .iter()
+                .find(|export| export.bundle == index)
+                .and_then(|export| {
+                    export
+                        .value
+                        .get("type")
+                        .or_else(|| export.value.get("name"))
+                })
+                .and_then(|v| v.as_str())
+                .and_then(|text| TypeName::parse(text).ok());
+            if declared.as_ref() != Some(&row.type_name) {
+                let found = declared
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "nothing".to_owned());
+                return Err(self.mismatch(row, found).await);
             }
-            return Err(LoadError::CatalogMismatch { expected, found });
         }
         Ok(LoadedType {
             entry,
