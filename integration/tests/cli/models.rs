@@ -1196,3 +1196,48 @@ fn an_extension_bundle_extending_another_type_is_recorded_for_a_rebuild() {
     let again = repo.ok(&["--stats", "model", "method", "run", "net", "refresh"]);
     assert_eq!(Stats::of(&again).built, 1);
 }
+
+#[test]
+fn sigint_while_waiting_for_the_model_lock_exits_130_and_runs_nothing() {
+    let repo = web_repo();
+    plant_lock(repo.root(), "web", "2999-01-01T00:00:00.000Z", 4242);
+    let events = repo.path("events.jsonl");
+    let child = crate::util::fen(repo.root())
+        .env("FEN_DATASTORE_LOCK_TIMEOUT_MS", "600000")
+        .env("FEN_EVENTS_FILE", &events)
+        .args([
+            "model",
+            "method",
+            "run",
+            "web",
+            "record",
+            "--arg",
+            "observed=200",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run reports that it waits for the lock, then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&events).is_ok_and(|t| t.contains("\"lock_wait\"")) {
+        assert!(std::time::Instant::now() < deadline, "the run never waited");
+        std::thread::yield_now();
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out: crate::util::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert!(
+        error_line(&out.stderr).ends_with("; nothing ran"),
+        "{}",
+        out.stderr
+    );
+    assert!(run_records(&repo, "web").is_empty());
+    assert!(repo
+        .read(".fen/locks/models/web.lock")
+        .contains("planted-nonce"));
+}

@@ -191,8 +191,12 @@ pub async fn run(
             let mut cli = CliError::new(
                 ErrorCode::Interrupted,
                 format!(
-                    "interrupted by {signal} while running method \"{method}\" of model \"{name}\"; {}its lock was released",
-                    if run_id.is_some() { "the run was recorded as cancelled and " } else { "nothing ran and " }
+                    "interrupted by {signal} while running method \"{method}\" of model \"{name}\"; {}",
+                    if run_id.is_some() {
+                        "the run was recorded as cancelled and its lock was released"
+                    } else {
+                        "nothing ran"
+                    }
                 ),
             )
             .with_hint("artifacts written before the signal are kept; run the method again");
@@ -304,7 +308,8 @@ pub fn model_error(error: ModelError) -> CliError {
         }
         ModelError::ModelExists { .. } => CliError::new(ErrorCode::ModelExists, error.to_string())
             .with_hint("pick another name, or edit or delete the existing file"),
-        ModelError::InvalidName(message) => CliError::new(ErrorCode::InvalidInput, message),
+        ModelError::InvalidName(message) => CliError::new(ErrorCode::InvalidInput, message)
+            .with_hint("a model name is a file name and a path segment, e.g. web-health"),
         ModelError::InvalidArguments { ref violations, .. } => {
             let listed = json!(violations);
             CliError::new(ErrorCode::InvalidArguments, error.to_string())
