@@ -1241,3 +1241,23 @@ fn sigint_while_waiting_for_the_model_lock_exits_130_and_runs_nothing() {
         .read(".fen/locks/models/web.lock")
         .contains("planted-nonce"));
 }
+
+#[test]
+fn model_list_shows_hostile_definition_text_on_one_line_without_escapes() {
+    let repo = Repo::new();
+    repo.write(
+        "models/odd.yaml",
+        "name: odd\ntype: \"@a/b\\u001b[2J\\nfake  row\"\n",
+    );
+    repo.write(
+        "models/bad.yaml",
+        "name: bad\ntype: x\n\"k\\u001b]0;t\\u0007\": 1\n",
+    );
+    let out = repo.ok(&["model", "list"]);
+    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(['\u{1b}', '\u{7}']),
+        "{:?}",
+        out.stdout
+    );
+}

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::Outcome;
 use crate::args::ArgFlags;
 use crate::context::Context;
-use crate::error::{CliError, ErrorCode};
+use crate::error::{printable, CliError, ErrorCode};
 
 /// Largest `result` printed in human mode.
 const MAX_HUMAN_RESULT_BYTES: usize = 4 * 1024;
@@ -87,11 +87,12 @@ pub async fn list(ctx: &Context) -> Result<Outcome, CliError> {
             ),
         };
         let latest_at = row.latest_run.as_deref().map(run_time);
+        // The type and the parse error quote definition files: one line, no escapes.
         human.push_str(&format!(
             "{}  {}  {}  {}\n",
-            row.name,
-            row.type_name.as_deref().unwrap_or("-"),
-            status,
+            printable(row.name.clone()),
+            printable(row.type_name.clone().unwrap_or_else(|| "-".to_owned())),
+            printable(status),
             latest_at.as_deref().unwrap_or("never run"),
         ));
         json_rows.push(json!({
