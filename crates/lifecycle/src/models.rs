@@ -20,11 +20,11 @@ use fen_domain::model::{
     with_defaults, ArgInput, ModelDefinition, RunError, RunRecord, RunStatus, Violation,
 };
 use fen_domain::ports::runtime::{
-    CallError, CallInput, CallTarget, CancelFlag, HostApi, SandboxLimits,
+    CallError, CallInput, CallTarget, CancelFlag, CtxError, HostApi, SandboxLimits,
 };
 use fen_domain::ports::{
-    model_lock_key, DefinitionError, DistributedLock, LockError, LockOptions, ModelData,
-    ModelDefinitions, ModelName, RunScope, SchemaValidator, TypeIndex,
+    model_lock_key, DefinitionError, DistributedLock, LockError, LockLoss, LockOptions, ModelData,
+    ModelDefinitions, ModelName, RunHost, RunScope, SchemaValidator, TypeIndex,
 };
 use fen_domain::{Kind, TypeName};
 
@@ -173,6 +173,51 @@ struct Planned<'a> {
     resources: &'a BTreeMap<String, Value>,
     limits: SandboxLimits,
     interrupt: Option<Interrupt>,
+    loss: LockLoss,
+}
+
+/// The `ctx` host of a run under the model's lock: once the lock is lost (taken over
+/// by another process), writes are refused with `lock_lost`, so this run stops
+/// allocating versions beside the new holder (spec 30 §7.7: the holder stops using
+/// a lost lock). Reads, listings and logs go through.
+struct LockedHost {
+    inner: Arc<dyn RunHost>,
+    loss: LockLoss,
+    model: String,
+}
+
+impl HostApi for LockedHost {
+    fn write_resource(
+        &self,
+        spec: &str,
+        instance: &str,
+        data_json: &str,
+    ) -> Result<Value, CtxError> {
+        if self.loss.is_lost() {
+            return Err(CtxError::new(
+                "lock_lost",
+                format!(
+                    "the lock on model \"{}\" was taken over by another process; nothing more is written",
+                    self.model
+                ),
+            ));
+        }
+        self.inner.write_resource(spec, instance, data_json)
+    }
+    fn read_resource(
+        &self,
+        spec: &str,
+        instance: &str,
+        version: Option<u64>,
+    ) -> Result<Option<String>, CtxError> {
+        self.inner.read_resource(spec, instance, version)
+    }
+    fn list_resources(&self, spec: Option<&str>) -> Result<Value, CtxError> {
+        self.inner.list_resources(spec)
+    }
+    fn log(&self, level: &str, message: &str) {
+        self.inner.log(level, message);
+    }
 }
 
 /// The model services.
@@ -536,6 +581,7 @@ impl Models {
                 resources: &merged.resources,
                 limits: req.limits,
                 interrupt: req.interrupt.clone(),
+                loss: guard.loss(),
             })
             .await;
         let lost = guard.is_lost();
@@ -574,6 +620,7 @@ impl Models {
             resources,
             limits,
             interrupt,
+            loss,
         } = planned;
         let data = &self.ports.data;
         let started_at = data.now();
@@ -600,7 +647,11 @@ impl Models {
             json!({ "model": name.as_str(), "method": method.name, "runId": run_id }),
         );
         let clock = Instant::now();
-        let host_api: Arc<dyn HostApi> = host.clone();
+        let host_api: Arc<dyn HostApi> = Arc::new(LockedHost {
+            inner: host.clone(),
+            loss,
+            model: name.to_string(),
+        });
         let cancel = CancelFlag::default();
         let target = CallTarget::ModelMethod {
             name: method.name.clone(),
@@ -800,5 +851,60 @@ fn mebibytes(bytes: usize) -> String {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use fen_domain::model::DataHandle;
+
+    #[derive(Default)]
+    struct Host {
+        writes: Mutex<usize>,
+    }
+
+    impl HostApi for Host {
+        fn write_resource(&self, _: &str, _: &str, _: &str) -> Result<Value, CtxError> {
+            *self.writes.lock().unwrap() += 1;
+            Ok(Value::Null)
+        }
+        fn read_resource(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<u64>,
+        ) -> Result<Option<String>, CtxError> {
+            Ok(Some("1".to_owned()))
+        }
+        fn list_resources(&self, _: Option<&str>) -> Result<Value, CtxError> {
+            Ok(json!([]))
+        }
+        fn log(&self, _: &str, _: &str) {}
+    }
+
+    impl RunHost for Host {
+        fn handles(&self) -> Vec<DataHandle> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn writes_stop_once_the_lock_is_lost() {
+        let inner = Arc::new(Host::default());
+        let loss = LockLoss::default();
+        let host = LockedHost {
+            inner: inner.clone(),
+            loss: loss.clone(),
+            model: "web".to_owned(),
+        };
+        host.write_resource("v", "i", "{}").expect("written");
+        loss.mark();
+        let error = host.write_resource("v", "i", "{}").expect_err("refused");
+        assert_eq!(error.code, "lock_lost");
+        assert_eq!(*inner.writes.lock().unwrap(), 1);
+        assert_eq!(host.read_resource("v", "i", None), Ok(Some("1".to_owned())));
     }
 }

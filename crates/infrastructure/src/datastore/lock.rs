@@ -18,15 +18,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 
 use fen_domain::ports::{
-    DistributedLock, HeldLock, LockError, LockGuard, LockInfo, LockOptions, LockState, ModelName,
+    DistributedLock, HeldLock, LockError, LockGuard, LockInfo, LockLoss, LockOptions, LockState,
+    ModelName,
 };
 
 use crate::random;
@@ -301,7 +300,7 @@ fn remove_if_nonce(path: &Path, nonce: &str) -> Result<bool, LockError> {
 struct FileHeld {
     path: PathBuf,
     nonce: String,
-    lost: Arc<AtomicBool>,
+    lost: LockLoss,
     stop: Option<mpsc::Sender<()>>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
     released: bool,
@@ -310,11 +309,11 @@ struct FileHeld {
 impl FileHeld {
     fn start(path: PathBuf, info: LockInfo, ttl_ms: u64) -> FileHeld {
         let nonce = info.nonce.clone();
-        let lost = Arc::new(AtomicBool::new(false));
+        let lost = LockLoss::default();
         let (stop, stopped) = mpsc::channel::<()>();
         let period = Duration::from_millis((ttl_ms / 3).max(10));
         let beat_path = path.clone();
-        let beat_lost = Arc::clone(&lost);
+        let beat_lost = lost.clone();
         let heartbeat = std::thread::Builder::new()
             .name("fen-lock-heartbeat".to_owned())
             .spawn(move || {
@@ -332,7 +331,7 @@ impl FileHeld {
                             }
                         }
                         Ok(_) => {
-                            beat_lost.store(true, Ordering::SeqCst);
+                            beat_lost.mark();
                             return;
                         }
                         Err(_) => {}
@@ -364,8 +363,8 @@ impl HeldLock for FileHeld {
         remove_if_nonce(&self.path, &self.nonce).map(|_| ())
     }
 
-    fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+    fn loss(&self) -> LockLoss {
+        self.lost.clone()
     }
 }
 
