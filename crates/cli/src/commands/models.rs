@@ -179,7 +179,19 @@ pub async fn run(
         outcome = &mut run => (outcome, None),
         signal = interrupted() => {
             let _ = fire.send(());
-            (run.await, Some(signal))
+            // A second signal stops waiting for the cancelled call (a host operation
+            // stuck on a slow file system, say): the run is dropped, which releases
+            // the lock at once.
+            tokio::select! {
+                outcome = &mut run => (outcome, Some(signal)),
+                again = interrupted() => {
+                    return Err(CliError::new(
+                        ErrorCode::Interrupted,
+                        format!("interrupted by a second {again} while method \"{method}\" of model \"{name}\" was being cancelled; its lock was released without waiting for it"),
+                    )
+                    .with_hint("artifacts written before the signal are kept; run the method again"));
+                }
+            }
         }
     };
     let record = match (outcome, signal) {
