@@ -531,9 +531,9 @@ impl Models {
         // its guard within one poll, so no lock can be left behind.
         let acquired = async {
             loop {
-                locks
-                    .drain("global", self.ports.lock_ttl_ms.saturating_mul(2))
-                    .await?;
+                // Bounded by twice the ttl of the `global` lock it observes (the
+                // adapter clamps this budget to it).
+                locks.drain("global", self.ports.lock_wait_ms).await?;
                 if let Some(holder) = locks.inspect(&key).await? {
                     self.ports.stats.event(
                     "lock_wait",

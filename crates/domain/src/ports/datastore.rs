@@ -258,8 +258,9 @@ pub trait DistributedLock: Send + Sync {
     /// Deletes `key` if its nonce is still `expected_nonce`; false if the holder
     /// changed or it is gone.
     async fn force_release(&self, key: &str, expected_nonce: &str) -> Result<bool, LockError>;
-    /// Waits (backoff) while `key` is held and not stale, up to `max_wait_ms` (then
-    /// `Timeout`); a stale holder is force-released by its observed nonce. Takes
-    /// nothing (spec 30 §7.8 step 1, the drain of structural work).
+    /// Waits (backoff) while `key` is held and not stale, up to `max_wait_ms` or twice
+    /// the observed lock's ttl, whichever is shorter (then `Timeout`); a stale holder
+    /// is force-released by its observed nonce. Takes nothing (spec 30 §7.8 step 1,
+    /// the drain of structural work).
     async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError>;
 }

@@ -192,7 +192,6 @@ impl DistributedLock for FileDistributedLock {
     async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError> {
         let path = self.path_of(key)?;
         let started = Instant::now();
-        let budget = Duration::from_millis(max_wait_ms);
         let mut delay = Duration::from_millis(50);
         loop {
             let Some(observed) = read_lock(&path)? else {
@@ -203,6 +202,9 @@ impl DistributedLock for FileDistributedLock {
                 remove_if_nonce(&path, &state.info.nonce)?;
                 continue;
             }
+            // Spec 30 §7.8 step 1: bounded by twice the observed lock's ttl.
+            let budget =
+                Duration::from_millis(max_wait_ms.min(state.info.ttl_ms.saturating_mul(2)));
             let waited = started.elapsed();
             if waited >= budget {
                 return Err(LockError::Timeout {
