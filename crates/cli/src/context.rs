@@ -221,9 +221,14 @@ impl Context {
         );
         loader.set_rebuilder(Arc::new(WarmRebuilder::new(repo.adapters.clone())));
         let show_debug = std::env::var("FEN_LOG").is_ok_and(|v| v == "debug");
+        // One stderr line per `ctx.log` call: a newline or an escape sequence in the
+        // message is shown escaped, so it cannot fake an `error:` line.
         let log: RunLogSink = Arc::new(move |model: &str, level: &str, message: &str| {
             if level != "debug" || show_debug {
-                eprintln!("[{model}] {level}: {message}");
+                eprintln!(
+                    "[{model}] {level}: {}",
+                    crate::error::printable(message.to_owned())
+                );
             }
         });
         let ports = ModelPorts {

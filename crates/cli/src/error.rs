@@ -213,16 +213,35 @@ impl CliError {
     }
 }
 
-/// Messages are one line: newlines become spaces.
+/// Messages are one line: newlines become spaces, and other control characters
+/// (escape sequences in a message an extension wrote, say) are shown escaped.
 fn one_line(text: String) -> String {
-    if text.contains(['\n', '\r']) {
+    let text = if text.contains(['\n', '\r']) {
         text.split(['\n', '\r'])
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(" ")
     } else {
         text
+    };
+    printable(text)
+}
+
+/// `text` with every control character but tab shown as `\u{..}`, so text that
+/// extension code chose can neither start a line nor drive the terminal.
+pub fn printable(text: String) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text;
     }
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl From<LifecycleLockError> for CliError {
@@ -327,6 +346,15 @@ mod tests {
         assert_eq!(value["error"]["hint"], "free space");
         let bare = CliError::new(ErrorCode::Usage, "x").to_json();
         assert!(bare["error"]["hint"].is_null());
+    }
+
+    #[test]
+    fn control_characters_in_messages_are_escaped() {
+        let error = CliError::new(ErrorCode::MethodThrew, "a\u{1b}[2Jb\u{7}\tc\u{85}d")
+            .with_hint("x\u{1b}]0;title\u{7}");
+        assert_eq!(error.message, "a\\u{1b}[2Jb\\u{7}\tc\\u{85}d");
+        assert_eq!(error.hint.as_deref(), Some("x\\u{1b}]0;title\\u{7}"));
+        assert_eq!(printable("plain é".to_owned()), "plain é");
     }
 
     #[test]

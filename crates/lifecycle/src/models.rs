@@ -13,15 +13,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::future::{self, BoxFuture, Either, FutureExt, Shared};
 use serde_json::{json, Map, Value};
 
 use fen_domain::model::{
     with_defaults, ArgInput, ModelDefinition, RunError, RunRecord, RunStatus, Violation,
 };
-use fen_domain::ports::runtime::{CallError, CallInput, CallTarget, HostApi, SandboxLimits};
+use fen_domain::ports::runtime::{
+    CallError, CallInput, CallTarget, CancelFlag, CtxError, HostApi, SandboxLimits,
+};
 use fen_domain::ports::{
-    model_lock_key, DefinitionError, DistributedLock, LockError, LockOptions, ModelData,
-    ModelDefinitions, ModelName, RunScope, SchemaValidator, TypeIndex,
+    model_lock_key, DefinitionError, DistributedLock, LockError, LockLoss, LockOptions, ModelData,
+    ModelDefinitions, ModelName, RunHost, RunScope, SchemaValidator, TypeIndex,
 };
 use fen_domain::{Kind, TypeName};
 
@@ -124,6 +127,15 @@ pub enum ModelError {
         /// The record written.
         record: Box<RunRecord>,
     },
+    /// A signal arrived before the method started (while waiting for the lock, say);
+    /// nothing ran and no lock is held.
+    #[error("interrupted before method \"{method}\" of model \"{model}\" started; nothing ran")]
+    Interrupted {
+        /// The model.
+        model: String,
+        /// The method.
+        method: String,
+    },
     /// The lock was taken over during the run; data and record are kept locally.
     #[error("the lock on model \"{model}\" was taken over by another process during the run; data kept locally")]
     LockLost {
@@ -160,6 +172,52 @@ struct Planned<'a> {
     global_args: Map<String, Value>,
     resources: &'a BTreeMap<String, Value>,
     limits: SandboxLimits,
+    interrupt: Option<Interrupt>,
+    loss: LockLoss,
+}
+
+/// The `ctx` host of a run under the model's lock: once the lock is lost (taken over
+/// by another process), writes are refused with `lock_lost`, so this run stops
+/// allocating versions beside the new holder (spec 30 §7.7: the holder stops using
+/// a lost lock). Reads, listings and logs go through.
+struct LockedHost {
+    inner: Arc<dyn RunHost>,
+    loss: LockLoss,
+    model: String,
+}
+
+impl HostApi for LockedHost {
+    fn write_resource(
+        &self,
+        spec: &str,
+        instance: &str,
+        data_json: &str,
+    ) -> Result<Value, CtxError> {
+        if self.loss.is_lost() {
+            return Err(CtxError::new(
+                "lock_lost",
+                format!(
+                    "the lock on model \"{}\" was taken over by another process; nothing more is written",
+                    self.model
+                ),
+            ));
+        }
+        self.inner.write_resource(spec, instance, data_json)
+    }
+    fn read_resource(
+        &self,
+        spec: &str,
+        instance: &str,
+        version: Option<u64>,
+    ) -> Result<Option<String>, CtxError> {
+        self.inner.read_resource(spec, instance, version)
+    }
+    fn list_resources(&self, spec: Option<&str>) -> Result<Value, CtxError> {
+        self.inner.list_resources(spec)
+    }
+    fn log(&self, level: &str, message: &str) {
+        self.inner.log(level, message);
+    }
 }
 
 /// The model services.
@@ -179,6 +237,35 @@ pub struct RunRequest {
     pub args: ArgInput,
     /// Time and memory limits of the call.
     pub limits: SandboxLimits,
+    /// Resolves on SIGINT/SIGTERM: a lock wait stops (`Interrupted`), a running call
+    /// is cancelled and recorded as `cancelled`, and the lock is released after the
+    /// record, never while the method's code can still write.
+    pub interrupt: Option<Interrupt>,
+}
+
+/// A future every clone of which resolves when the command is interrupted.
+#[derive(Clone)]
+pub struct Interrupt(Shared<BoxFuture<'static, ()>>);
+
+impl Interrupt {
+    /// Resolves when `signal` does.
+    pub fn new(signal: impl std::future::Future<Output = ()> + Send + 'static) -> Interrupt {
+        Interrupt(signal.boxed().shared())
+    }
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupt")
+    }
+}
+
+/// Resolves when `interrupt` does; never without one.
+async fn interrupted(interrupt: Option<Interrupt>) {
+    match interrupt {
+        Some(Interrupt(signal)) => signal.await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Models {
@@ -440,26 +527,41 @@ impl Models {
         // model's lock, re-check `global`), run, record, release.
         let key = model_lock_key(&name);
         let locks = &self.ports.locks;
-        let guard = loop {
-            locks
-                .drain("global", self.ports.lock_ttl_ms.saturating_mul(2))
-                .await?;
-            if let Some(holder) = locks.inspect(&key).await? {
-                self.ports.stats.event(
+        // A signal while waiting drops the wait: `acquire` creates the lock file and
+        // its guard within one poll, so no lock can be left behind.
+        let acquired = async {
+            loop {
+                // Bounded by twice the ttl of the `global` lock it observes (the
+                // adapter clamps this budget to it).
+                locks.drain("global", self.ports.lock_wait_ms).await?;
+                if let Some(holder) = locks.inspect(&key).await? {
+                    self.ports.stats.event(
                     "lock_wait",
                     json!({ "lock": key, "model": name.as_str(), "holderPid": holder.info.pid }),
                 );
+                }
+                let guard = locks
+                    .acquire(&LockOptions {
+                        key: key.clone(),
+                        max_wait_ms: self.ports.lock_wait_ms,
+                        ttl_ms: self.ports.lock_ttl_ms,
+                    })
+                    .await?;
+                match locks.inspect("global").await? {
+                    Some(global) if !global.stale => guard.release()?,
+                    _ => break Ok::<_, ModelError>(guard),
+                }
             }
-            let guard = locks
-                .acquire(&LockOptions {
-                    key: key.clone(),
-                    max_wait_ms: self.ports.lock_wait_ms,
-                    ttl_ms: self.ports.lock_ttl_ms,
+        };
+        let interrupt = interrupted(req.interrupt.clone());
+        futures::pin_mut!(acquired, interrupt);
+        let guard = match future::select(acquired, interrupt).await {
+            Either::Left((guard, _)) => guard?,
+            Either::Right(((), _)) => {
+                return Err(ModelError::Interrupted {
+                    model: name.to_string(),
+                    method: method.name.clone(),
                 })
-                .await?;
-            match locks.inspect("global").await? {
-                Some(global) if !global.stale => guard.release()?,
-                _ => break guard,
             }
         };
         let stats = &self.ports.stats;
@@ -478,6 +580,8 @@ impl Models {
                 global_args,
                 resources: &merged.resources,
                 limits: req.limits,
+                interrupt: req.interrupt.clone(),
+                loss: guard.loss(),
             })
             .await;
         let lost = guard.is_lost();
@@ -515,6 +619,8 @@ impl Models {
             global_args,
             resources,
             limits,
+            interrupt,
+            loss,
         } = planned;
         let data = &self.ports.data;
         let started_at = data.now();
@@ -541,21 +647,37 @@ impl Models {
             json!({ "model": name.as_str(), "method": method.name, "runId": run_id }),
         );
         let clock = Instant::now();
-        let host_api: Arc<dyn HostApi> = host.clone();
-        let result = loaded
-            .instance
-            .call(
-                &CallTarget::ModelMethod {
-                    name: method.name.clone(),
-                },
-                CallInput {
-                    args: Value::Object(args.clone()),
-                    context,
-                },
-                host_api,
-                limits,
-            )
-            .await;
+        let host_api: Arc<dyn HostApi> = Arc::new(LockedHost {
+            inner: host.clone(),
+            loss,
+            model: name.to_string(),
+        });
+        let cancel = CancelFlag::default();
+        let target = CallTarget::ModelMethod {
+            name: method.name.clone(),
+        };
+        let call = loaded.instance.call(
+            &target,
+            CallInput {
+                args: Value::Object(args.clone()),
+                context,
+                cancel: cancel.clone(),
+            },
+            host_api,
+            limits,
+        );
+        let interrupt = interrupted(interrupt);
+        futures::pin_mut!(call, interrupt);
+        // On a signal the call is cancelled and awaited: it ends at the sandbox's next
+        // interrupt check, and host operations refuse to start once it is cancelled, so
+        // nothing is written after the record below and the lock release after it.
+        let result = match future::select(call, interrupt).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), call)) => {
+                cancel.cancel();
+                call.await
+            }
+        };
         let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         let extension_code = match &result {
             Err(CallError::Threw { name, code, .. }) if name == "FenError" => code.clone(),
@@ -676,7 +798,10 @@ impl Models {
             CallError::Cancelled => (
                 RunStatus::Cancelled,
                 "interrupted".to_owned(),
-                format!("{} was cancelled", subject()),
+                format!(
+                    "{} was interrupted; the run was recorded as cancelled",
+                    subject()
+                ),
                 None,
             ),
             other => (
@@ -706,6 +831,9 @@ fn failure(record: RunRecord, extension_code: Option<String>) -> ModelError {
             Some("the sandbox has no timers; settle the promise from the method's own work")
         }
         "invalid_return" => Some("return undefined or a JSON-serializable value of at most 1 MiB"),
+        "interrupted" => {
+            Some("artifacts written before the signal are kept; run the method again")
+        }
         _ => None,
     };
     ModelError::MethodFailed {
@@ -723,5 +851,60 @@ fn mebibytes(bytes: usize) -> String {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use fen_domain::model::DataHandle;
+
+    #[derive(Default)]
+    struct Host {
+        writes: Mutex<usize>,
+    }
+
+    impl HostApi for Host {
+        fn write_resource(&self, _: &str, _: &str, _: &str) -> Result<Value, CtxError> {
+            *self.writes.lock().unwrap() += 1;
+            Ok(Value::Null)
+        }
+        fn read_resource(
+            &self,
+            _: &str,
+            _: &str,
+            _: Option<u64>,
+        ) -> Result<Option<String>, CtxError> {
+            Ok(Some("1".to_owned()))
+        }
+        fn list_resources(&self, _: Option<&str>) -> Result<Value, CtxError> {
+            Ok(json!([]))
+        }
+        fn log(&self, _: &str, _: &str) {}
+    }
+
+    impl RunHost for Host {
+        fn handles(&self) -> Vec<DataHandle> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn writes_stop_once_the_lock_is_lost() {
+        let inner = Arc::new(Host::default());
+        let loss = LockLoss::default();
+        let host = LockedHost {
+            inner: inner.clone(),
+            loss: loss.clone(),
+            model: "web".to_owned(),
+        };
+        host.write_resource("v", "i", "{}").expect("written");
+        loss.mark();
+        let error = host.write_resource("v", "i", "{}").expect_err("refused");
+        assert_eq!(error.code, "lock_lost");
+        assert_eq!(*inner.writes.lock().unwrap(), 1);
+        assert_eq!(host.read_resource("v", "i", None), Ok(Some("1".to_owned())));
     }
 }

@@ -7,11 +7,19 @@
 //! bundle, rebuilds it into scratch without the lock, and commits under the lock:
 //! re-load, re-check the fingerprint, publish by atomic rename, save. A crash at any
 //! point leaves a row whose bundle is missing, which the next pass rebuilds.
+//!
+//! A bundle whose evaluated export declares another type than its row (step 4c) is
+//! recorded under the lifecycle lock, after re-checking that the row is still the one
+//! that was loaded: first its bundle file is evicted, then the row is saved as
+//! `BundleBuildFailed` in one catalog transaction. A crash between the two leaves an
+//! `Indexed` row without its bundle, which the next pass rebuilds as well; evicting
+//! first keeps the next pass from reusing the contradicting file (a pass reuses a
+//! bundle whose fingerprint still matches).
 
 use async_trait::async_trait;
 
 use fen_domain::ports::TypeEntry;
-use fen_domain::RowState;
+use fen_domain::{Observation, RowState};
 
 use crate::adapters::Adapters;
 use crate::engine::{self, RunOptions, Scope};
@@ -86,5 +94,48 @@ impl BundleRebuilder for WarmRebuilder {
                 last_error: "the source is gone".to_owned(),
             },
         })
+    }
+
+    async fn record_mismatch(&self, entry: &TypeEntry, last_error: &str) -> Result<(), LoadError> {
+        let ad = &self.adapters;
+        let fail = |e: &dyn std::fmt::Display| LoadError::Catalog(e.to_string());
+        let _guard = ad.lock.acquire(&ad.command).await.map_err(|e| fail(&e))?;
+        ad.stats.lock_acquired();
+        // Re-load and re-check under the lock: only the row that was evaluated.
+        let loaded = ad.repo.load_all().await.map_err(|e| fail(&e))?;
+        let Some((ext, source)) = loaded
+            .extensions
+            .iter()
+            .find_map(|ext| ext.source(&entry.source_path).map(|s| (ext, s)))
+        else {
+            return Ok(());
+        };
+        let unchanged = matches!(
+            source.state(),
+            RowState::Indexed { type_name, bundle, .. }
+                if *type_name == entry.type_name && *bundle == entry.bundle
+        );
+        if !unchanged {
+            return Ok(());
+        }
+        ad.store
+            .evict(&entry.bundle.path)
+            .await
+            .map_err(|e| fail(&e))?;
+        let observation = Observation {
+            location: source.location().clone(),
+            kind: source.kind(),
+            origin: source.origin(),
+            fingerprint: source
+                .fingerprint()
+                .copied()
+                .unwrap_or(entry.bundle.fingerprint),
+            mtime: source.mtime().map(str::to_owned),
+        };
+        let next = ext
+            .record_bundle_build_failed(&observation, last_error)
+            .map_err(|e| fail(&e))?;
+        ad.repo.save(&next).await.map_err(|e| fail(&e))?;
+        Ok(())
     }
 }

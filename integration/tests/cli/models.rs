@@ -927,7 +927,17 @@ fn sigint_during_a_run_releases_the_model_lock_and_exits_130() {
         "{}",
         out.stderr
     );
+    assert!(
+        error_line(&out.stderr).contains("recorded as cancelled"),
+        "{}",
+        out.stderr
+    );
     assert!(!lock.exists());
+    // The call was cancelled and recorded before the lock went (spec 30 §2.10, §7.8).
+    let records = run_records(&repo, "web");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["status"], "cancelled");
+    assert_eq!(records[0]["error"]["code"], "interrupted");
 }
 
 #[test]
@@ -1007,4 +1017,247 @@ fn concurrent_runs_on_one_model_are_serialized_by_its_lock() {
     );
     assert_eq!(run_records(&repo, "web").len(), 4);
     assert!(lock_files(&repo).is_empty());
+}
+
+/// Rewrites a bundle so its entry declares `to` instead of `from`, keeping it
+/// internally consistent (`contentSha256` recomputed): only evaluation can tell.
+fn retype_bundle(repo: &Repo, stem: &str, from: &str, to: &str) {
+    let path = local_bundle(stem);
+    let mut bundle: Value = serde_json::from_str(&repo.read(&path)).unwrap();
+    let mut hasher = Sha256::new();
+    for module in bundle["modules"].as_array_mut().unwrap() {
+        let code = module["code"].as_str().unwrap().replace(from, to);
+        hasher.update(module["id"].as_str().unwrap().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(code.as_bytes());
+        hasher.update(b"\n");
+        module["code"] = json!(code);
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    bundle["contentSha256"] = json!(digest);
+    repo.write(&path, &format!("{bundle}\n"));
+}
+
+#[test]
+fn a_bundle_declaring_another_type_is_unavailable_and_rebuilt_by_the_next_pass() {
+    let repo = web_repo();
+    retype_bundle(
+        &repo,
+        "endpoint",
+        "@acme/net/endpoint",
+        "@acme/net/impostor",
+    );
+    let out = repo.fen(&[
+        "--stats",
+        "--json",
+        "model",
+        "method",
+        "run",
+        "web",
+        "record",
+        "--arg",
+        "observed=200",
+    ]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let error = &out.json()["error"];
+    assert_eq!(error["code"], "type_unavailable");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("now declares @acme/net/impostor"),
+        "{error}"
+    );
+    let stats = Stats::of(&out);
+    assert!(
+        stats.locks >= 1,
+        "recorded under the lifecycle lock: {stats:?}"
+    );
+    // Spec 30 §5.3 step 4c: the row is recorded for a rebuild, its file evicted.
+    assert_eq!(
+        repo.sqlite(
+            "select state from bundle_types where source_path like '%/extensions/models/endpoint.ts'"
+        ),
+        "BundleBuildFailed\n"
+    );
+    assert!(!repo.path(&local_bundle("endpoint")).exists());
+    assert!(run_records(&repo, "web").is_empty(), "nothing ran");
+    // The next command's pass rebuilds it from source and the run succeeds.
+    let again = repo.ok(&[
+        "--stats",
+        "--json",
+        "model",
+        "method",
+        "run",
+        "web",
+        "record",
+        "--arg",
+        "observed=200",
+    ]);
+    assert_eq!(again.json()["status"], "succeeded");
+    assert_eq!(Stats::of(&again).built, 1);
+    assert!(!repo.read(&local_bundle("endpoint")).contains("impostor"));
+}
+
+/// A type whose method logs and throws text meant to fake lines on the terminal.
+const NOISY: &str = r#"import { defineModel, FenError } from "fen:sdk";
+
+export const model = defineModel({
+  type: "@acme/noisy",
+  version: "2026.03.01.1",
+  description: "Writes hostile text",
+  globalArguments: { type: "object" },
+  methods: {
+    shout: {
+      description: "Logs and throws text with newlines and escape sequences",
+      arguments: { type: "object" },
+      run(_args, ctx) {
+        ctx.log.warn("first\nerror: a forged error line\u001b[2J");
+        throw new FenError("real\u001b]0;pwned\u0007\nerror: forged too", { code: "x" });
+      },
+    },
+  },
+});
+"#;
+
+#[test]
+fn extension_text_cannot_forge_lines_or_drive_the_terminal() {
+    let repo = Repo::new();
+    repo.write("extensions/models/noisy.ts", NOISY);
+    repo.age_all();
+    repo.ok(&["model", "create", "@acme/noisy", "loud"]);
+    let out = repo.fen(&["model", "method", "run", "loud", "shout"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+    assert!(!out.stderr.contains('\u{7}'), "{:?}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("[loud] warn: first\\u{a}error: a forged error line\\u{1b}[2J"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn lock_status_shows_a_forged_holder_escaped() {
+    let repo = Repo::new();
+    repo.write(
+        ".fen/locks/models/web.lock",
+        &json!({
+            "holder": "eve\n\u{1b}[2Jweb  held by nobody",
+            "hostname": "h\u{7}",
+            "pid": 1,
+            "acquiredAt": "2020-01-01T00:00:00Z",
+            "ttlMs": 30000,
+            "nonce": "n",
+            "fenVersion": "0.0.0",
+        })
+        .to_string(),
+    );
+    let out = repo.ok(&["datastore", "lock", "status"]);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(['\u{1b}', '\u{7}']),
+        "{:?}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("eve\\u{a}\\u{1b}[2J"), "{}", out.stdout);
+}
+
+#[test]
+fn an_extension_bundle_extending_another_type_is_recorded_for_a_rebuild() {
+    let repo = vpc_repo();
+    retype_bundle(
+        &repo,
+        "vpc_audit",
+        "@fixture/aws/ec2/vpc",
+        "@fixture/aws/ec2/subnet",
+    );
+    let out = repo.fen(&["--json", "model", "method", "run", "net", "refresh"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert_eq!(out.json()["error"]["code"], "type_unavailable");
+    let state = |stem: &str| {
+        repo.sqlite(&format!(
+            "select state from bundle_types where source_path like '%/{stem}.ts'"
+        ))
+    };
+    assert_eq!(state("ec2_vpc"), "Indexed\n");
+    assert_eq!(state("vpc_audit"), "BundleBuildFailed\n");
+    let again = repo.ok(&["--stats", "model", "method", "run", "net", "refresh"]);
+    assert_eq!(Stats::of(&again).built, 1);
+}
+
+#[test]
+fn sigint_while_waiting_for_the_model_lock_exits_130_and_runs_nothing() {
+    let repo = web_repo();
+    plant_lock(repo.root(), "web", "2999-01-01T00:00:00.000Z", 4242);
+    let events = repo.path("events.jsonl");
+    let child = crate::util::fen(repo.root())
+        .env("FEN_DATASTORE_LOCK_TIMEOUT_MS", "600000")
+        .env("FEN_EVENTS_FILE", &events)
+        .args([
+            "model",
+            "method",
+            "run",
+            "web",
+            "record",
+            "--arg",
+            "observed=200",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run reports that it waits for the lock, then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&events).is_ok_and(|t| t.contains("\"lock_wait\"")) {
+        assert!(std::time::Instant::now() < deadline, "the run never waited");
+        std::thread::yield_now();
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out: crate::util::Run = child.wait_with_output().unwrap().into();
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert!(
+        error_line(&out.stderr).ends_with("; nothing ran"),
+        "{}",
+        out.stderr
+    );
+    assert!(run_records(&repo, "web").is_empty());
+    assert!(repo
+        .read(".fen/locks/models/web.lock")
+        .contains("planted-nonce"));
+}
+
+#[test]
+fn model_list_shows_hostile_definition_text_on_one_line_without_escapes() {
+    let repo = Repo::new();
+    repo.write(
+        "models/odd.yaml",
+        "name: odd\ntype: \"@a/b\\u001b[2J\\nfake  row\"\n",
+    );
+    repo.write(
+        "models/bad.yaml",
+        "name: bad\ntype: x\n\"k\\u001b]0;t\\u0007\": 1\n",
+    );
+    let out = repo.ok(&["model", "list"]);
+    assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
+    assert!(
+        !out.stdout.contains(['\u{1b}', '\u{7}']),
+        "{:?}",
+        out.stdout
+    );
 }

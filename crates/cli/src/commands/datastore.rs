@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::models::lock_error;
 use super::Outcome;
 use crate::context::Context;
-use crate::error::{CliError, ErrorCode};
+use crate::error::{printable, CliError, ErrorCode};
 
 fn lock_json(state: &LockState) -> Value {
     json!({
@@ -30,12 +30,13 @@ pub async fn status(ctx: &Context) -> Result<Outcome, CliError> {
     let held = locks.list().await.map_err(lock_error)?;
     let mut human = String::new();
     for state in &held {
+        // Holder and host name come from lock files anyone with access could write.
         human.push_str(&format!(
             "{}  held by {} (pid {} on {})  age {} ms  ttl {} ms{}\n",
             state.key,
-            state.info.holder,
+            printable(state.info.holder.clone()),
             state.info.pid,
-            state.info.hostname,
+            printable(state.info.hostname.clone()),
             state.age_ms,
             state.info.ttl_ms,
             if state.stale { "  stale" } else { "" }
@@ -87,7 +88,10 @@ pub async fn release(ctx: &Context, model: Option<&str>) -> Result<Outcome, CliE
     Ok(Outcome {
         human: format!(
             "released {key}, held by {} (pid {} on {}) for {} ms",
-            state.info.holder, state.info.pid, state.info.hostname, state.age_ms
+            printable(state.info.holder.clone()),
+            state.info.pid,
+            printable(state.info.hostname.clone()),
+            state.age_ms
         ),
         json: json!({ "key": key, "released": true, "formerHolder": lock_json(&state) }),
         exit_code: 0,

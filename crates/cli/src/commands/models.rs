@@ -7,14 +7,14 @@ use std::time::Duration;
 use fen_domain::model::{ArgInput, RunRecord};
 use fen_domain::ports::{LockError, SandboxLimits};
 use fen_lifecycle::loader::LoadError;
-use fen_lifecycle::models::{ModelError, RunRequest};
+use fen_lifecycle::models::{Interrupt, ModelError, RunRequest};
 use fen_lifecycle::registry::LoadedTypeIndex;
 use serde_json::{json, Value};
 
 use super::Outcome;
 use crate::args::ArgFlags;
 use crate::context::Context;
-use crate::error::{CliError, ErrorCode};
+use crate::error::{printable, CliError, ErrorCode};
 
 /// Largest `result` printed in human mode.
 const MAX_HUMAN_RESULT_BYTES: usize = 4 * 1024;
@@ -87,11 +87,12 @@ pub async fn list(ctx: &Context) -> Result<Outcome, CliError> {
             ),
         };
         let latest_at = row.latest_run.as_deref().map(run_time);
+        // The type and the parse error quote definition files: one line, no escapes.
         human.push_str(&format!(
             "{}  {}  {}  {}\n",
-            row.name,
-            row.type_name.as_deref().unwrap_or("-"),
-            status,
+            printable(row.name.clone()),
+            printable(row.type_name.clone().unwrap_or_else(|| "-".to_owned())),
+            printable(status),
             latest_at.as_deref().unwrap_or("never run"),
         ));
         json_rows.push(json!({
@@ -156,29 +157,83 @@ pub async fn run(
                 .map(|mb| mb << 20)
                 .unwrap_or(ctx.settings.memory_bytes),
         );
+    let (fire, fired) = tokio::sync::oneshot::channel::<()>();
     let request = RunRequest {
         model: name.to_owned(),
         method: method.to_owned(),
         args: input,
         limits,
+        interrupt: Some(Interrupt::new(async move {
+            if fired.await.is_err() {
+                // The run ended without a signal.
+                std::future::pending::<()>().await;
+            }
+        })),
     };
-    // On SIGINT/SIGTERM the run's future is dropped: its datastore lock guard is
-    // released synchronously on drop (spec 30 §7.7), and the process exits 130.
-    let record = tokio::select! {
-        outcome = models.run_method(&request) => outcome.map_err(model_error)?,
+    // On SIGINT/SIGTERM the run is told, not dropped: a lock wait stops, a running
+    // call is cancelled, recorded as `cancelled`, and only then is the model's lock
+    // released (spec 30 §7.8 step 8), so the method's code never writes unlocked.
+    let run = models.run_method(&request);
+    tokio::pin!(run);
+    let (outcome, signal) = tokio::select! {
+        outcome = &mut run => (outcome, None),
         signal = interrupted() => {
-            return Err(CliError::new(
-                ErrorCode::Interrupted,
-                format!("interrupted by {signal} while running method \"{method}\" of model \"{name}\"; its lock was released"),
-            )
-            .with_hint("artifacts written before the signal are kept; run the method again"));
+            let _ = fire.send(());
+            // A second signal stops waiting for the cancelled call (a host operation
+            // stuck on a slow file system, say): the run is dropped, which releases
+            // the lock at once.
+            tokio::select! {
+                outcome = &mut run => (outcome, Some(signal)),
+                again = interrupted() => {
+                    return Err(CliError::new(
+                        ErrorCode::Interrupted,
+                        format!("interrupted by a second {again} while method \"{method}\" of model \"{name}\" was being cancelled; its lock was released without waiting for it"),
+                    )
+                    .with_hint("artifacts written before the signal are kept; run the method again"));
+                }
+            }
         }
+    };
+    let record = match (outcome, signal) {
+        (Ok(record), _) => record,
+        (Err(error), Some(signal)) if is_interruption(&error) => {
+            let run_id = match &error {
+                ModelError::MethodFailed { record, .. } => Some(record.run_id.clone()),
+                _ => None,
+            };
+            let mut cli = CliError::new(
+                ErrorCode::Interrupted,
+                format!(
+                    "interrupted by {signal} while running method \"{method}\" of model \"{name}\"; {}",
+                    if run_id.is_some() {
+                        "the run was recorded as cancelled and its lock was released"
+                    } else {
+                        "nothing ran"
+                    }
+                ),
+            )
+            .with_hint("artifacts written before the signal are kept; run the method again");
+            if let Some(run_id) = run_id {
+                cli = cli.with_detail("runId", json!(run_id));
+            }
+            return Err(cli);
+        }
+        (Err(error), _) => return Err(model_error(error)),
     };
     Ok(Outcome {
         human: human_record(&record),
         json: serde_json::to_value(&record).unwrap_or(Value::Null),
         exit_code: 0,
     })
+}
+
+/// True for a run that stopped because of a signal.
+fn is_interruption(error: &ModelError) -> bool {
+    match error {
+        ModelError::Interrupted { .. } => true,
+        ModelError::MethodFailed { code, .. } => code == "interrupted",
+        _ => false,
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM (Ctrl-C elsewhere) with the signal's name;
@@ -266,7 +321,8 @@ pub fn model_error(error: ModelError) -> CliError {
         }
         ModelError::ModelExists { .. } => CliError::new(ErrorCode::ModelExists, error.to_string())
             .with_hint("pick another name, or edit or delete the existing file"),
-        ModelError::InvalidName(message) => CliError::new(ErrorCode::InvalidInput, message),
+        ModelError::InvalidName(message) => CliError::new(ErrorCode::InvalidInput, message)
+            .with_hint("a model name is a file name and a path segment, e.g. web-health"),
         ModelError::InvalidArguments { ref violations, .. } => {
             let listed = json!(violations);
             CliError::new(ErrorCode::InvalidArguments, error.to_string())
@@ -319,6 +375,8 @@ pub fn model_error(error: ModelError) -> CliError {
             }
             cli
         }
+        ModelError::Interrupted { .. } => CliError::new(ErrorCode::Interrupted, error.to_string())
+            .with_hint("run the method again"),
         ModelError::LockLost { ref record, .. } => {
             let run_id = record.run_id.clone();
             CliError::new(ErrorCode::LockLost, error.to_string())

@@ -153,8 +153,24 @@ pub struct LockState {
 pub trait HeldLock: Send + Sync {
     /// Deletes the lock if it still carries our nonce; idempotent.
     fn release(&mut self) -> Result<(), LockError>;
-    /// True once a heartbeat found another nonce in the lock.
-    fn is_lost(&self) -> bool;
+    /// Set once a heartbeat found another nonce in the lock.
+    fn loss(&self) -> LockLoss;
+}
+
+/// Whether a held lock was taken over; shared with whatever must stop using the lock
+/// once it is (the `ctx` host of a run stops writing).
+#[derive(Clone, Debug, Default)]
+pub struct LockLoss(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl LockLoss {
+    /// Records the loss.
+    pub fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// True once the lock was taken over.
+    pub fn is_lost(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// A held datastore lock. Dropping it releases the lock (best effort).
@@ -182,7 +198,11 @@ impl LockGuard {
     }
     /// True once the lock was taken over by someone else.
     pub fn is_lost(&self) -> bool {
-        self.held.is_lost()
+        self.held.loss().is_lost()
+    }
+    /// The loss flag, to share with whatever works under the lock.
+    pub fn loss(&self) -> LockLoss {
+        self.held.loss()
     }
     /// Releases now, reporting a failure (drop would swallow it).
     pub fn release(mut self) -> Result<(), LockError> {
@@ -238,8 +258,9 @@ pub trait DistributedLock: Send + Sync {
     /// Deletes `key` if its nonce is still `expected_nonce`; false if the holder
     /// changed or it is gone.
     async fn force_release(&self, key: &str, expected_nonce: &str) -> Result<bool, LockError>;
-    /// Waits (backoff) while `key` is held and not stale, up to `max_wait_ms` (then
-    /// `Timeout`); a stale holder is force-released by its observed nonce. Takes
-    /// nothing (spec 30 §7.8 step 1, the drain of structural work).
+    /// Waits (backoff) while `key` is held and not stale, up to `max_wait_ms` or twice
+    /// the observed lock's ttl, whichever is shorter (then `Timeout`); a stale holder
+    /// is force-released by its observed nonce. Takes nothing (spec 30 §7.8 step 1,
+    /// the drain of structural work).
     async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError>;
 }

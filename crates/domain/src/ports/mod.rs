@@ -15,7 +15,7 @@ pub mod runtime;
 
 pub use datastore::{
     model_lock_key, DatastoreSyncService, DistributedLock, HeldLock, LockError, LockGuard,
-    LockInfo, LockOptions, LockState, ModelName, ModelRef, SyncCapabilities, SyncContext,
+    LockInfo, LockLoss, LockOptions, LockState, ModelName, ModelRef, SyncCapabilities, SyncContext,
     SyncOptions,
 };
 pub use indexing::{

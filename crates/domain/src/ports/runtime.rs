@@ -155,6 +155,32 @@ pub struct CallInput {
     /// `method`, `runId` for a model method (spec 30 §2.7), `config` for a datastore
     /// (§2.8). Host functions (`log`, `remainingMs`, ...) are added by the adapter.
     pub context: serde_json::Map<String, serde_json::Value>,
+    /// Set by the caller to stop the call (a signal): the adapter aborts the code at
+    /// its next interrupt check, host operations refuse to start, and the call ends
+    /// with [`CallError::Cancelled`].
+    pub cancel: CancelFlag,
+}
+
+/// A shared "stop now" flag for one call (spec 30 §4.2, `Cancelled`).
+#[derive(Clone, Debug, Default)]
+pub struct CancelFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CancelFlag {
+    /// Asks the call to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// True once [`CancelFlag::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Flags compare by state: a call input is its data plus whether it was cancelled.
+impl PartialEq for CancelFlag {
+    fn eq(&self, other: &CancelFlag) -> bool {
+        self.is_cancelled() == other.is_cancelled()
+    }
 }
 
 /// A host operation failed.

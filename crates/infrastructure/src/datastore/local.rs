@@ -11,7 +11,16 @@
 //! next allocation takes the highest version directory into account). Version
 //! numbers are allocated while the caller holds the model's datastore lock. Run
 //! records are created with temp file + `hard_link`, so an existing record is never
-//! replaced.
+//! replaced. The temp directory is fsynced before its rename and the instance
+//! directory after it, before `latest` moves (and again after), so after a crash
+//! `latest` never names a version whose directory entry was lost.
+//!
+//! Paths: model, spec and instance names are checked before any I/O (they are single
+//! path segments of a restricted alphabet). Symlinks under `.fen/data/<model>/` are
+//! never followed: every directory from the model's down to the version, and every
+//! file read, is checked with `symlink_metadata` first, and a symlink (or a file where
+//! a directory belongs) fails the operation with `path_denied`, so a link planted in
+//! the store cannot redirect a write or a read outside it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -65,7 +74,10 @@ impl ModelData for LocalModelData {
         if !is_run_id(&record.run_id) {
             return Err(DataError(format!("invalid run id {:?}", record.run_id)));
         }
-        let dir = self.root.join(&record.model).join("runs");
+        ModelName::parse(&record.model).map_err(DataError)?;
+        let model_dir = self.root.join(&record.model);
+        let dir = real_dirs(&model_dir, &["runs"], Create::Yes)
+            .map_err(|e| DataError(format!("cannot write the run record: {e}")))?;
         let path = dir.join(format!("{}.json", record.run_id));
         let mut text = serde_json::to_string_pretty(record)
             .map_err(|e| DataError(format!("cannot serialize the run record: {e}")))?;
@@ -153,28 +165,142 @@ impl LocalRunHost {
     fn instance_dir(&self, spec: &str, instance: &str) -> PathBuf {
         self.model_dir.join("resources").join(spec).join(instance)
     }
+
+    /// True when the model directory and `segments` below it are real directories;
+    /// false when one is missing; `path_denied` for a symlink or a non-directory.
+    fn real_dir_exists(&self, segments: &[&str]) -> Result<bool, CtxError> {
+        match real_dirs(&self.model_dir, segments, Create::No) {
+            Ok(_) => Ok(true),
+            Err(error) if error.code == "not_found" => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
 }
 
-/// The version in a `latest` file.
-fn read_latest(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(dir.join("latest"))
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
+/// Largest `data.json` read back: what `writeResource` accepts (spec 30 §2.7).
+const MAX_DATA_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Whether [`real_dirs`] creates missing directories.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Create {
+    Yes,
+    No,
 }
 
-/// The highest numeric version directory.
-fn highest_version_dir(dir: &Path) -> u64 {
+fn denied(path: &Path, what: &str) -> CtxError {
+    CtxError::new(
+        "path_denied",
+        format!("{} is {what}; fen does not follow it", path.display()),
+    )
+}
+
+/// `base/seg1/.../segN`, checking `base` and every segment is a real directory (not a
+/// symlink), creating missing ones when asked; a missing one without `Create::Yes`
+/// is the error code `not_found`.
+fn real_dirs(base: &Path, segments: &[&str], create: Create) -> Result<PathBuf, CtxError> {
+    if let Some(parent) = base.parent() {
+        if create == Create::Yes {
+            std::fs::create_dir_all(parent).map_err(|e| io_error("cannot create", parent, e))?;
+        }
+    }
+    let mut path = base.to_path_buf();
+    for segment in std::iter::once("").chain(segments.iter().copied()) {
+        if !segment.is_empty() {
+            path.push(segment);
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(denied(&path, "a symlink")),
+            Ok(meta) if !meta.is_dir() => return Err(denied(&path, "not a directory")),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if create == Create::No {
+                    return Err(CtxError::new("not_found", path.display().to_string()));
+                }
+                match std::fs::create_dir(&path) {
+                    Ok(()) => {}
+                    // Raced with another creator: check what is there now.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let meta = std::fs::symlink_metadata(&path)
+                            .map_err(|e| io_error("cannot inspect", &path, e))?;
+                        if meta.file_type().is_symlink() || !meta.is_dir() {
+                            return Err(denied(&path, "not a directory"));
+                        }
+                    }
+                    Err(e) => return Err(io_error("cannot create", &path, e)),
+                }
+            }
+            Err(e) => return Err(io_error("cannot inspect", &path, e)),
+        }
+    }
+    Ok(path)
+}
+
+/// True for a real directory, false when missing; `path_denied` otherwise.
+fn real_dir_exists(path: &Path) -> Result<bool, CtxError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(denied(path, "a symlink")),
+        Ok(meta) if !meta.is_dir() => Err(denied(path, "not a directory")),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_error("cannot inspect", path, e)),
+    }
+}
+
+/// The text of a regular file (never through a symlink) of at most `max` bytes;
+/// `None` when it does not exist.
+fn read_regular(path: &Path, max: u64) -> Result<Option<String>, CtxError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(denied(path, "a symlink")),
+        Ok(meta) if !meta.is_file() => return Err(denied(path, "not a regular file")),
+        Ok(meta) if meta.len() > max => {
+            return Err(CtxError::new(
+                "io",
+                format!(
+                    "{} is {} bytes, more than any resource fen writes ({max})",
+                    path.display(),
+                    meta.len()
+                ),
+            ))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("cannot inspect", path, e)),
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("cannot read", path, e)),
+    }
+}
+
+/// The version in a `latest` file (`None` when absent or unreadable as a number);
+/// a `latest` that is a symlink is `path_denied`.
+fn read_latest(dir: &Path) -> Result<Option<u64>, CtxError> {
+    Ok(read_regular(&dir.join("latest"), 64)?.and_then(|t| t.trim().parse().ok()))
+}
+
+/// The highest numeric name in an instance directory, whatever the entry is: a
+/// version is never allocated over a name that is taken.
+fn highest_version(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .filter_map(|e| e.file_name().into_string().ok())
                 .filter_map(|n| n.parse::<u64>().ok())
                 .max()
                 .unwrap_or(0)
         })
         .unwrap_or(0)
+}
+
+/// Makes a directory's entries durable (a no-op where directories cannot be opened).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    if cfg!(unix) {
+        std::fs::File::open(dir)?.sync_all()
+    } else {
+        Ok(())
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -201,7 +327,7 @@ pub(crate) fn create_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> 
     let temp = dir.join(format!(".fen-tmp-{}", random::hex(&random::bytes::<8>())));
     let result = write_synced(&temp, bytes).and_then(|()| std::fs::hard_link(&temp, path));
     let _ = std::fs::remove_file(&temp);
-    result
+    result.and_then(|()| sync_dir(dir))
 }
 
 impl HostApi for LocalRunHost {
@@ -229,13 +355,18 @@ impl HostApi for LocalRunHost {
                 ),
             ));
         }
-        let dir = self.instance_dir(spec, instance);
-        std::fs::create_dir_all(&dir).map_err(|e| io_error("cannot create", &dir, e))?;
+        let dir = real_dirs(&self.model_dir, &["resources", spec, instance], Create::Yes)?;
         // The caller holds the model's lock: no other writer allocates here.
-        let version = read_latest(&dir)
+        let version = read_latest(&dir)?
             .unwrap_or(0)
-            .max(highest_version_dir(&dir))
-            + 1;
+            .max(highest_version(&dir))
+            .checked_add(1)
+            .ok_or_else(|| {
+                CtxError::new(
+                    "io",
+                    format!("{}: no version number is left", dir.display()),
+                )
+            })?;
         let bytes = data_json.as_bytes();
         let sha256 = random::hex(&Sha256::digest(bytes));
         let handle = DataHandle {
@@ -272,12 +403,15 @@ impl HostApi for LocalRunHost {
                 text.push('\n');
                 write_synced(&temp.join("meta.json"), text.as_bytes())
             })
-            .and_then(|()| std::fs::rename(&temp, &target));
+            .and_then(|()| sync_dir(&temp))
+            .and_then(|()| std::fs::rename(&temp, &target))
+            .and_then(|()| sync_dir(&dir));
         if let Err(e) = written {
             let _ = std::fs::remove_dir_all(&temp);
             return Err(io_error("cannot write version", &target, e));
         }
         replace_file(&dir.join("latest"), format!("{version}\n").as_bytes())
+            .and_then(|()| sync_dir(&dir))
             .map_err(|e| io_error("cannot update", &dir.join("latest"), e))?;
         if let Ok(mut handles) = self.handles.lock() {
             handles.push(handle.clone());
@@ -293,15 +427,29 @@ impl HostApi for LocalRunHost {
     ) -> Result<Option<String>, CtxError> {
         self.check("readResource", spec, Some(instance))?;
         let dir = self.instance_dir(spec, instance);
-        let Some(version) = version.or_else(|| read_latest(&dir)) else {
+        if !self.real_dir_exists(&["resources", spec, instance])? {
+            return Ok(None);
+        }
+        let version = match version {
+            Some(version) => version,
+            None => match read_latest(&dir)? {
+                Some(version) => version,
+                None => return Ok(None),
+            },
+        };
+        let version_dir = dir.join(version.to_string());
+        if !real_dir_exists(&version_dir)? {
+            return Ok(None);
+        }
+        let path = version_dir.join("data.json");
+        let Some(text) = read_regular(&path, MAX_DATA_BYTES)? else {
             return Ok(None);
         };
-        let path = dir.join(version.to_string()).join("data.json");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("cannot read", &path, e)),
-        }
+        // The text is spliced into the sandbox's answer: it must be one JSON value.
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|e| {
+            CtxError::new("io", format!("{} is not valid JSON: {e}", path.display()))
+        })?;
+        Ok(Some(text))
     }
 
     fn list_resources(&self, spec: Option<&str>) -> Result<Value, CtxError> {
@@ -314,6 +462,9 @@ impl HostApi for LocalRunHost {
         };
         let mut out: BTreeMap<(String, String), u64> = BTreeMap::new();
         for spec in specs {
+            if !self.real_dir_exists(&["resources", spec])? {
+                continue;
+            }
             let spec_dir = self.model_dir.join("resources").join(spec);
             let Ok(entries) = std::fs::read_dir(&spec_dir) else {
                 continue;
@@ -322,10 +473,11 @@ impl HostApi for LocalRunHost {
                 let Ok(instance) = entry.file_name().into_string() else {
                     continue;
                 };
-                if !is_instance_name(&instance) {
+                // Not a real directory (a symlink, say): not an instance of ours.
+                if !is_instance_name(&instance) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
                 }
-                if let Some(latest) = read_latest(&entry.path()) {
+                if let Some(latest) = read_latest(&entry.path())? {
                     out.insert((spec.clone(), instance), latest);
                 }
             }

@@ -18,15 +18,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 
 use fen_domain::ports::{
-    DistributedLock, HeldLock, LockError, LockGuard, LockInfo, LockOptions, LockState, ModelName,
+    DistributedLock, HeldLock, LockError, LockGuard, LockInfo, LockLoss, LockOptions, LockState,
+    ModelName,
 };
 
 use crate::random;
@@ -193,7 +192,6 @@ impl DistributedLock for FileDistributedLock {
     async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError> {
         let path = self.path_of(key)?;
         let started = Instant::now();
-        let budget = Duration::from_millis(max_wait_ms);
         let mut delay = Duration::from_millis(50);
         loop {
             let Some(observed) = read_lock(&path)? else {
@@ -204,6 +202,9 @@ impl DistributedLock for FileDistributedLock {
                 remove_if_nonce(&path, &state.info.nonce)?;
                 continue;
             }
+            // Spec 30 §7.8 step 1: bounded by twice the observed lock's ttl.
+            let budget =
+                Duration::from_millis(max_wait_ms.min(state.info.ttl_ms.saturating_mul(2)));
             let waited = started.elapsed();
             if waited >= budget {
                 return Err(LockError::Timeout {
@@ -301,7 +302,7 @@ fn remove_if_nonce(path: &Path, nonce: &str) -> Result<bool, LockError> {
 struct FileHeld {
     path: PathBuf,
     nonce: String,
-    lost: Arc<AtomicBool>,
+    lost: LockLoss,
     stop: Option<mpsc::Sender<()>>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
     released: bool,
@@ -310,11 +311,11 @@ struct FileHeld {
 impl FileHeld {
     fn start(path: PathBuf, info: LockInfo, ttl_ms: u64) -> FileHeld {
         let nonce = info.nonce.clone();
-        let lost = Arc::new(AtomicBool::new(false));
+        let lost = LockLoss::default();
         let (stop, stopped) = mpsc::channel::<()>();
         let period = Duration::from_millis((ttl_ms / 3).max(10));
         let beat_path = path.clone();
-        let beat_lost = Arc::clone(&lost);
+        let beat_lost = lost.clone();
         let heartbeat = std::thread::Builder::new()
             .name("fen-lock-heartbeat".to_owned())
             .spawn(move || {
@@ -332,7 +333,7 @@ impl FileHeld {
                             }
                         }
                         Ok(_) => {
-                            beat_lost.store(true, Ordering::SeqCst);
+                            beat_lost.mark();
                             return;
                         }
                         Err(_) => {}
@@ -364,8 +365,8 @@ impl HeldLock for FileHeld {
         remove_if_nonce(&self.path, &self.nonce).map(|_| ())
     }
 
-    fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+    fn loss(&self) -> LockLoss {
+        self.lost.clone()
     }
 }
 

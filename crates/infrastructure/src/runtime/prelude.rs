@@ -74,6 +74,36 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
   const isInteger = Number.isInteger;
   const toText = String;
   const ErrorClass = Error;
+  const apply = Reflect.apply;
+  const charCodeAt = String.prototype.charCodeAt;
+  const slice = String.prototype.slice;
+  const exec = RegExp.prototype.exec;
+  const anySurrogate = /[\ud800-\udfff]/;
+
+  // Text crosses to the host as UTF-8, which has no lone surrogates: they become
+  // U+FFFD here instead of failing the conversion with a TypeError.
+  function wellFormed(s) {
+    if (apply(exec, anySurrogate, [s]) === null) return s;
+    let out = "";
+    let start = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = apply(charCodeAt, s, [i]);
+      if (c < 0xd800 || c > 0xdfff) continue;
+      if (c <= 0xdbff && i + 1 < s.length) {
+        const d = apply(charCodeAt, s, [i + 1]);
+        if (d >= 0xdc00 && d <= 0xdfff) { i++; continue; }
+      }
+      out = out + apply(slice, s, [start, i]) + "\ufffd";
+      start = i + 1;
+    }
+    return out + apply(slice, s, [start]);
+  }
+
+  // A log line as the host gets it: at most 8192 UTF-16 units (the host cuts it to
+  // 8 KiB of UTF-8), well-formed. Cutting here keeps a huge message in the JS heap.
+  function line(s) {
+    return wellFormed(s.length > 8192 ? apply(slice, s, [0, 8192]) : s);
+  }
 
   function text(value) {
     if (typeof value === "string") return value;
@@ -103,7 +133,7 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
   const consoleLevels = ["debug", "log", "info", "warn", "error"];
   for (let i = 0; i < consoleLevels.length; i++) {
     const level = consoleLevels[i];
-    define(consoleObject, level, function (...args) { sink(level, joined(args)); }, false);
+    define(consoleObject, level, function (...args) { sink(level, line(joined(args))); }, false);
   }
   define(globalThis, "console", consoleObject, false);
   delete globalThis.queueMicrotask;
@@ -139,8 +169,8 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
     for (let i = 0; i < logLevels.length; i++) {
       const level = logLevels[i];
       define(log, level, function (message, fields) {
-        const line = fields === undefined ? text(message) : text(message) + " " + text(fields);
-        if (!hostLog(level, line)) throw expired();
+        const full = fields === undefined ? text(message) : text(message) + " " + text(fields);
+        if (!hostLog(level, line(full))) throw expired();
       }, true);
     }
     define(ctx, "log", freeze(log), true);
@@ -151,16 +181,23 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
     }, true);
     if (host !== null) {
       const ask = (op, a, b, c) => {
+        // Own properties only: a polluted `Object.prototype` changes no answer.
         const answer = parse(host(op, a, b, c));
-        if (answer.expired === true) throw expired();
-        if (answer.error !== undefined) {
-          throw new FenError(answer.error.message, { __proto__: null, code: answer.error.code });
+        if (hasOwn(answer, "expired")) throw expired();
+        if (hasOwn(answer, "error")) {
+          const error = answer.error;
+          throw new FenError(error.message, { __proto__: null, code: error.code });
         }
         return answer.value;
       };
       const invalid = (message) => new FenError(message, { __proto__: null, code: "invalid_argument" });
       const name = (what, value) => {
         if (typeof value !== "string") throw invalid(what + " must be a string, not " + typeof value);
+        // Longer than any valid name, or not UTF-8 representable: refused here with a
+        // FenError (the host checks the naming rules of the rest).
+        if (value.length > 256 || wellFormed(value) !== value) {
+          throw invalid(what + " is not a valid name");
+        }
       };
       define(ctx, "writeResource", function (spec, instance, data) {
         name("writeResource: spec", spec);

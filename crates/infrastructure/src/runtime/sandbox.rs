@@ -20,7 +20,9 @@ use rquickjs::context::intrinsic;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Promise, Runtime, Value};
 
-use fen_domain::ports::runtime::{BundleFile, ExportSnapshot, RuntimeError, SandboxLimits};
+use fen_domain::ports::runtime::{
+    BundleFile, CancelFlag, ExportSnapshot, RuntimeError, SandboxLimits,
+};
 
 use super::bundle_file::{parse_bundle, ParsedBundle};
 use super::heap::{AccountingAllocator, HeapState};
@@ -74,11 +76,13 @@ struct Handles {
     namespaces: Vec<Persistent<Object<'static>>>,
 }
 
-/// The deadline of the running evaluation or call.
+/// The deadline of the running evaluation or call, and its cancel flag.
 #[derive(Debug, Default)]
 struct Clock {
     deadline: Cell<Option<Instant>>,
     interrupted: Cell<bool>,
+    cancel: std::cell::RefCell<Option<CancelFlag>>,
+    cancelled: Cell<bool>,
 }
 
 /// Lines left for one evaluation or call.
@@ -147,8 +151,7 @@ impl Sandbox {
         {
             let clock = clock.clone();
             let heap = heap.clone();
-            runtime
-                .set_interrupt_handler(Some(Box::new(move || clock.expired() || heap.limit_hit())));
+            runtime.set_interrupt_handler(Some(Box::new(move || clock.stop() || heap.limit_hit())));
         }
         runtime.set_loader(
             SandboxResolver(loader_state.clone()),
@@ -301,6 +304,34 @@ impl Clock {
 
     fn disarm(&self) {
         self.deadline.set(None);
+        self.cancel.replace(None);
+    }
+
+    /// Watches `flag` until the next `disarm`.
+    fn watch(&self, flag: CancelFlag) {
+        self.cancelled.set(false);
+        self.cancel.replace(Some(flag));
+    }
+
+    /// True once the watched flag was set; remembers it.
+    fn cancelled(&self) -> bool {
+        if self.cancelled.get() {
+            return true;
+        }
+        let cancelled = self
+            .cancel
+            .borrow()
+            .as_ref()
+            .is_some_and(CancelFlag::is_cancelled);
+        if cancelled {
+            self.cancelled.set(true);
+        }
+        cancelled
+    }
+
+    /// The code must stop: cancelled, or past the deadline.
+    fn stop(&self) -> bool {
+        self.cancelled() || self.expired()
     }
 
     /// True once the deadline passed; remembers it.
@@ -397,7 +428,7 @@ fn settle<'js>(
             }
             PromiseState::Pending => {}
         }
-        if clock.expired() || heap.limit_hit() {
+        if clock.stop() || heap.limit_hit() {
             return Settled::Interrupted;
         }
         if !ctx.execute_pending_job() {

@@ -680,6 +680,7 @@ async fn ctx_carries_frozen_data_and_logs_and_expires() {
             CallInput {
                 args: json!({"n": 3}),
                 context,
+                ..CallInput::default()
             },
             host.clone(),
             SandboxLimits::method_run(),
@@ -873,6 +874,7 @@ export const model = {
         CallInput {
             args: Json::Null,
             context,
+            ..CallInput::default()
         },
         2_000,
     )
@@ -1069,4 +1071,160 @@ async fn ctx_is_revoked_when_the_call_settles() {
     let result = call_recorded(&instance, "late", &host).await.expect("runs");
     assert_eq!(result, json!(vec!["context_expired"; 5]));
     assert!(host.lines.lock().expect("not poisoned").is_empty());
+}
+
+#[tokio::test]
+async fn lone_surrogates_are_fen_errors_in_names_and_replaced_in_log_lines() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            const out = [];
+            const attempt = (f) => { try { f(); out.push("none"); } catch (e) { out.push(e.name + ":" + e.code); } };
+            attempt(() => ctx.writeResource("verdict", "\ud800", {}));
+            attempt(() => ctx.readResource("\udfff", "x"));
+            attempt(() => ctx.listResources("a\ud800"));
+            attempt(() => ctx.writeResource("verdict", "x".repeat(1 << 20), {}));
+            attempt(() => ctx.log.info("a\ud800b\udc00c\ud83d\ude00"));
+            attempt(() => console.log("\udc00"));
+            attempt(() => ctx.log.warn("y".repeat(1 << 20)));
+            return out;
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    let result = call_recorded(&instance, "go", &host).await.expect("runs");
+    assert_eq!(
+        result,
+        json!([
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+            "FenError:invalid_argument",
+            "none",
+            "none",
+            "none",
+        ])
+    );
+    let lines = host.lines.lock().expect("not poisoned");
+    assert_eq!(lines[0], "info: a\u{fffd}b\u{fffd}c\u{1f600}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].len() <= 8 * 1024 + 8, "cut: {}", lines[1].len());
+}
+
+#[tokio::test]
+async fn a_host_operation_after_the_deadline_writes_nothing_and_ends_as_time_limit() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            try { ctx.writeResource("verdict", "current", { ok: true }); } catch (_) {}
+            return 1;
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    let host_api: Arc<dyn HostApi> = host.clone();
+    // The deadline has passed before the method body runs its first host call.
+    let outcome = instance
+        .call(
+            &CallTarget::ModelMethod {
+                name: "go".to_owned(),
+            },
+            CallInput::default(),
+            host_api,
+            SandboxLimits::method_run().with_time(Duration::ZERO),
+        )
+        .await;
+    assert!(
+        matches!(outcome, Err(CallError::TimeLimit { .. })),
+        "{outcome:?}"
+    );
+    assert!(host.lines.lock().expect("not poisoned").is_empty());
+}
+
+/// Sets a cancel flag from `ctx.log`, as a signal handler would while the code runs.
+struct CancellingHost {
+    cancel: fen_domain::ports::runtime::CancelFlag,
+    writes: Mutex<usize>,
+}
+
+impl HostApi for CancellingHost {
+    fn write_resource(&self, _: &str, _: &str, _: &str) -> Result<Json, CtxError> {
+        *self.writes.lock().expect("not poisoned") += 1;
+        Ok(json!({}))
+    }
+    fn read_resource(&self, _: &str, _: &str, _: Option<u64>) -> Result<Option<String>, CtxError> {
+        Ok(None)
+    }
+    fn list_resources(&self, _: Option<&str>) -> Result<Json, CtxError> {
+        Ok(json!([]))
+    }
+    fn log(&self, _: &str, _: &str) {
+        self.cancel.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_call_stops_its_code_and_its_host_operations() {
+    let looping = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            ctx.log.info("signal");
+            try { ctx.writeResource("verdict", "current", { ok: true }); } catch (_) {}
+            for (;;) {}
+        } } }"#,
+    ))
+    .await;
+    let cancel = fen_domain::ports::runtime::CancelFlag::default();
+    let host = Arc::new(CancellingHost {
+        cancel: cancel.clone(),
+        writes: Mutex::new(0),
+    });
+    let outcome = looping
+        .call(
+            &CallTarget::ModelMethod {
+                name: "go".to_owned(),
+            },
+            CallInput {
+                cancel: cancel.clone(),
+                ..CallInput::default()
+            },
+            host.clone(),
+            // The time limit is far away: only the cancel flag can end the loop.
+            SandboxLimits::method_run().with_time(Duration::from_secs(600)),
+        )
+        .await;
+    assert_eq!(outcome, Err(CallError::Cancelled));
+    assert_eq!(*host.writes.lock().expect("not poisoned"), 0);
+    // A flag already set stops the call before any code runs.
+    let fresh = instance(&model_with(r#"{ later: { run() { return 1; } } }"#)).await;
+    let outcome = fresh
+        .call(
+            &CallTarget::ModelMethod {
+                name: "later".to_owned(),
+            },
+            CallInput {
+                cancel,
+                ..CallInput::default()
+            },
+            host,
+            SandboxLimits::method_run(),
+        )
+        .await;
+    assert_eq!(outcome, Err(CallError::Cancelled));
+}
+
+#[tokio::test]
+async fn a_polluted_object_prototype_does_not_change_host_answers() {
+    let instance = instance(&model_with(
+        r#"{ go: { run(_a, ctx) {
+            Object.prototype.expired = true;
+            Object.prototype.error = { message: "forged", code: "forged" };
+            const h = ctx.writeResource("verdict", "current", { ok: true });
+            const back = ctx.readResource("verdict", "current");
+            delete Object.prototype.expired;
+            delete Object.prototype.error;
+            return { version: h.version, read: back.read };
+        } } }"#,
+    ))
+    .await;
+    let host = Arc::new(RecordingHost::default());
+    let result = call_recorded(&instance, "go", &host).await.expect("runs");
+    assert_eq!(result, json!({"version": 1, "read": "verdict/current"}));
 }

@@ -140,11 +140,16 @@ pub enum Rebuilt {
     },
 }
 
-/// Rebuilds the bundle of one row and commits it (spec 30 §5.3 step 4a).
+/// Rebuilds the bundle of one row and commits it (spec 30 §5.3 step 4a), and records
+/// a row whose evaluated bundle contradicts it (step 4c).
 #[async_trait]
 pub trait BundleRebuilder: Send + Sync {
     /// Rebuilds `entry`'s source and returns its row as committed.
     async fn rebuild(&self, entry: &TypeEntry) -> Result<Rebuilt, LoadError>;
+    /// Records `entry`'s row as `BundleBuildFailed` with `last_error` in a commit under
+    /// the lifecycle lock, so the next pass rebuilds it from source; a row that changed
+    /// since it was read is left alone.
+    async fn record_mismatch(&self, entry: &TypeEntry, last_error: &str) -> Result<(), LoadError>;
 }
 
 type Key = (Kind, TypeName);
@@ -353,6 +358,23 @@ impl TypeLoader {
             })
     }
 
+    /// The `CatalogMismatch` of `row`, after recording the row as `BundleBuildFailed`
+    /// in a commit under the lifecycle lock, so the next pass rebuilds it from source.
+    async fn mismatch(&self, row: &TypeEntry, mut found: String) -> LoadError {
+        let expected = row.type_name.to_string();
+        if let Some(rebuilder) = self.rebuilder.get() {
+            let last_error = LoadError::CatalogMismatch {
+                expected: expected.clone(),
+                found: found.clone(),
+            }
+            .to_string();
+            if let Err(error) = rebuilder.record_mismatch(row, &last_error).await {
+                found = format!("{found} (the row could not be marked for a rebuild: {error})");
+            }
+        }
+        LoadError::CatalogMismatch { expected, found }
+    }
+
     async fn load(&self, entry: TypeEntry) -> Result<LoadedType, LoadError> {
         let extensions = match entry.kind {
             Kind::Model => self
@@ -388,24 +410,27 @@ impl TypeLoader {
             })
             .await
             .map_err(|e| LoadError::Evaluation(e.to_string()))?;
-        let declared = instance
-            .exports()
-            .first()
-            .and_then(|export| {
-                export
-                    .value
-                    .get("type")
-                    .or_else(|| export.value.get("name"))
-            })
-            .and_then(|v| v.as_str())
-            .and_then(|text| TypeName::parse(text).ok());
-        if declared.as_ref() != Some(&entry.type_name) {
-            return Err(LoadError::CatalogMismatch {
-                expected: entry.type_name.to_string(),
-                found: declared
+        // Step 4c: each bundle's evaluated export must declare its row's type (for an
+        // extension, the base it extends).
+        for (index, row) in std::iter::once(&entry).chain(extensions.iter()).enumerate() {
+            let declared = instance
+                .exports()
+                .iter()
+                .find(|export| export.bundle == index)
+                .and_then(|export| {
+                    export
+                        .value
+                        .get("type")
+                        .or_else(|| export.value.get("name"))
+                })
+                .and_then(|v| v.as_str())
+                .and_then(|text| TypeName::parse(text).ok());
+            if declared.as_ref() != Some(&row.type_name) {
+                let found = declared
                     .map(|t| t.to_string())
-                    .unwrap_or_else(|| "nothing".to_owned()),
-            });
+                    .unwrap_or_else(|| "nothing".to_owned());
+                return Err(self.mismatch(row, found).await);
+            }
         }
         Ok(LoadedType {
             entry,

@@ -335,6 +335,7 @@ struct Rebuilder {
     store: Arc<FlakyStore>,
     calls: AtomicUsize,
     outcome: &'static str,
+    mismatches: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 #[async_trait]
@@ -357,6 +358,13 @@ impl BundleRebuilder for Rebuilder {
             }),
         }
     }
+    async fn record_mismatch(&self, entry: &TypeEntry, last_error: &str) -> Result<(), LoadError> {
+        self.mismatches
+            .lock()
+            .unwrap()
+            .push((entry.type_name.to_string(), last_error.to_owned()));
+        Ok(())
+    }
 }
 
 fn flaky_loader(outcome: &'static str) -> (Arc<TypeLoader>, Arc<Rebuilder>) {
@@ -373,6 +381,7 @@ fn flaky_loader(outcome: &'static str) -> (Arc<TypeLoader>, Arc<Rebuilder>) {
         store,
         calls: AtomicUsize::new(0),
         outcome,
+        mismatches: std::sync::Mutex::default(),
     });
     loader.set_rebuilder(rebuilder.clone());
     (loader, rebuilder)
@@ -462,4 +471,69 @@ async fn scenario_21_workload_w_hit_rate() {
     assert!(stats.entries <= 32);
     let rate = stats.hits as f64 / Workload::W.calls as f64;
     assert!(rate >= 0.90, "hit rate {rate} below 0.90 ({stats:?})");
+}
+
+/// An index whose one row claims a type its bundle does not declare.
+struct LyingIndex;
+
+#[async_trait]
+impl TypeIndex for LyingIndex {
+    async fn find_type(&self, _kind: Kind, ty: &TypeName) -> Result<Option<TypeEntry>, RepoError> {
+        // The row says `@fx/t/9`; its bundle (`t0`) declares `@fx/t/0`.
+        Ok(
+            (ty == &TypeName::parse("@fx/t/9").unwrap()).then(|| TypeEntry {
+                type_name: ty.clone(),
+                ..entry(0)
+            }),
+        )
+    }
+    async fn list_types(&self, _kind: Kind) -> Result<Vec<TypeEntry>, RepoError> {
+        Ok(Vec::new())
+    }
+    async fn extensions_for(&self, _base: &TypeName) -> Result<Vec<TypeEntry>, RepoError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_bundle_declaring_another_type_is_recorded_for_a_rebuild() {
+    let store = Arc::new(FlakyStore::default());
+    store
+        .published
+        .lock()
+        .unwrap()
+        .push(entry(0).bundle.path.to_string());
+    let loader = TypeLoader::new(
+        Arc::new(LyingIndex),
+        store.clone(),
+        Arc::new(Runtime::default()),
+        SandboxLimits::evaluation(),
+        CacheBudget::default(),
+        Arc::new(Stats::default()),
+    );
+    let rebuilder = Arc::new(Rebuilder {
+        store,
+        calls: AtomicUsize::new(0),
+        outcome: "publish",
+        mismatches: std::sync::Mutex::default(),
+    });
+    loader.set_rebuilder(rebuilder.clone());
+    let ty9 = TypeName::parse("@fx/t/9").unwrap();
+    match loader.ensure_type_loaded(Kind::Model, &ty9).await {
+        Err(LoadError::CatalogMismatch { expected, found }) => {
+            assert_eq!((expected.as_str(), found.as_str()), ("@fx/t/9", "@fx/t/0"));
+        }
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("loaded"),
+    }
+    assert_eq!(
+        rebuilder.mismatches.lock().unwrap().as_slice(),
+        [(
+            "@fx/t/9".to_owned(),
+            "the bundle of @fx/t/9 now declares @fx/t/0".to_owned()
+        )]
+    );
+    // Not memoized: the next call evaluates (and records) again.
+    assert!(loader.ensure_type_loaded(Kind::Model, &ty9).await.is_err());
+    assert_eq!(rebuilder.mismatches.lock().unwrap().len(), 2);
 }

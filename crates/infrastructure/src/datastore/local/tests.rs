@@ -145,3 +145,147 @@ fn run_records_are_created_once_and_the_latest_is_found_by_name() {
     assert!(id.starts_with("20260301T120005Z-"), "{id}");
     assert!(is_run_id(&id));
 }
+
+#[cfg(unix)]
+#[test]
+fn symlinks_planted_in_the_store_are_never_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(outside.join("data.json"), r#"{"secret":1}"#).expect("secret");
+    let data = store(dir.path());
+    let host = data.begin_run(scope("20260301T120000Z-00000001"));
+    let spec_dir = dir.path().join("data/web/resources/verdict");
+    std::fs::create_dir_all(&spec_dir).expect("mkdir");
+
+    // An instance directory that is a link: writes and reads refuse it.
+    symlink(&outside, spec_dir.join("current")).expect("symlink");
+    let error = host
+        .write_resource("verdict", "current", r#"{"ok":true}"#)
+        .expect_err("denied");
+    assert_eq!(error.code, "path_denied", "{}", error.message);
+    assert_eq!(
+        host.read_resource("verdict", "current", None)
+            .expect_err("denied")
+            .code,
+        "path_denied"
+    );
+    assert_eq!(host.list_resources(None).expect("listed"), json!([]));
+    assert_eq!(
+        std::fs::read_dir(&outside).expect("outside").count(),
+        1,
+        "nothing was written outside the store"
+    );
+
+    // A version directory or a `latest` that is a link: reads refuse it.
+    let real = spec_dir.join("real");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    symlink(&outside, real.join("1")).expect("symlink");
+    assert_eq!(
+        host.read_resource("verdict", "real", Some(1))
+            .expect_err("denied")
+            .code,
+        "path_denied"
+    );
+    std::fs::write(outside.join("latest"), "1\n").expect("latest");
+    symlink(outside.join("latest"), real.join("latest")).expect("symlink");
+    assert_eq!(
+        host.read_resource("verdict", "real", None)
+            .expect_err("denied")
+            .code,
+        "path_denied"
+    );
+    // A `data.json` that is a link to a file outside.
+    let linked = spec_dir.join("linked");
+    std::fs::create_dir_all(linked.join("1")).expect("mkdir");
+    symlink(outside.join("data.json"), linked.join("1/data.json")).expect("symlink");
+    assert_eq!(
+        host.read_resource("verdict", "linked", Some(1))
+            .expect_err("denied")
+            .code,
+        "path_denied"
+    );
+
+    // The `resources` and `runs` directories themselves.
+    let other = tempfile::tempdir().expect("tempdir");
+    let data = store(other.path());
+    std::fs::create_dir_all(other.path().join("data/web")).expect("mkdir");
+    symlink(&outside, other.path().join("data/web/resources")).expect("symlink");
+    symlink(&outside, other.path().join("data/web/runs")).expect("symlink");
+    let host = data.begin_run(scope("20260301T120000Z-00000001"));
+    assert_eq!(
+        host.write_resource("verdict", "current", r#"{"ok":true}"#)
+            .expect_err("denied")
+            .code,
+        "path_denied"
+    );
+    let record = RunRecord {
+        run_id: "20260301T120000Z-00000001".to_owned(),
+        model: "web".to_owned(),
+        type_name: "@acme/net/endpoint".to_owned(),
+        type_version: "2026.03.01.1".to_owned(),
+        method: "record".to_owned(),
+        args: json!({}),
+        status: RunStatus::Succeeded,
+        error: None,
+        started_at: "2026-03-01T12:00:00.000Z".to_owned(),
+        finished_at: "2026-03-01T12:00:00.010Z".to_owned(),
+        duration_ms: 10,
+        handles: Vec::new(),
+        result: Value::Null,
+        stack: None,
+    };
+    assert!(data.write_run_record(&record).is_err());
+    assert!(data
+        .write_run_record(&RunRecord {
+            model: "../escape".to_owned(),
+            ..record
+        })
+        .is_err());
+    assert_eq!(std::fs::read_dir(&outside).expect("outside").count(), 2);
+}
+
+#[test]
+fn a_damaged_data_file_is_an_error_not_a_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = store(dir.path());
+    let host = data.begin_run(scope("20260301T120000Z-00000001"));
+    host.write_resource("verdict", "current", r#"{"ok":true}"#)
+        .expect("written");
+    let file = dir
+        .path()
+        .join("data/web/resources/verdict/current/1/data.json");
+    // Text that would break out of the sandbox's `{"value": ...}` envelope.
+    std::fs::write(&file, r#"null,"error":{"code":"x","message":"y"}"#).expect("damage");
+    let error = host
+        .read_resource("verdict", "current", None)
+        .expect_err("refused");
+    assert_eq!(error.code, "io");
+    assert!(
+        error.message.contains("not valid JSON"),
+        "{}",
+        error.message
+    );
+    std::fs::write(&file, vec![b' '; 8 * 1024 * 1024 + 1]).expect("grow");
+    assert!(host
+        .read_resource("verdict", "current", None)
+        .expect_err("too big")
+        .message
+        .contains("more than any resource"));
+}
+
+#[test]
+fn a_latest_at_the_top_of_the_range_does_not_wrap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = store(dir.path());
+    let base = dir.path().join("data/web/resources/verdict/current");
+    std::fs::create_dir_all(&base).expect("mkdir");
+    std::fs::write(base.join("latest"), format!("{}\n", u64::MAX)).expect("latest");
+    let host = data.begin_run(scope("20260301T120000Z-00000001"));
+    let error = host
+        .write_resource("verdict", "current", r#"{"ok":true}"#)
+        .expect_err("no version left");
+    assert_eq!(error.code, "io");
+    assert!(!base.join("0").exists());
+}

@@ -243,3 +243,28 @@ async fn drain_returns_at_once_when_free_and_times_out_while_held() {
         held.info.nonce
     );
 }
+
+#[tokio::test]
+async fn drain_is_bounded_by_twice_the_observed_ttl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let locks = lock(dir.path());
+    // A live holder (this process) that keeps its lock fresh: never stale.
+    plant(
+        dir.path(),
+        "global.lock",
+        &LockInfo {
+            holder: "other@here".to_owned(),
+            hostname: "here".to_owned(),
+            pid: std::process::id(),
+            acquired_at: "2999-01-01T00:00:00Z".to_owned(),
+            ttl_ms: 40,
+            nonce: "theirs".to_owned(),
+            fen_version: "0.0.0".to_owned(),
+        },
+    );
+    // Without the bound this waits (practically) forever.
+    match locks.drain("global", u64::MAX).await {
+        Err(LockError::Timeout { waited_ms, .. }) => assert!(waited_ms >= 80, "{waited_ms}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -31,7 +31,11 @@ impl Sandbox {
         host: Arc<dyn HostApi>,
         limits: SandboxLimits,
     ) -> Result<Json, CallError> {
+        if input.cancel.is_cancelled() {
+            return Err(CallError::Cancelled);
+        }
         self.arm(limits);
+        self.clock.watch(input.cancel.clone());
         let revoked = Rc::new(Cell::new(false));
         let outcome = self.context.with(|ctx| {
             let result = self.call_in(&ctx, target, input, host, revoked.clone());
@@ -43,6 +47,9 @@ impl Sandbox {
             return Err(CallError::MemoryLimit {
                 limit_bytes: limits.memory_bytes,
             });
+        }
+        if self.clock.cancelled.get() {
+            return Err(CallError::Cancelled);
         }
         if self.clock.interrupted.get() {
             return Err(CallError::TimeLimit { limit: limits.time });
@@ -152,11 +159,23 @@ impl Sandbox {
         let resource_host = if resources {
             let host = Arc::clone(&host);
             let revoked = revoked.clone();
+            let clock = self.clock.clone();
             Function::new(
                 ctx.clone(),
                 move |op: String, a: String, b: String, c: String| -> String {
                     if revoked.get() {
                         return r#"{"expired":true}"#.to_owned();
+                    }
+                    // Spec 30 §4.2: a host operation checks the deadline before it
+                    // starts. `expired` marks the call interrupted, so it ends as
+                    // `TimeLimit` even if the code catches this error.
+                    if clock.cancelled() {
+                        return r#"{"error":{"code":"cancelled","message":"the call was cancelled"}}"#
+                            .to_owned();
+                    }
+                    if clock.expired() {
+                        return r#"{"error":{"code":"time_limit","message":"the call's time limit has passed"}}"#
+                            .to_owned();
                     }
                     resource_op(host.as_ref(), &op, &a, &b, &c)
                 },
