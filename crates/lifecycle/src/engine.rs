@@ -103,12 +103,28 @@ pub(crate) async fn run(
     ad: &Adapters,
     opts: RunOptions,
 ) -> Result<ReconcileReport, LifecycleError> {
+    run_from(ad, opts, None).await
+}
+
+/// [`run`], starting from an outline of the catalog already read (`build_index` reads
+/// it with the guards); `None` reads one.
+///
+/// Prepare decides from an outline (no descriptors): its aggregates only tell what is
+/// stale and are never saved. The commit re-loads the full rows under the lock.
+pub(crate) async fn run_from(
+    ad: &Adapters,
+    opts: RunOptions,
+    outline: Option<Loaded>,
+) -> Result<ReconcileReport, LifecycleError> {
     // ---- prepare, without the lock ----
     let lockfile = match opts.scope {
         Scope::Reconcile => ad.lockfile.snapshot().await?,
         Scope::Warm => Vec::new(),
     };
-    let loaded = ad.repo.load_all().await?;
+    let loaded = match outline {
+        Some(outline) => outline,
+        None => ad.repo.load_outline().await?,
+    };
     let scanner = ad.scanners.new_pass();
     let mut plan = make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?;
     ad.stats.hashed(scanner.files_hashed());

@@ -2,10 +2,11 @@
 //! and describing types from catalog rows and stored descriptors. Nothing here
 //! evaluates a bundle or takes a lock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use fen_domain::ports::{TypeEntry, TypeIndex};
-use fen_domain::{Kind, TypeName};
+use fen_domain::{CanonicalPath, Kind, TypeName};
 use serde_json::{json, Value};
 
 use crate::engine::LifecycleError;
@@ -73,14 +74,16 @@ pub enum DescribeError {
 }
 
 /// Visible types of `kind` whose normalised type or description contains `query`
-/// (case-insensitive; empty matches all), sorted by type.
+/// (case-insensitive; empty matches all), sorted by type. The rows are filtered as
+/// `list_types` gives them (an outline has no descriptors); the descriptors of the
+/// matches, which give the declared spelling, come from one `entries_at`.
 pub async fn search(
     types: &dyn TypeIndex,
     kind: Kind,
     query: &str,
 ) -> Result<Vec<TypeSummary>, LifecycleError> {
     let query = query.to_lowercase();
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     for entry in types.list_types(kind).await? {
         let matches = query.is_empty()
             || entry.type_name.as_str().contains(&query)
@@ -93,13 +96,30 @@ pub async fn search(
         } else {
             0
         };
-        let declared_type = declared_type(&entry);
-        out.push(TypeSummary {
-            entry,
-            declared_type,
-            extension_count,
-        });
+        found.push((entry, extension_count));
     }
+    let paths: Vec<CanonicalPath> = found.iter().map(|(e, _)| e.source_path.clone()).collect();
+    let mut full: BTreeMap<CanonicalPath, TypeEntry> = match paths.is_empty() {
+        true => BTreeMap::new(),
+        false => types
+            .entries_at(&paths)
+            .await?
+            .into_iter()
+            .map(|e| (e.source_path.clone(), e))
+            .collect(),
+    };
+    let mut out: Vec<TypeSummary> = found
+        .into_iter()
+        .map(|(entry, extension_count)| {
+            // A row rewritten since the listing keeps what the listing read.
+            let entry = full.remove(&entry.source_path).unwrap_or(entry);
+            TypeSummary {
+                declared_type: declared_type(&entry),
+                entry,
+                extension_count,
+            }
+        })
+        .collect();
     out.sort_by(|a, b| a.entry.type_name.cmp(&b.entry.type_name));
     Ok(out)
 }
@@ -155,17 +175,35 @@ pub async fn describe(
             })
         }
     };
+    let extensions = match entry.kind {
+        Kind::Model => types
+            .extensions_for(&entry.type_name)
+            .await
+            .map_err(LifecycleError::from)?,
+        _ => Vec::new(),
+    };
+    // The descriptors of the type and its extensions, in one read.
+    let paths: Vec<CanonicalPath> = std::iter::once(&entry)
+        .chain(&extensions)
+        .map(|e| e.source_path.clone())
+        .collect();
+    let mut full: BTreeMap<CanonicalPath, TypeEntry> = types
+        .entries_at(&paths)
+        .await
+        .map_err(LifecycleError::from)?
+        .into_iter()
+        .map(|e| (e.source_path.clone(), e))
+        .collect();
+    let mut fill = |e: TypeEntry| full.remove(&e.source_path).unwrap_or(e);
+    let entry = fill(entry);
+    let extensions: Vec<TypeEntry> = extensions.into_iter().map(&mut fill).collect();
     let descriptor: Value = serde_json::from_str(&entry.meta.descriptor).unwrap_or(Value::Null);
     let mut methods = methods_of(&descriptor, "base");
     let mut warnings = Vec::new();
     if entry.kind == Kind::Model {
         let mut taken: BTreeSet<String> = methods.iter().map(|m| m.name.clone()).collect();
         // Extensions attach in ascending canonical source path (spec 30 §2.4).
-        for ext in types
-            .extensions_for(&entry.type_name)
-            .await
-            .map_err(LifecycleError::from)?
-        {
+        for ext in extensions {
             let ext_descriptor: Value =
                 serde_json::from_str(&ext.meta.descriptor).unwrap_or(Value::Null);
             for method in methods_of(&ext_descriptor, ext.source_path.as_str()) {
@@ -270,15 +308,21 @@ mod tests {
 }
 
 /// A [`TypeIndex`] over rows already read by `build_index`, so listing, searching and
-/// describing cost no further catalog statement on the warm path (spec 30 §5.1).
-/// Holds the visible `Indexed` rows only, exactly what the SQL queries would return.
+/// describing cost no further catalog statement on the warm path beyond the one
+/// `entries_at` that fetches the descriptors of the rows shown (spec 30 §5.1). Holds
+/// the visible `Indexed` rows only, exactly what the SQL queries would return; the
+/// rows come from an outline (no descriptors), so `entries_at` asks `descriptors`.
 pub struct LoadedTypeIndex {
     entries: Vec<TypeEntry>,
+    descriptors: Arc<dyn TypeIndex>,
 }
 
 impl LoadedTypeIndex {
-    /// Indexes the visible rows of `loaded`.
-    pub fn new(loaded: &fen_domain::ports::Loaded) -> LoadedTypeIndex {
+    /// Indexes the visible rows of `loaded`; `descriptors` answers `entries_at`.
+    pub fn new(
+        loaded: &fen_domain::ports::Loaded,
+        descriptors: Arc<dyn TypeIndex>,
+    ) -> LoadedTypeIndex {
         let mut entries: Vec<TypeEntry> = loaded
             .extensions
             .iter()
@@ -301,7 +345,10 @@ impl LoadedTypeIndex {
         entries.sort_by(|a, b| {
             (a.kind, &a.type_name, &a.source_path).cmp(&(b.kind, &b.type_name, &b.source_path))
         });
-        LoadedTypeIndex { entries }
+        LoadedTypeIndex {
+            entries,
+            descriptors,
+        }
     }
 }
 
@@ -340,6 +387,13 @@ impl TypeIndex for LoadedTypeIndex {
             .collect();
         out.sort_by(|a, b| a.source_path.cmp(&b.source_path));
         Ok(out)
+    }
+
+    async fn entries_at(
+        &self,
+        paths: &[CanonicalPath],
+    ) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
+        self.descriptors.entries_at(paths).await
     }
 }
 

@@ -13,7 +13,7 @@ use crate::error::{CliError, ErrorCode};
 pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
     let summary = ctx.index(&repo).await?;
-    let index = registry::LoadedTypeIndex::new(&summary.loaded);
+    let index = registry::LoadedTypeIndex::new(&summary.loaded, repo.adapters.types.clone());
     let found = registry::search(&index, kind, query)
         .await
         .map_err(CliError::from)?;
@@ -52,7 +52,7 @@ pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, C
 pub async fn describe(ctx: &Context, raw: &str, kind: Option<Kind>) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
     let summary = ctx.index(&repo).await?;
-    let index = registry::LoadedTypeIndex::new(&summary.loaded);
+    let index = registry::LoadedTypeIndex::new(&summary.loaded, repo.adapters.types.clone());
     let description = registry::describe(&index, kind, raw)
         .await
         .map_err(describe_error)?;
