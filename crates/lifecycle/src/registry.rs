@@ -228,13 +228,42 @@ pub async fn describe(
 
 /// The declared spelling of a type, from its descriptor (`type`, or `name` for reports).
 pub fn declared_type(entry: &TypeEntry) -> String {
-    let descriptor: Value = serde_json::from_str(&entry.meta.descriptor).unwrap_or(Value::Null);
-    descriptor
-        .get("type")
-        .or_else(|| descriptor.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| entry.type_name.to_string())
+    let text = &entry.meta.descriptor;
+    // Only the two top-level fields are built; the rest of the descriptor (schemas,
+    // methods: most of its bytes) is skipped, not turned into a `Value` tree. A
+    // descriptor that is not a plain object, or repeats a key, takes the full parse.
+    let fields = match text.trim_start().starts_with('{') {
+        true => serde_json::from_str::<DeclaredFields>(text).ok(),
+        false => None,
+    };
+    let declared = match fields {
+        Some(fields) => fields.ty.or(fields.name),
+        None => {
+            let descriptor: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            descriptor
+                .get("type")
+                .or_else(|| descriptor.get("name"))
+                .cloned()
+        }
+    };
+    match declared {
+        Some(Value::String(declared)) => declared,
+        _ => entry.type_name.to_string(),
+    }
+}
+
+/// The top-level `type` and `name` of a descriptor. A present field is `Some` whatever
+/// its value (`null` included), as `Value::get` would find it.
+#[derive(serde::Deserialize)]
+struct DeclaredFields {
+    #[serde(rename = "type", default, deserialize_with = "present")]
+    ty: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 fn methods_of(descriptor: &Value, origin: &str) -> Vec<MethodInfo> {
@@ -292,6 +321,49 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_descriptor(descriptor: &str) -> TypeEntry {
+        let path = CanonicalPath::from_text("/r/m.ts", fen_domain::PathPolicy::Posix).unwrap();
+        TypeEntry {
+            source_path: path.clone(),
+            kind: Kind::Model,
+            type_name: TypeName::parse("acme/t").unwrap(),
+            bundle: fen_domain::BundleLocation {
+                path,
+                fingerprint: fen_domain::SourceFingerprint::Content([0; 32]),
+            },
+            meta: fen_domain::TypeMeta {
+                declared_version: "1".into(),
+                description: String::new(),
+                descriptor: descriptor.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn declared_type_reads_type_then_name_like_a_full_parse() {
+        let cases = [
+            (
+                r#"{"methods":{"a":{"type":"x"}},"type":"@Acme/T"}"#,
+                "@Acme/T",
+            ),
+            (r#"{"name":"Report One"}"#, "Report One"),
+            (r#"{"type":"A","name":"B"}"#, "A"),
+            (r#"{"type":null,"name":"B"}"#, "acme/t"),
+            (r#"{"type":7}"#, "acme/t"),
+            (r#"{"type":"A","type":"B"}"#, "B"),
+            (r#"["A"]"#, "acme/t"),
+            ("not json", "acme/t"),
+            ("", "acme/t"),
+        ];
+        for (descriptor, want) in cases {
+            assert_eq!(
+                declared_type(&with_descriptor(descriptor)),
+                want,
+                "{descriptor}"
+            );
+        }
+    }
 
     #[test]
     fn suggestions_are_close_and_few() {
