@@ -4,7 +4,10 @@
 //! Both follow one pattern (spec 10 §5.7). *Prepare*, without the lifecycle lock: load
 //! the catalog, walk and fingerprint, decide what is stale, and index the stale entry
 //! points into a private scratch directory. *Commit*, under the lock: re-load, walk and
-//! fingerprint again with a fresh scanner, apply only the prepared results whose
+//! fingerprint again with a fresh scanner (a warm commit whose catalog is still the one
+//! prepare read fingerprints again only what prepare found stale, checks that what it
+//! found missing is still missing, and replays the rest: `Replay`), apply only
+//! the prepared results whose
 //! fingerprint still matches the disk (the rest are deferred to the next pass), publish
 //! their bundles by atomic rename, `save_all` the changed aggregates in one SQLite
 //! transaction, evict bundles no row references any more, and store stat records.
@@ -12,12 +15,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use fen_domain::fingerprint::FingerprintLine;
 use fen_domain::ports::{
-    BundleStoreError, EntryPoint, FileStats, FileStatsUpdate, GuardInputs, IndexError,
-    IndexOutcome, LifecycleLockError, Loaded, LockedExtension, LockfileError, RepoError, Reuse,
-    SaveReport, ScanRoot, ScannedEntry, SourceScanner, StagedBundle,
+    BundleStoreError, EntryPoint, FileStats, FileStatsUpdate, Fingerprinted, GuardInputs,
+    IndexError, IndexOutcome, LifecycleLockError, Loaded, LockedExtension, LockfileError,
+    RepoError, Reuse, SaveReport, ScanRoot, ScannedEntry, SourceScanner, StagedBundle,
 };
 use fen_domain::{
     CanonicalPath, Change, DomainError, Extension, ExtensionId, ExtensionName, ExtensionOrigin,
@@ -94,6 +98,11 @@ struct Plan {
     skipped_rows: usize,
     /// A stale source whose row is currently `Indexed` (a rebuild of a visible type).
     rebuilt_indexed: bool,
+    /// Every entry the walk found, with what fingerprinting it gave: what the commit
+    /// replays instead of observing the unchanged part of the tree again.
+    observed: BTreeMap<CanonicalPath, (ScannedEntry, Fingerprinted)>,
+    /// Rows in scope whose file the walk did not find.
+    vanished: Vec<CanonicalPath>,
 }
 
 type Prepared = BTreeMap<(CanonicalPath, SourceFingerprint), Result<IndexOutcome, IndexError>>;
@@ -170,9 +179,39 @@ pub(crate) async fn run_from(
         Scope::Reconcile => ad.lockfile.snapshot().await?,
         Scope::Warm => Vec::new(),
     };
+    let outline = loaded;
     let loaded = ad.repo.load_all().await?;
     let scanner = ad.scanners.new_pass();
-    let mut plan = make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?;
+    // The warm commit re-observes only what prepare found stale or missing when the
+    // catalog is still the one prepare read (no other writer committed in between):
+    // the rest of the tree is replayed from prepare. A change there since prepare is
+    // stale for the next pass, exactly like a change after this commit.
+    let replay = (opts.scope == Scope::Warm && same_outline(&outline, &loaded)).then(|| Replay {
+        fresh: Arc::clone(&scanner),
+        stale: plan
+            .stale
+            .iter()
+            .map(|item| item.entry.location.canonical().clone())
+            .collect(),
+        observed: std::mem::take(&mut plan.observed),
+    });
+    drop(outline);
+    let mut plan = match replay {
+        Some(replay) => {
+            let plan = make_plan(ad, opts, &loaded, &lockfile, &replay).await?;
+            let mut back = false;
+            for path in &plan.vanished {
+                back |= scanner.exists(path).await;
+            }
+            if back {
+                // A source prepare saw missing is back: observe the whole tree again.
+                make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?
+            } else {
+                plan
+            }
+        }
+        None => make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?,
+    };
     ad.stats.hashed(scanner.files_hashed());
     let mut deferred = Vec::new();
     let staged = apply_results(&mut plan, &prepared, &mut deferred)?;
@@ -253,6 +292,103 @@ pub(crate) async fn run_from(
     })
 }
 
+/// The commit's view of the disk when the catalog did not change since prepare: the
+/// entries prepare walked and the fingerprints it measured, except for the entries it
+/// found stale, which are fingerprinted again (their results apply only if the disk
+/// still matches). Existence probes and hashing counters are the fresh scanner's.
+struct Replay {
+    fresh: Arc<dyn SourceScanner>,
+    stale: BTreeSet<CanonicalPath>,
+    observed: BTreeMap<CanonicalPath, (ScannedEntry, Fingerprinted)>,
+}
+
+#[async_trait::async_trait]
+impl SourceScanner for Replay {
+    fn scan_roots(
+        &self,
+        loader_kind: LoaderKind,
+        pulled: &[(ExtensionName, CanonicalPath)],
+    ) -> Vec<ScanRoot> {
+        self.fresh.scan_roots(loader_kind, pulled)
+    }
+
+    async fn walk(
+        &self,
+        root: &ScanRoot,
+        _known: &BTreeMap<CanonicalPath, FileStats>,
+    ) -> Vec<ScannedEntry> {
+        self.observed
+            .values()
+            .filter(|(entry, _)| entry.root == *root)
+            .map(|(entry, _)| entry.clone())
+            .collect()
+    }
+
+    async fn fingerprint(
+        &self,
+        entry: &ScannedEntry,
+        known: Option<(&SourceFingerprint, &FileStats)>,
+    ) -> Fingerprinted {
+        let path = entry.location.canonical();
+        match self.observed.get(path) {
+            Some((_, measured)) if !self.stale.contains(path) => measured.clone(),
+            _ => self.fresh.fingerprint(entry, known).await,
+        }
+    }
+
+    async fn exists(&self, path: &CanonicalPath) -> bool {
+        self.fresh.exists(path).await
+    }
+
+    fn files_hashed(&self) -> usize {
+        self.fresh.files_hashed()
+    }
+}
+
+/// Two reads of the catalog hold the same rows, descriptors aside (an outline has none).
+fn same_outline(a: &Loaded, b: &Loaded) -> bool {
+    a.skipped == b.skipped
+        && a.file_stats == b.file_stats
+        && a.extensions.len() == b.extensions.len()
+        && a.extensions.iter().zip(&b.extensions).all(|(x, y)| {
+            x.id() == y.id()
+                && x.origin() == y.origin()
+                && x.root() == y.root()
+                && x.sources().len() == y.sources().len()
+                && x.sources().zip(y.sources()).all(|(s, t)| same_source(s, t))
+        })
+}
+
+fn same_source(s: &Source, t: &Source) -> bool {
+    let same_state = match (s.state(), t.state()) {
+        (
+            RowState::Indexed {
+                type_name: a,
+                bundle: b,
+                meta: m,
+            },
+            RowState::Indexed {
+                type_name: c,
+                bundle: d,
+                meta: n,
+            },
+        ) => {
+            a == c
+                && b == d
+                && m.declared_version == n.declared_version
+                && m.description == n.description
+        }
+        (x, y) => x == y,
+    };
+    same_state
+        && s.location() == t.location()
+        && s.kind() == t.kind()
+        && s.origin() == t.origin()
+        && s.fingerprint() == t.fingerprint()
+        && s.mtime() == t.mtime()
+        && s.superseded_by() == t.superseded_by()
+}
+
 /// The expected values of the four guard keys (spec 10 §5.8).
 pub(crate) fn guard_inputs(
     ad: &Adapters,
@@ -300,6 +436,8 @@ async fn make_plan(
         migrations: BTreeSet::new(),
         skipped_rows: loaded.skipped.len(),
         rebuilt_indexed: false,
+        observed: BTreeMap::new(),
+        vanished: Vec::new(),
     };
     let local_id = ExtensionId::new(
         ExtensionName::local(&ad.layout.root),
@@ -421,6 +559,8 @@ async fn survey_target(
         .filter(|s| in_scope(s.path()) && !entries.contains_key(s.path()))
         .cloned()
         .collect();
+    plan.vanished
+        .extend(vanished.iter().map(|s| s.path().clone()));
     let mut vanished_changes = Vec::new();
     for source in vanished {
         let path = source.path().clone();
@@ -496,11 +636,11 @@ async fn survey_target(
             Rebuild::All => true,
             Rebuild::Stale => is_stale(&ext, row, &fingerprint, scanner).await,
         };
-        if let Some(stats) = measured.fresh_stats {
+        if let Some(stats) = &measured.fresh_stats {
             plan.stats.push(FileStatsUpdate {
                 source: path.clone(),
                 fingerprint,
-                stats,
+                stats: stats.clone(),
             });
         }
         if stale {
@@ -509,10 +649,11 @@ async fn survey_target(
             }
             plan.stale.push(StaleItem {
                 ext: ext.id().clone(),
-                entry,
+                entry: entry.clone(),
                 fingerprint,
             });
         }
+        plan.observed.insert(path, (entry, measured));
     }
     Ok(ext)
 }
