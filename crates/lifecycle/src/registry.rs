@@ -85,20 +85,58 @@ pub async fn search(
     let query = query.to_lowercase();
     let mut found = Vec::new();
     for entry in types.list_types(kind).await? {
-        let matches = query.is_empty()
-            || entry.type_name.as_str().contains(&query)
-            || entry.meta.description.to_lowercase().contains(&query);
-        if !matches {
-            continue;
+        if matches(&query, &entry.type_name, &entry.meta.description) {
+            found.push(entry);
         }
+    }
+    summarize(types, kind, found).await
+}
+
+/// [`search`] over rows `build_index` read: only the matching rows are copied.
+pub async fn search_loaded(
+    types: &LoadedTypeIndex<'_>,
+    kind: Kind,
+    query: &str,
+) -> Result<Vec<TypeSummary>, LifecycleError> {
+    let query = query.to_lowercase();
+    let mut found = Vec::new();
+    for source in types.sources_of_kind(kind) {
+        if let fen_domain::RowState::Indexed {
+            type_name, meta, ..
+        } = source.state()
+        {
+            if matches(&query, type_name, &meta.description) {
+                found.extend(entry_of(source));
+            }
+        }
+    }
+    summarize(types, kind, found).await
+}
+
+/// Whether a type matches a lower-cased query (spec 30 §5.7).
+fn matches(query: &str, type_name: &TypeName, description: &str) -> bool {
+    query.is_empty()
+        || type_name.as_str().contains(query)
+        || description.to_lowercase().contains(query)
+}
+
+/// The summaries of the matching rows, sorted by type: extension counts, and the
+/// declared spelling from the descriptors of the matches, read in one `entries_at`.
+async fn summarize(
+    types: &dyn TypeIndex,
+    kind: Kind,
+    found: Vec<TypeEntry>,
+) -> Result<Vec<TypeSummary>, LifecycleError> {
+    let mut counted = Vec::with_capacity(found.len());
+    for entry in found {
         let extension_count = if kind == Kind::Model {
             types.extensions_for(&entry.type_name).await?.len()
         } else {
             0
         };
-        found.push((entry, extension_count));
+        counted.push((entry, extension_count));
     }
-    let paths: Vec<CanonicalPath> = found.iter().map(|(e, _)| e.source_path.clone()).collect();
+    let paths: Vec<CanonicalPath> = counted.iter().map(|(e, _)| e.source_path.clone()).collect();
     let mut full: BTreeMap<CanonicalPath, TypeEntry> = match paths.is_empty() {
         true => BTreeMap::new(),
         false => types
@@ -108,7 +146,7 @@ pub async fn search(
             .map(|e| (e.source_path.clone(), e))
             .collect(),
     };
-    let mut out: Vec<TypeSummary> = found
+    let mut out: Vec<TypeSummary> = counted
         .into_iter()
         .map(|(entry, extension_count)| {
             // A row rewritten since the listing keeps what the listing read.
@@ -120,7 +158,9 @@ pub async fn search(
             }
         })
         .collect();
-    out.sort_by(|a, b| a.entry.type_name.cmp(&b.entry.type_name));
+    out.sort_by(|a, b| {
+        (&a.entry.type_name, &a.entry.source_path).cmp(&(&b.entry.type_name, &b.entry.source_path))
+    });
     Ok(out)
 }
 
@@ -381,84 +421,131 @@ mod tests {
 
 /// A [`TypeIndex`] over rows already read by `build_index`, so listing, searching and
 /// describing cost no further catalog statement on the warm path beyond the one
-/// `entries_at` that fetches the descriptors of the rows shown (spec 30 §5.1). Holds
-/// the visible `Indexed` rows only, exactly what the SQL queries would return; the
-/// rows come from an outline (no descriptors), so `entries_at` asks `descriptors`.
-pub struct LoadedTypeIndex {
-    entries: Vec<TypeEntry>,
+/// `entries_at` that fetches the descriptors of the rows shown (spec 30 §5.1). Sees
+/// the visible `Indexed` rows only, exactly what the SQL queries would return. It
+/// borrows the rows (an outline: no descriptors), copies only what a query returns,
+/// and asks `descriptors` for `entries_at`.
+pub struct LoadedTypeIndex<'a> {
+    /// Visible `Indexed` sources of every kind but `extension`.
+    types: Vec<&'a fen_domain::Source>,
+    /// Visible `Indexed` extension sources by base type, ordered by path.
+    extensions: BTreeMap<&'a TypeName, Vec<&'a fen_domain::Source>>,
     descriptors: Arc<dyn TypeIndex>,
 }
 
-impl LoadedTypeIndex {
+impl<'a> LoadedTypeIndex<'a> {
+    /// The visible `Indexed` sources of a kind, in catalog order.
+    fn sources_of_kind(&self, kind: Kind) -> impl Iterator<Item = &'a fen_domain::Source> + '_ {
+        let extensions = self.extensions.values().flatten().copied();
+        let types = self.types.iter().copied().filter(move |s| s.kind() == kind);
+        let (a, b) = match kind {
+            Kind::Extension => (None, Some(extensions)),
+            _ => (Some(types), None),
+        };
+        a.into_iter().flatten().chain(b.into_iter().flatten())
+    }
+
     /// Indexes the visible rows of `loaded`; `descriptors` answers `entries_at`.
     pub fn new(
-        loaded: &fen_domain::ports::Loaded,
+        loaded: &'a fen_domain::ports::Loaded,
         descriptors: Arc<dyn TypeIndex>,
-    ) -> LoadedTypeIndex {
-        let mut entries: Vec<TypeEntry> = loaded
-            .extensions
-            .iter()
-            .flat_map(|e| e.visible_sources())
-            .filter_map(|s| match s.state() {
-                fen_domain::RowState::Indexed {
-                    type_name,
-                    bundle,
-                    meta,
-                } => Some(TypeEntry {
-                    source_path: s.path().clone(),
-                    kind: s.kind(),
-                    type_name: type_name.clone(),
-                    bundle: bundle.clone(),
-                    meta: meta.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
-        entries.sort_by(|a, b| {
-            (a.kind, &a.type_name, &a.source_path).cmp(&(b.kind, &b.type_name, &b.source_path))
-        });
+    ) -> LoadedTypeIndex<'a> {
+        let mut types = Vec::new();
+        let mut extensions: BTreeMap<&'a TypeName, Vec<&'a fen_domain::Source>> = BTreeMap::new();
+        for source in loaded.extensions.iter().flat_map(|e| e.visible_sources()) {
+            let fen_domain::RowState::Indexed { type_name, .. } = source.state() else {
+                continue;
+            };
+            match source.kind() {
+                Kind::Extension => extensions.entry(type_name).or_default().push(source),
+                _ => types.push(source),
+            }
+        }
+        for list in extensions.values_mut() {
+            list.sort_by(|a, b| a.path().cmp(b.path()));
+        }
         LoadedTypeIndex {
-            entries,
+            types,
+            extensions,
             descriptors,
         }
     }
 }
 
+/// The entry of a visible `Indexed` source.
+fn entry_of(source: &fen_domain::Source) -> Option<TypeEntry> {
+    match source.state() {
+        fen_domain::RowState::Indexed {
+            type_name,
+            bundle,
+            meta,
+        } => Some(TypeEntry {
+            source_path: source.path().clone(),
+            kind: source.kind(),
+            type_name: type_name.clone(),
+            bundle: bundle.clone(),
+            meta: meta.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The type a visible `Indexed` source claims.
+fn type_of(source: &fen_domain::Source) -> Option<&TypeName> {
+    match source.state() {
+        fen_domain::RowState::Indexed { type_name, .. } => Some(type_name),
+        _ => None,
+    }
+}
+
 #[async_trait::async_trait]
-impl TypeIndex for LoadedTypeIndex {
+impl TypeIndex for LoadedTypeIndex<'_> {
     async fn find_type(
         &self,
         kind: Kind,
         ty: &TypeName,
     ) -> Result<Option<TypeEntry>, fen_domain::ports::RepoError> {
+        if kind == Kind::Extension {
+            let first = self.extensions.get(ty).and_then(|list| list.first());
+            return Ok(first.and_then(|s| entry_of(s)));
+        }
+        // By I-Repo-1 at most one visible row matches; the smallest path if not.
         Ok(self
-            .entries
+            .types
             .iter()
-            .find(|e| e.kind == kind && &e.type_name == ty)
-            .cloned())
+            .filter(|s| s.kind() == kind && type_of(s) == Some(ty))
+            .min_by(|a, b| a.path().cmp(b.path()))
+            .and_then(|s| entry_of(s)))
     }
 
     async fn list_types(&self, kind: Kind) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
-        Ok(self
-            .entries
-            .iter()
-            .filter(|e| e.kind == kind)
-            .cloned()
-            .collect())
+        let mut out: Vec<TypeEntry> = match kind {
+            Kind::Extension => self
+                .extensions
+                .values()
+                .flatten()
+                .filter_map(|s| entry_of(s))
+                .collect(),
+            _ => self
+                .types
+                .iter()
+                .filter(|s| s.kind() == kind)
+                .filter_map(|s| entry_of(s))
+                .collect(),
+        };
+        out.sort_by(|a, b| (&a.type_name, &a.source_path).cmp(&(&b.type_name, &b.source_path)));
+        Ok(out)
     }
 
     async fn extensions_for(
         &self,
         base: &TypeName,
     ) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
-        let mut out: Vec<TypeEntry> = self
-            .entries
-            .iter()
-            .filter(|e| e.kind == Kind::Extension && &e.type_name == base)
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| a.source_path.cmp(&b.source_path));
-        Ok(out)
+        Ok(self
+            .extensions
+            .get(base)
+            .map(|list| list.iter().filter_map(|s| entry_of(s)).collect())
+            .unwrap_or_default())
     }
 
     async fn entries_at(

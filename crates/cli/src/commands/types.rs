@@ -14,7 +14,7 @@ pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, C
     let repo = ctx.open_repo().await?;
     let summary = ctx.index(&repo).await?;
     let index = registry::LoadedTypeIndex::new(&summary.loaded, repo.adapters.types.clone());
-    let found = registry::search(&index, kind, query)
+    let found = registry::search_loaded(&index, kind, query)
         .await
         .map_err(CliError::from)?;
     let mut human = String::new();
