@@ -13,6 +13,7 @@
 //! transaction, evict bundles no row references any more, and store stat records.
 //! A pass that finds nothing to do takes no lock and writes nothing.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,10 +88,11 @@ struct StaleItem {
     fingerprint: SourceFingerprint,
 }
 
-/// What a pass decided before any indexing result is applied.
-struct Plan {
-    originals: BTreeMap<ExtensionId, Extension>,
-    working: BTreeMap<ExtensionId, Extension>,
+/// What a pass decided before any indexing result is applied. `originals` borrow the
+/// loaded aggregates; a working aggregate is a copy only once something changed it.
+struct Plan<'a> {
+    originals: BTreeMap<ExtensionId, &'a Extension>,
+    working: BTreeMap<ExtensionId, Cow<'a, Extension>>,
     stale: Vec<StaleItem>,
     stats: Vec<FileStatsUpdate>,
     reasons: BTreeMap<CanonicalPath, String>,
@@ -161,6 +163,7 @@ pub(crate) async fn run_from(
         && changed(&plan).is_empty();
     if nothing_to_do || opts.mode == ReconcileMode::DryRun {
         let aborted = guardrail_trip(&plan, &transitions, opts.guardrail);
+        drop(plan);
         return Ok(ReconcileReport {
             transitions,
             applied: false,
@@ -179,14 +182,13 @@ pub(crate) async fn run_from(
         Scope::Reconcile => ad.lockfile.snapshot().await?,
         Scope::Warm => Vec::new(),
     };
-    let outline = loaded;
-    let loaded = ad.repo.load_all().await?;
+    let full = ad.repo.load_all().await?;
     let scanner = ad.scanners.new_pass();
     // The warm commit re-observes only what prepare found stale or missing when the
     // catalog is still the one prepare read (no other writer committed in between):
     // the rest of the tree is replayed from prepare. A change there since prepare is
     // stale for the next pass, exactly like a change after this commit.
-    let replay = (opts.scope == Scope::Warm && same_outline(&outline, &loaded)).then(|| Replay {
+    let replay = (opts.scope == Scope::Warm && same_outline(&loaded, &full)).then(|| Replay {
         fresh: Arc::clone(&scanner),
         stale: plan
             .stale
@@ -195,22 +197,24 @@ pub(crate) async fn run_from(
             .collect(),
         observed: std::mem::take(&mut plan.observed),
     });
-    drop(outline);
+    drop(plan);
+    drop(loaded);
+    let loaded = &full;
     let mut plan = match replay {
         Some(replay) => {
-            let plan = make_plan(ad, opts, &loaded, &lockfile, &replay).await?;
+            let plan = make_plan(ad, opts, loaded, &lockfile, &replay).await?;
             let mut back = false;
             for path in &plan.vanished {
                 back |= scanner.exists(path).await;
             }
             if back {
                 // A source prepare saw missing is back: observe the whole tree again.
-                make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?
+                make_plan(ad, opts, loaded, &lockfile, scanner.as_ref()).await?
             } else {
                 plan
             }
         }
-        None => make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?,
+        None => make_plan(ad, opts, loaded, &lockfile, scanner.as_ref()).await?,
     };
     ad.stats.hashed(scanner.files_hashed());
     let mut deferred = Vec::new();
@@ -243,7 +247,7 @@ pub(crate) async fn run_from(
     // `--rescan`. Its new bundle must still be published, or the row keeps pointing at
     // a missing (or old-layout) file and every later pass rebuilds it again.
     let republish = opts.rebuild == Rebuild::All || plan.rebuilt_indexed;
-    let referenced = bundle_paths(plan.working.values());
+    let referenced = bundle_paths(plan.working.values().map(|e| &**e));
     if write_rows || republish {
         if opts.rebuild == Rebuild::All {
             // Every bundle of the old layout is unusable; the prepared ones replace them.
@@ -267,7 +271,7 @@ pub(crate) async fn run_from(
             Err(error) => return Err(error.into()),
         }
         if saved.is_some() {
-            let before = bundle_paths(plan.originals.values());
+            let before = bundle_paths(plan.originals.values().copied());
             for stale_bundle in before.difference(&referenced) {
                 if let Err(error) = ad.store.evict(stale_bundle).await {
                     warnings.push(format!("could not evict bundle {stale_bundle}: {error}"));
@@ -414,19 +418,19 @@ pub(crate) fn guard_inputs(
 }
 
 /// A target aggregate with the scan roots it owns.
-struct Target {
-    ext: Extension,
+struct Target<'a> {
+    ext: Cow<'a, Extension>,
     roots: Vec<ScanRoot>,
     pulled: bool,
 }
 
-async fn make_plan(
+async fn make_plan<'a>(
     ad: &Adapters,
     opts: RunOptions,
-    loaded: &Loaded,
+    loaded: &'a Loaded,
     lockfile: &[LockedExtension],
     scanner: &dyn SourceScanner,
-) -> Result<Plan, LifecycleError> {
+) -> Result<Plan<'a>, LifecycleError> {
     let mut plan = Plan {
         originals: BTreeMap::new(),
         working: BTreeMap::new(),
@@ -449,12 +453,12 @@ async fn make_plan(
         .flat_map(|lk| scanner.scan_roots(lk, &[]))
         .filter(|r| r.origin != Origin::Pulled)
         .collect();
-    let mut local_ext = Extension::local(&ad.layout.root);
+    let mut local_ext = Cow::Owned(Extension::local(&ad.layout.root));
     for ext in &loaded.extensions {
         match ext.origin() {
             ExtensionOrigin::Local if ext.id() == &local_id => {
-                plan.originals.insert(ext.id().clone(), ext.clone());
-                local_ext = ext.clone();
+                plan.originals.insert(ext.id().clone(), ext);
+                local_ext = Cow::Borrowed(ext);
             }
             ExtensionOrigin::Local => {
                 if opts.scope == Scope::Reconcile {
@@ -489,10 +493,15 @@ async fn make_plan(
             let root = ad.layout.pulled_root(&locked.name);
             let ext = match loaded.extensions.iter().find(|e| e.id() == &id) {
                 Some(ext) => {
-                    plan.originals.insert(id.clone(), ext.clone());
-                    ext.clone()
+                    plan.originals.insert(id.clone(), ext);
+                    Cow::Borrowed(ext)
                 }
-                None => Extension::new(id, ExtensionOrigin::Pulled, root.clone(), Vec::new())?,
+                None => Cow::Owned(Extension::new(
+                    id,
+                    ExtensionOrigin::Pulled,
+                    root.clone(),
+                    Vec::new(),
+                )?),
             };
             let pair = [(locked.name.clone(), root)];
             let roots = LoaderKind::ALL
@@ -515,7 +524,7 @@ async fn make_plan(
     Ok(plan)
 }
 
-fn retire(plan: &mut Plan, ext: &Extension, reason: &str, migration: bool) {
+fn retire<'a>(plan: &mut Plan<'a>, ext: &'a Extension, reason: &str, migration: bool) {
     for source in ext.sources() {
         plan.reasons
             .insert(source.path().clone(), reason.to_owned());
@@ -523,19 +532,20 @@ fn retire(plan: &mut Plan, ext: &Extension, reason: &str, migration: bool) {
             plan.migrations.insert(source.path().clone());
         }
     }
-    plan.originals.insert(ext.id().clone(), ext.clone());
-    plan.working.insert(ext.id().clone(), ext.tombstone_all());
+    plan.originals.insert(ext.id().clone(), ext);
+    plan.working
+        .insert(ext.id().clone(), Cow::Owned(ext.tombstone_all()));
 }
 
 /// Applies the not-on-disk rows of the matrix to one target, then decides which of
 /// its on-disk entries are stale.
-async fn survey_target(
+async fn survey_target<'a>(
     opts: RunOptions,
     loaded: &Loaded,
     scanner: &dyn SourceScanner,
-    target: Target,
-    plan: &mut Plan,
-) -> Result<Extension, LifecycleError> {
+    target: Target<'a>,
+    plan: &mut Plan<'a>,
+) -> Result<Cow<'a, Extension>, LifecycleError> {
     let mut entries: BTreeMap<CanonicalPath, ScannedEntry> = BTreeMap::new();
     let mut root_dirs = Vec::new();
     for root in &target.roots {
@@ -616,7 +626,7 @@ async fn survey_target(
     }
 
     if !vanished_changes.is_empty() {
-        ext = ext.apply(vanished_changes)?;
+        ext = Cow::Owned(ext.apply(vanished_changes)?);
     }
 
     for (path, entry) in entries {
@@ -699,7 +709,7 @@ async fn is_stale(
 /// Indexes every stale entry of a plan into `scratch` (no lock held).
 async fn index_stale(
     ad: &Adapters,
-    plan: &Plan,
+    plan: &Plan<'_>,
     rebuild: Rebuild,
     scratch: &std::path::Path,
 ) -> Prepared {
@@ -863,22 +873,28 @@ fn apply_results(
     for (id, changes) in batches {
         if let Some(ext) = plan.working.get(&id) {
             let next = ext.apply(changes)?;
-            plan.working.insert(id, next);
+            plan.working.insert(id, Cow::Owned(next));
         }
     }
     Ok(staged)
 }
 
 /// Aggregates that differ from their loaded form (new ones count when non-empty).
-fn changed(plan: &Plan) -> Vec<Extension> {
+fn changed(plan: &Plan<'_>) -> Vec<Extension> {
     plan.working
         .iter()
         .filter(|(id, ext)| match plan.originals.get(*id) {
-            Some(original) => original != *ext,
+            Some(original) => !unchanged(original, ext),
             None => ext.sources().len() > 0,
         })
-        .map(|(_, ext)| ext.clone())
+        .map(|(_, ext)| Extension::clone(ext))
         .collect()
+}
+
+/// A working aggregate still equal to its loaded form (the same value when nothing
+/// copied it).
+fn unchanged(original: &Extension, working: &Extension) -> bool {
+    std::ptr::eq(original, working) || original == working
 }
 
 fn bundle_paths<'a>(exts: impl Iterator<Item = &'a Extension>) -> BTreeSet<CanonicalPath> {
@@ -887,18 +903,18 @@ fn bundle_paths<'a>(exts: impl Iterator<Item = &'a Extension>) -> BTreeSet<Canon
         .collect()
 }
 
-fn transitions_of(plan: &Plan) -> Vec<Transition> {
+fn transitions_of(plan: &Plan<'_>) -> Vec<Transition> {
     let mut out = Vec::new();
     let ids: BTreeSet<&ExtensionId> = plan.originals.keys().chain(plan.working.keys()).collect();
     for id in ids {
-        let before = plan
-            .originals
-            .get(id)
-            .map(Extension::tags)
-            .unwrap_or_default();
+        let original = plan.originals.get(id).copied();
         let Some(after_ext) = plan.working.get(id) else {
             continue;
         };
+        if original.is_some_and(|o| std::ptr::eq(o, &**after_ext)) {
+            continue; // the loaded value itself: no transition
+        }
+        let before = original.map(Extension::tags).unwrap_or_default();
         let after = after_ext.tags();
         for (path, to) in &after {
             let from = before.get(path).copied();
@@ -954,7 +970,7 @@ fn renamed_winner<'a>(ext: &'a Extension, path: &CanonicalPath) -> Option<&'a Ca
 
 /// The guardrail of spec 10 §6.5 step 5.
 fn guardrail_trip(
-    plan: &Plan,
+    plan: &Plan<'_>,
     transitions: &[Transition],
     guardrail: Guardrail,
 ) -> Option<GuardrailTrip> {
