@@ -169,6 +169,12 @@ impl SourceScanner for FsSourceScanner {
             return std::fs::symlink_metadata(path).is_ok();
         };
         let mut listings = self.listings.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(listing) = listings.get(dir) {
+            return match listing {
+                Some(names) => names.contains(name),
+                None => std::fs::symlink_metadata(path).is_ok(),
+            };
+        }
         let listing = listings.entry(dir.to_path_buf()).or_insert_with(|| {
             // Every directory entry, dangling symlinks included, as `symlink_metadata`
             // would find them. A directory that does not exist holds nothing.
