@@ -27,7 +27,6 @@ use fen_infrastructure::sources::{absolute_lexical, find_repo_root, read_mounts,
 use fen_lifecycle::index::{build_index, IndexSummary};
 use fen_lifecycle::loader::TypeLoader;
 use fen_lifecycle::models::{ModelPorts, Models};
-use fen_lifecycle::registry::LoadedTypeIndex;
 use fen_lifecycle::stats::Stats;
 use fen_lifecycle::{Adapters, RepoLayout, ScannerFactory, WarmRebuilder};
 
@@ -201,14 +200,17 @@ impl Context {
         )))
     }
 
-    /// The model services over an indexed repo: a loader over the rows `build_index`
-    /// read (with the warm-pass rebuilder for step 4a), the definitions under
+    /// The model services over an indexed repo: a loader over the catalog (with the
+    /// warm-pass rebuilder for step 4a), the definitions under
     /// `models/`, the local data store and its locks.
-    pub fn models(&self, repo: &Repo, summary: &IndexSummary) -> Result<Models, CliError> {
+    pub fn models(&self, repo: &Repo) -> Result<Models, CliError> {
         let root = &repo.root.native;
         let locks = self.datastore_locks(root)?;
         let loader = TypeLoader::new(
-            Arc::new(LoadedTypeIndex::new(&summary.loaded)),
+            // The catalog itself: `build_index` kept only an outline (no descriptors),
+            // and a loaded type needs its own and its extensions' descriptors. A miss
+            // costs two indexed queries (the type, its extensions); a hit none.
+            Arc::clone(&repo.adapters.types),
             Arc::clone(&repo.adapters.store),
             Arc::clone(&repo.runtime),
             SandboxLimits {

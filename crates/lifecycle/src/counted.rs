@@ -32,6 +32,17 @@ impl<R: ExtensionRepository + 'static> ExtensionRepository for Counted<R> {
         self.stats.catalog_statement();
         self.inner.load_all().await
     }
+    async fn load_outline(&self) -> Result<Loaded, RepoError> {
+        self.stats.catalog_statement();
+        self.inner.load_outline().await
+    }
+    async fn guards_and_outline(
+        &self,
+        expected: &GuardInputs,
+    ) -> Result<(GuardVerdict, Option<Loaded>), RepoError> {
+        self.stats.catalog_statement();
+        self.inner.guards_and_outline(expected).await
+    }
     async fn load_by_name(&self, name: &ExtensionName) -> Result<Vec<Extension>, RepoError> {
         self.stats.catalog_statement();
         self.inner.load_by_name(name).await
@@ -75,5 +86,9 @@ impl<R: TypeIndex + 'static> TypeIndex for Counted<R> {
     async fn extensions_for(&self, base: &TypeName) -> Result<Vec<TypeEntry>, RepoError> {
         self.stats.catalog_statement();
         self.inner.extensions_for(base).await
+    }
+    async fn entries_at(&self, paths: &[CanonicalPath]) -> Result<Vec<TypeEntry>, RepoError> {
+        self.stats.catalog_statement();
+        self.inner.entries_at(paths).await
     }
 }

@@ -4,20 +4,25 @@
 //! Both follow one pattern (spec 10 §5.7). *Prepare*, without the lifecycle lock: load
 //! the catalog, walk and fingerprint, decide what is stale, and index the stale entry
 //! points into a private scratch directory. *Commit*, under the lock: re-load, walk and
-//! fingerprint again with a fresh scanner, apply only the prepared results whose
+//! fingerprint again with a fresh scanner (a warm commit whose catalog is still the one
+//! prepare read fingerprints again only what prepare found stale, checks that what it
+//! found missing is still missing, and replays the rest: `Replay`), apply only
+//! the prepared results whose
 //! fingerprint still matches the disk (the rest are deferred to the next pass), publish
 //! their bundles by atomic rename, `save_all` the changed aggregates in one SQLite
 //! transaction, evict bundles no row references any more, and store stat records.
 //! A pass that finds nothing to do takes no lock and writes nothing.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use fen_domain::fingerprint::FingerprintLine;
 use fen_domain::ports::{
-    BundleStoreError, EntryPoint, FileStats, FileStatsUpdate, GuardInputs, IndexError,
-    IndexOutcome, LifecycleLockError, Loaded, LockedExtension, LockfileError, RepoError, Reuse,
-    SaveReport, ScanRoot, ScannedEntry, SourceScanner, StagedBundle,
+    BundleStoreError, EntryPoint, FileStats, FileStatsUpdate, Fingerprinted, GuardInputs,
+    IndexError, IndexOutcome, LifecycleLockError, Loaded, LockedExtension, LockfileError,
+    RepoError, Reuse, SaveReport, ScanRoot, ScannedEntry, SourceScanner, StagedBundle,
 };
 use fen_domain::{
     CanonicalPath, Change, DomainError, Extension, ExtensionId, ExtensionName, ExtensionOrigin,
@@ -83,10 +88,11 @@ struct StaleItem {
     fingerprint: SourceFingerprint,
 }
 
-/// What a pass decided before any indexing result is applied.
-struct Plan {
-    originals: BTreeMap<ExtensionId, Extension>,
-    working: BTreeMap<ExtensionId, Extension>,
+/// What a pass decided before any indexing result is applied. `originals` borrow the
+/// loaded aggregates; a working aggregate is a copy only once something changed it.
+struct Plan<'a> {
+    originals: BTreeMap<ExtensionId, &'a Extension>,
+    working: BTreeMap<ExtensionId, Cow<'a, Extension>>,
     stale: Vec<StaleItem>,
     stats: Vec<FileStatsUpdate>,
     reasons: BTreeMap<CanonicalPath, String>,
@@ -94,6 +100,11 @@ struct Plan {
     skipped_rows: usize,
     /// A stale source whose row is currently `Indexed` (a rebuild of a visible type).
     rebuilt_indexed: bool,
+    /// Every entry the walk found, with what fingerprinting it gave: what the commit
+    /// replays instead of observing the unchanged part of the tree again.
+    observed: BTreeMap<CanonicalPath, (ScannedEntry, Fingerprinted)>,
+    /// Rows in scope whose file the walk did not find.
+    vanished: Vec<CanonicalPath>,
 }
 
 type Prepared = BTreeMap<(CanonicalPath, SourceFingerprint), Result<IndexOutcome, IndexError>>;
@@ -103,12 +114,28 @@ pub(crate) async fn run(
     ad: &Adapters,
     opts: RunOptions,
 ) -> Result<ReconcileReport, LifecycleError> {
+    run_from(ad, opts, None).await
+}
+
+/// [`run`], starting from an outline of the catalog already read (`build_index` reads
+/// it with the guards); `None` reads one.
+///
+/// Prepare decides from an outline (no descriptors): its aggregates only tell what is
+/// stale and are never saved. The commit re-loads the full rows under the lock.
+pub(crate) async fn run_from(
+    ad: &Adapters,
+    opts: RunOptions,
+    outline: Option<Loaded>,
+) -> Result<ReconcileReport, LifecycleError> {
     // ---- prepare, without the lock ----
     let lockfile = match opts.scope {
         Scope::Reconcile => ad.lockfile.snapshot().await?,
         Scope::Warm => Vec::new(),
     };
-    let loaded = ad.repo.load_all().await?;
+    let loaded = match outline {
+        Some(outline) => outline,
+        None => ad.repo.load_outline().await?,
+    };
     let scanner = ad.scanners.new_pass();
     let mut plan = make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?;
     ad.stats.hashed(scanner.files_hashed());
@@ -136,6 +163,7 @@ pub(crate) async fn run(
         && changed(&plan).is_empty();
     if nothing_to_do || opts.mode == ReconcileMode::DryRun {
         let aborted = guardrail_trip(&plan, &transitions, opts.guardrail);
+        drop(plan);
         return Ok(ReconcileReport {
             transitions,
             applied: false,
@@ -154,9 +182,40 @@ pub(crate) async fn run(
         Scope::Reconcile => ad.lockfile.snapshot().await?,
         Scope::Warm => Vec::new(),
     };
-    let loaded = ad.repo.load_all().await?;
+    let full = ad.repo.load_all().await?;
     let scanner = ad.scanners.new_pass();
-    let mut plan = make_plan(ad, opts, &loaded, &lockfile, scanner.as_ref()).await?;
+    // The warm commit re-observes only what prepare found stale or missing when the
+    // catalog is still the one prepare read (no other writer committed in between):
+    // the rest of the tree is replayed from prepare. A change there since prepare is
+    // stale for the next pass, exactly like a change after this commit.
+    let replay = (opts.scope == Scope::Warm && same_outline(&loaded, &full)).then(|| Replay {
+        fresh: Arc::clone(&scanner),
+        stale: plan
+            .stale
+            .iter()
+            .map(|item| item.entry.location.canonical().clone())
+            .collect(),
+        observed: std::mem::take(&mut plan.observed),
+    });
+    drop(plan);
+    drop(loaded);
+    let loaded = &full;
+    let mut plan = match replay {
+        Some(replay) => {
+            let plan = make_plan(ad, opts, loaded, &lockfile, &replay).await?;
+            let mut back = false;
+            for path in &plan.vanished {
+                back |= scanner.exists(path).await;
+            }
+            if back {
+                // A source prepare saw missing is back: observe the whole tree again.
+                make_plan(ad, opts, loaded, &lockfile, scanner.as_ref()).await?
+            } else {
+                plan
+            }
+        }
+        None => make_plan(ad, opts, loaded, &lockfile, scanner.as_ref()).await?,
+    };
     ad.stats.hashed(scanner.files_hashed());
     let mut deferred = Vec::new();
     let staged = apply_results(&mut plan, &prepared, &mut deferred)?;
@@ -188,7 +247,7 @@ pub(crate) async fn run(
     // `--rescan`. Its new bundle must still be published, or the row keeps pointing at
     // a missing (or old-layout) file and every later pass rebuilds it again.
     let republish = opts.rebuild == Rebuild::All || plan.rebuilt_indexed;
-    let referenced = bundle_paths(plan.working.values());
+    let referenced = bundle_paths(plan.working.values().map(|e| &**e));
     if write_rows || republish {
         if opts.rebuild == Rebuild::All {
             // Every bundle of the old layout is unusable; the prepared ones replace them.
@@ -212,7 +271,7 @@ pub(crate) async fn run(
             Err(error) => return Err(error.into()),
         }
         if saved.is_some() {
-            let before = bundle_paths(plan.originals.values());
+            let before = bundle_paths(plan.originals.values().copied());
             for stale_bundle in before.difference(&referenced) {
                 if let Err(error) = ad.store.evict(stale_bundle).await {
                     warnings.push(format!("could not evict bundle {stale_bundle}: {error}"));
@@ -235,6 +294,103 @@ pub(crate) async fn run(
         warnings,
         catalog: None,
     })
+}
+
+/// The commit's view of the disk when the catalog did not change since prepare: the
+/// entries prepare walked and the fingerprints it measured, except for the entries it
+/// found stale, which are fingerprinted again (their results apply only if the disk
+/// still matches). Existence probes and hashing counters are the fresh scanner's.
+struct Replay {
+    fresh: Arc<dyn SourceScanner>,
+    stale: BTreeSet<CanonicalPath>,
+    observed: BTreeMap<CanonicalPath, (ScannedEntry, Fingerprinted)>,
+}
+
+#[async_trait::async_trait]
+impl SourceScanner for Replay {
+    fn scan_roots(
+        &self,
+        loader_kind: LoaderKind,
+        pulled: &[(ExtensionName, CanonicalPath)],
+    ) -> Vec<ScanRoot> {
+        self.fresh.scan_roots(loader_kind, pulled)
+    }
+
+    async fn walk(
+        &self,
+        root: &ScanRoot,
+        _known: &BTreeMap<CanonicalPath, FileStats>,
+    ) -> Vec<ScannedEntry> {
+        self.observed
+            .values()
+            .filter(|(entry, _)| entry.root == *root)
+            .map(|(entry, _)| entry.clone())
+            .collect()
+    }
+
+    async fn fingerprint(
+        &self,
+        entry: &ScannedEntry,
+        known: Option<(&SourceFingerprint, &FileStats)>,
+    ) -> Fingerprinted {
+        let path = entry.location.canonical();
+        match self.observed.get(path) {
+            Some((_, measured)) if !self.stale.contains(path) => measured.clone(),
+            _ => self.fresh.fingerprint(entry, known).await,
+        }
+    }
+
+    async fn exists(&self, path: &CanonicalPath) -> bool {
+        self.fresh.exists(path).await
+    }
+
+    fn files_hashed(&self) -> usize {
+        self.fresh.files_hashed()
+    }
+}
+
+/// Two reads of the catalog hold the same rows, descriptors aside (an outline has none).
+fn same_outline(a: &Loaded, b: &Loaded) -> bool {
+    a.skipped == b.skipped
+        && a.file_stats == b.file_stats
+        && a.extensions.len() == b.extensions.len()
+        && a.extensions.iter().zip(&b.extensions).all(|(x, y)| {
+            x.id() == y.id()
+                && x.origin() == y.origin()
+                && x.root() == y.root()
+                && x.sources().len() == y.sources().len()
+                && x.sources().zip(y.sources()).all(|(s, t)| same_source(s, t))
+        })
+}
+
+fn same_source(s: &Source, t: &Source) -> bool {
+    let same_state = match (s.state(), t.state()) {
+        (
+            RowState::Indexed {
+                type_name: a,
+                bundle: b,
+                meta: m,
+            },
+            RowState::Indexed {
+                type_name: c,
+                bundle: d,
+                meta: n,
+            },
+        ) => {
+            a == c
+                && b == d
+                && m.declared_version == n.declared_version
+                && m.description == n.description
+        }
+        (x, y) => x == y,
+    };
+    same_state
+        && s.location() == t.location()
+        && s.kind() == t.kind()
+        && s.origin() == t.origin()
+        && s.fingerprint() == t.fingerprint()
+        && s.mtime() == t.mtime()
+        && s.superseded_by() == t.superseded_by()
 }
 
 /// The expected values of the four guard keys (spec 10 §5.8).
@@ -262,19 +418,19 @@ pub(crate) fn guard_inputs(
 }
 
 /// A target aggregate with the scan roots it owns.
-struct Target {
-    ext: Extension,
+struct Target<'a> {
+    ext: Cow<'a, Extension>,
     roots: Vec<ScanRoot>,
     pulled: bool,
 }
 
-async fn make_plan(
+async fn make_plan<'a>(
     ad: &Adapters,
     opts: RunOptions,
-    loaded: &Loaded,
+    loaded: &'a Loaded,
     lockfile: &[LockedExtension],
     scanner: &dyn SourceScanner,
-) -> Result<Plan, LifecycleError> {
+) -> Result<Plan<'a>, LifecycleError> {
     let mut plan = Plan {
         originals: BTreeMap::new(),
         working: BTreeMap::new(),
@@ -284,6 +440,8 @@ async fn make_plan(
         migrations: BTreeSet::new(),
         skipped_rows: loaded.skipped.len(),
         rebuilt_indexed: false,
+        observed: BTreeMap::new(),
+        vanished: Vec::new(),
     };
     let local_id = ExtensionId::new(
         ExtensionName::local(&ad.layout.root),
@@ -295,12 +453,12 @@ async fn make_plan(
         .flat_map(|lk| scanner.scan_roots(lk, &[]))
         .filter(|r| r.origin != Origin::Pulled)
         .collect();
-    let mut local_ext = Extension::local(&ad.layout.root);
+    let mut local_ext = Cow::Owned(Extension::local(&ad.layout.root));
     for ext in &loaded.extensions {
         match ext.origin() {
             ExtensionOrigin::Local if ext.id() == &local_id => {
-                plan.originals.insert(ext.id().clone(), ext.clone());
-                local_ext = ext.clone();
+                plan.originals.insert(ext.id().clone(), ext);
+                local_ext = Cow::Borrowed(ext);
             }
             ExtensionOrigin::Local => {
                 if opts.scope == Scope::Reconcile {
@@ -335,10 +493,15 @@ async fn make_plan(
             let root = ad.layout.pulled_root(&locked.name);
             let ext = match loaded.extensions.iter().find(|e| e.id() == &id) {
                 Some(ext) => {
-                    plan.originals.insert(id.clone(), ext.clone());
-                    ext.clone()
+                    plan.originals.insert(id.clone(), ext);
+                    Cow::Borrowed(ext)
                 }
-                None => Extension::new(id, ExtensionOrigin::Pulled, root.clone(), Vec::new())?,
+                None => Cow::Owned(Extension::new(
+                    id,
+                    ExtensionOrigin::Pulled,
+                    root.clone(),
+                    Vec::new(),
+                )?),
             };
             let pair = [(locked.name.clone(), root)];
             let roots = LoaderKind::ALL
@@ -361,7 +524,7 @@ async fn make_plan(
     Ok(plan)
 }
 
-fn retire(plan: &mut Plan, ext: &Extension, reason: &str, migration: bool) {
+fn retire<'a>(plan: &mut Plan<'a>, ext: &'a Extension, reason: &str, migration: bool) {
     for source in ext.sources() {
         plan.reasons
             .insert(source.path().clone(), reason.to_owned());
@@ -369,19 +532,20 @@ fn retire(plan: &mut Plan, ext: &Extension, reason: &str, migration: bool) {
             plan.migrations.insert(source.path().clone());
         }
     }
-    plan.originals.insert(ext.id().clone(), ext.clone());
-    plan.working.insert(ext.id().clone(), ext.tombstone_all());
+    plan.originals.insert(ext.id().clone(), ext);
+    plan.working
+        .insert(ext.id().clone(), Cow::Owned(ext.tombstone_all()));
 }
 
 /// Applies the not-on-disk rows of the matrix to one target, then decides which of
 /// its on-disk entries are stale.
-async fn survey_target(
+async fn survey_target<'a>(
     opts: RunOptions,
     loaded: &Loaded,
     scanner: &dyn SourceScanner,
-    target: Target,
-    plan: &mut Plan,
-) -> Result<Extension, LifecycleError> {
+    target: Target<'a>,
+    plan: &mut Plan<'a>,
+) -> Result<Cow<'a, Extension>, LifecycleError> {
     let mut entries: BTreeMap<CanonicalPath, ScannedEntry> = BTreeMap::new();
     let mut root_dirs = Vec::new();
     for root in &target.roots {
@@ -405,6 +569,8 @@ async fn survey_target(
         .filter(|s| in_scope(s.path()) && !entries.contains_key(s.path()))
         .cloned()
         .collect();
+    plan.vanished
+        .extend(vanished.iter().map(|s| s.path().clone()));
     let mut vanished_changes = Vec::new();
     for source in vanished {
         let path = source.path().clone();
@@ -460,7 +626,7 @@ async fn survey_target(
     }
 
     if !vanished_changes.is_empty() {
-        ext = ext.apply(vanished_changes)?;
+        ext = Cow::Owned(ext.apply(vanished_changes)?);
     }
 
     for (path, entry) in entries {
@@ -480,11 +646,11 @@ async fn survey_target(
             Rebuild::All => true,
             Rebuild::Stale => is_stale(&ext, row, &fingerprint, scanner).await,
         };
-        if let Some(stats) = measured.fresh_stats {
+        if let Some(stats) = &measured.fresh_stats {
             plan.stats.push(FileStatsUpdate {
                 source: path.clone(),
                 fingerprint,
-                stats,
+                stats: stats.clone(),
             });
         }
         if stale {
@@ -493,10 +659,11 @@ async fn survey_target(
             }
             plan.stale.push(StaleItem {
                 ext: ext.id().clone(),
-                entry,
+                entry: entry.clone(),
                 fingerprint,
             });
         }
+        plan.observed.insert(path, (entry, measured));
     }
     Ok(ext)
 }
@@ -542,7 +709,7 @@ async fn is_stale(
 /// Indexes every stale entry of a plan into `scratch` (no lock held).
 async fn index_stale(
     ad: &Adapters,
-    plan: &Plan,
+    plan: &Plan<'_>,
     rebuild: Rebuild,
     scratch: &std::path::Path,
 ) -> Prepared {
@@ -722,22 +889,28 @@ fn apply_results(
     for (id, changes) in batches {
         if let Some(ext) = plan.working.get(&id) {
             let next = ext.apply(changes)?;
-            plan.working.insert(id, next);
+            plan.working.insert(id, Cow::Owned(next));
         }
     }
     Ok(staged)
 }
 
 /// Aggregates that differ from their loaded form (new ones count when non-empty).
-fn changed(plan: &Plan) -> Vec<Extension> {
+fn changed(plan: &Plan<'_>) -> Vec<Extension> {
     plan.working
         .iter()
         .filter(|(id, ext)| match plan.originals.get(*id) {
-            Some(original) => original != *ext,
+            Some(original) => !unchanged(original, ext),
             None => ext.sources().len() > 0,
         })
-        .map(|(_, ext)| ext.clone())
+        .map(|(_, ext)| Extension::clone(ext))
         .collect()
+}
+
+/// A working aggregate still equal to its loaded form (the same value when nothing
+/// copied it).
+fn unchanged(original: &Extension, working: &Extension) -> bool {
+    std::ptr::eq(original, working) || original == working
 }
 
 fn bundle_paths<'a>(exts: impl Iterator<Item = &'a Extension>) -> BTreeSet<CanonicalPath> {
@@ -746,18 +919,18 @@ fn bundle_paths<'a>(exts: impl Iterator<Item = &'a Extension>) -> BTreeSet<Canon
         .collect()
 }
 
-fn transitions_of(plan: &Plan) -> Vec<Transition> {
+fn transitions_of(plan: &Plan<'_>) -> Vec<Transition> {
     let mut out = Vec::new();
     let ids: BTreeSet<&ExtensionId> = plan.originals.keys().chain(plan.working.keys()).collect();
     for id in ids {
-        let before = plan
-            .originals
-            .get(id)
-            .map(Extension::tags)
-            .unwrap_or_default();
+        let original = plan.originals.get(id).copied();
         let Some(after_ext) = plan.working.get(id) else {
             continue;
         };
+        if original.is_some_and(|o| std::ptr::eq(o, &**after_ext)) {
+            continue; // the loaded value itself: no transition
+        }
+        let before = original.map(Extension::tags).unwrap_or_default();
         let after = after_ext.tags();
         for (path, to) in &after {
             let from = before.get(path).copied();
@@ -813,7 +986,7 @@ fn renamed_winner<'a>(ext: &'a Extension, path: &CanonicalPath) -> Option<&'a Ca
 
 /// The guardrail of spec 10 §6.5 step 5.
 fn guardrail_trip(
-    plan: &Plan,
+    plan: &Plan<'_>,
     transitions: &[Transition],
     guardrail: Guardrail,
 ) -> Option<GuardrailTrip> {

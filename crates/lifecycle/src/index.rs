@@ -24,8 +24,10 @@ pub struct IndexSummary {
     pub path: IndexPath,
     /// The pass's report.
     pub report: ReconcileReport,
-    /// The catalog after the pass: the rows the pass read when it wrote nothing (an
-    /// unchanged tree costs two catalog reads: guards and rows), else a fresh read.
+    /// An outline of the catalog after the pass (no descriptors, see
+    /// `ExtensionRepository::load_outline`): the rows the pass read when it wrote
+    /// nothing (an unchanged tree costs one catalog read: guards and rows), else a
+    /// fresh read.
     pub loaded: Loaded,
 }
 
@@ -34,9 +36,10 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
     let lockfile = ad.lockfile.snapshot().await?;
     let scanner = ad.scanners.new_pass();
     let inputs = guard_inputs(ad, &lockfile, scanner.as_ref());
-    match ad.repo.invalidation_guards(&inputs).await? {
+    let (verdict, outline) = ad.repo.guards_and_outline(&inputs).await?;
+    match verdict {
         GuardVerdict::Fresh => {
-            let mut report = engine::run(
+            let mut report = engine::run_from(
                 ad,
                 RunOptions {
                     scope: Scope::Warm,
@@ -45,6 +48,7 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
                     rebuild: Rebuild::Stale,
                     mark_populated: false,
                 },
+                outline,
             )
             .await?;
             let loaded = catalog_after(ad, &mut report).await?;
@@ -88,6 +92,6 @@ async fn catalog_after(
 ) -> Result<Loaded, LifecycleError> {
     match report.catalog.take() {
         Some(loaded) => Ok(loaded),
-        None => Ok(ad.repo.load_all().await?),
+        None => Ok(ad.repo.load_outline().await?),
     }
 }

@@ -3,9 +3,10 @@
 //! evaluates a bundle or takes a lock.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use fen_domain::ports::{TypeEntry, TypeIndex};
-use fen_domain::{Kind, TypeName};
+use fen_domain::{CanonicalPath, Kind, TypeName};
 use serde_json::{json, Value};
 
 use crate::engine::LifecycleError;
@@ -73,34 +74,93 @@ pub enum DescribeError {
 }
 
 /// Visible types of `kind` whose normalised type or description contains `query`
-/// (case-insensitive; empty matches all), sorted by type.
+/// (case-insensitive; empty matches all), sorted by type. The rows are filtered as
+/// `list_types` gives them (an outline has no descriptors); the descriptors of the
+/// matches, which give the declared spelling, come from one `entries_at`.
 pub async fn search(
     types: &dyn TypeIndex,
     kind: Kind,
     query: &str,
 ) -> Result<Vec<TypeSummary>, LifecycleError> {
     let query = query.to_lowercase();
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     for entry in types.list_types(kind).await? {
-        let matches = query.is_empty()
-            || entry.type_name.as_str().contains(&query)
-            || entry.meta.description.to_lowercase().contains(&query);
-        if !matches {
-            continue;
+        if matches(&query, &entry.type_name, &entry.meta.description) {
+            found.push(entry);
         }
+    }
+    summarize(types, kind, found).await
+}
+
+/// [`search`] over rows `build_index` read: only the matching rows are copied.
+pub async fn search_loaded(
+    types: &LoadedTypeIndex<'_>,
+    kind: Kind,
+    query: &str,
+) -> Result<Vec<TypeSummary>, LifecycleError> {
+    let query = query.to_lowercase();
+    let mut found = Vec::new();
+    for source in types.sources_of_kind(kind) {
+        if let fen_domain::RowState::Indexed {
+            type_name, meta, ..
+        } = source.state()
+        {
+            if matches(&query, type_name, &meta.description) {
+                found.extend(entry_of(source));
+            }
+        }
+    }
+    summarize(types, kind, found).await
+}
+
+/// Whether a type matches a lower-cased query (spec 30 §5.7).
+fn matches(query: &str, type_name: &TypeName, description: &str) -> bool {
+    query.is_empty()
+        || type_name.as_str().contains(query)
+        || description.to_lowercase().contains(query)
+}
+
+/// The summaries of the matching rows, sorted by type: extension counts, and the
+/// declared spelling from the descriptors of the matches, read in one `entries_at`.
+async fn summarize(
+    types: &dyn TypeIndex,
+    kind: Kind,
+    found: Vec<TypeEntry>,
+) -> Result<Vec<TypeSummary>, LifecycleError> {
+    let mut counted = Vec::with_capacity(found.len());
+    for entry in found {
         let extension_count = if kind == Kind::Model {
             types.extensions_for(&entry.type_name).await?.len()
         } else {
             0
         };
-        let declared_type = declared_type(&entry);
-        out.push(TypeSummary {
-            entry,
-            declared_type,
-            extension_count,
-        });
+        counted.push((entry, extension_count));
     }
-    out.sort_by(|a, b| a.entry.type_name.cmp(&b.entry.type_name));
+    let paths: Vec<CanonicalPath> = counted.iter().map(|(e, _)| e.source_path.clone()).collect();
+    let mut full: BTreeMap<CanonicalPath, TypeEntry> = match paths.is_empty() {
+        true => BTreeMap::new(),
+        false => types
+            .entries_at(&paths)
+            .await?
+            .into_iter()
+            .map(|e| (e.source_path.clone(), e))
+            .collect(),
+    };
+    let mut out: Vec<TypeSummary> = counted
+        .into_iter()
+        .map(|(entry, extension_count)| {
+            // A row rewritten since the listing keeps what the listing read.
+            let entry = full.remove(&entry.source_path).unwrap_or(entry);
+            TypeSummary {
+                declared_type: declared_type(&entry),
+                entry,
+                extension_count,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.entry.type_name, &a.entry.source_path).cmp(&(&b.entry.type_name, &b.entry.source_path))
+    });
     Ok(out)
 }
 
@@ -155,15 +215,29 @@ pub async fn describe(
             })
         }
     };
-    let descriptor: Value = serde_json::from_str(&entry.meta.descriptor).unwrap_or(Value::Null);
-    let extensions = if entry.kind == Kind::Model {
-        types
+    let extensions = match entry.kind {
+        Kind::Model => types
             .extensions_for(&entry.type_name)
             .await
-            .map_err(LifecycleError::from)?
-    } else {
-        Vec::new()
+            .map_err(LifecycleError::from)?,
+        _ => Vec::new(),
     };
+    // The descriptors of the type and its extensions, in one read.
+    let paths: Vec<CanonicalPath> = std::iter::once(&entry)
+        .chain(&extensions)
+        .map(|e| e.source_path.clone())
+        .collect();
+    let mut full: BTreeMap<CanonicalPath, TypeEntry> = types
+        .entries_at(&paths)
+        .await
+        .map_err(LifecycleError::from)?
+        .into_iter()
+        .map(|e| (e.source_path.clone(), e))
+        .collect();
+    let mut fill = |e: TypeEntry| full.remove(&e.source_path).unwrap_or(e);
+    let entry = fill(entry);
+    let extensions: Vec<TypeEntry> = extensions.into_iter().map(&mut fill).collect();
+    let descriptor: Value = serde_json::from_str(&entry.meta.descriptor).unwrap_or(Value::Null);
     let MergedType {
         methods, warnings, ..
     } = merge_members(&entry, &extensions);
@@ -248,13 +322,42 @@ fn resources_of(descriptor: &Value) -> Vec<(String, Value)> {
 
 /// The declared spelling of a type, from its descriptor (`type`, or `name` for reports).
 pub fn declared_type(entry: &TypeEntry) -> String {
-    let descriptor: Value = serde_json::from_str(&entry.meta.descriptor).unwrap_or(Value::Null);
-    descriptor
-        .get("type")
-        .or_else(|| descriptor.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| entry.type_name.to_string())
+    let text = &entry.meta.descriptor;
+    // Only the two top-level fields are built; the rest of the descriptor (schemas,
+    // methods: most of its bytes) is skipped, not turned into a `Value` tree. A
+    // descriptor that is not a plain object, or repeats a key, takes the full parse.
+    let fields = match text.trim_start().starts_with('{') {
+        true => serde_json::from_str::<DeclaredFields>(text).ok(),
+        false => None,
+    };
+    let declared = match fields {
+        Some(fields) => fields.ty.or(fields.name),
+        None => {
+            let descriptor: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            descriptor
+                .get("type")
+                .or_else(|| descriptor.get("name"))
+                .cloned()
+        }
+    };
+    match declared {
+        Some(Value::String(declared)) => declared,
+        _ => entry.type_name.to_string(),
+    }
+}
+
+/// The top-level `type` and `name` of a descriptor. A present field is `Some` whatever
+/// its value (`null` included), as `Value::get` would find it.
+#[derive(serde::Deserialize)]
+struct DeclaredFields {
+    #[serde(rename = "type", default, deserialize_with = "present")]
+    ty: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 fn methods_of(descriptor: &Value, origin: &str) -> Vec<MethodInfo> {
@@ -313,6 +416,49 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
+    fn with_descriptor(descriptor: &str) -> TypeEntry {
+        let path = CanonicalPath::from_text("/r/m.ts", fen_domain::PathPolicy::Posix).unwrap();
+        TypeEntry {
+            source_path: path.clone(),
+            kind: Kind::Model,
+            type_name: TypeName::parse("acme/t").unwrap(),
+            bundle: fen_domain::BundleLocation {
+                path,
+                fingerprint: fen_domain::SourceFingerprint::Content([0; 32]),
+            },
+            meta: fen_domain::TypeMeta {
+                declared_version: "1".into(),
+                description: String::new(),
+                descriptor: descriptor.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn declared_type_reads_type_then_name_like_a_full_parse() {
+        let cases = [
+            (
+                r#"{"methods":{"a":{"type":"x"}},"type":"@Acme/T"}"#,
+                "@Acme/T",
+            ),
+            (r#"{"name":"Report One"}"#, "Report One"),
+            (r#"{"type":"A","name":"B"}"#, "A"),
+            (r#"{"type":null,"name":"B"}"#, "acme/t"),
+            (r#"{"type":7}"#, "acme/t"),
+            (r#"{"type":"A","type":"B"}"#, "B"),
+            (r#"["A"]"#, "acme/t"),
+            ("not json", "acme/t"),
+            ("", "acme/t"),
+        ];
+        for (descriptor, want) in cases {
+            assert_eq!(
+                declared_type(&with_descriptor(descriptor)),
+                want,
+                "{descriptor}"
+            );
+        }
+    }
+
     #[test]
     fn suggestions_are_close_and_few() {
         let known = [
@@ -328,76 +474,139 @@ mod tests {
 }
 
 /// A [`TypeIndex`] over rows already read by `build_index`, so listing, searching and
-/// describing cost no further catalog statement on the warm path (spec 30 §5.1).
-/// Holds the visible `Indexed` rows only, exactly what the SQL queries would return.
-pub struct LoadedTypeIndex {
-    entries: Vec<TypeEntry>,
+/// describing cost no further catalog statement on the warm path beyond the one
+/// `entries_at` that fetches the descriptors of the rows shown (spec 30 §5.1). Sees
+/// the visible `Indexed` rows only, exactly what the SQL queries would return. It
+/// borrows the rows (an outline: no descriptors), copies only what a query returns,
+/// and asks `descriptors` for `entries_at`.
+pub struct LoadedTypeIndex<'a> {
+    /// Visible `Indexed` sources of every kind but `extension`.
+    types: Vec<&'a fen_domain::Source>,
+    /// Visible `Indexed` extension sources by base type, ordered by path.
+    extensions: BTreeMap<&'a TypeName, Vec<&'a fen_domain::Source>>,
+    descriptors: Arc<dyn TypeIndex>,
 }
 
-impl LoadedTypeIndex {
-    /// Indexes the visible rows of `loaded`.
-    pub fn new(loaded: &fen_domain::ports::Loaded) -> LoadedTypeIndex {
-        let mut entries: Vec<TypeEntry> = loaded
-            .extensions
-            .iter()
-            .flat_map(|e| e.visible_sources())
-            .filter_map(|s| match s.state() {
-                fen_domain::RowState::Indexed {
-                    type_name,
-                    bundle,
-                    meta,
-                } => Some(TypeEntry {
-                    source_path: s.path().clone(),
-                    kind: s.kind(),
-                    type_name: type_name.clone(),
-                    bundle: bundle.clone(),
-                    meta: meta.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
-        entries.sort_by(|a, b| {
-            (a.kind, &a.type_name, &a.source_path).cmp(&(b.kind, &b.type_name, &b.source_path))
-        });
-        LoadedTypeIndex { entries }
+impl<'a> LoadedTypeIndex<'a> {
+    /// The visible `Indexed` sources of a kind, in catalog order.
+    fn sources_of_kind(&self, kind: Kind) -> impl Iterator<Item = &'a fen_domain::Source> + '_ {
+        let extensions = self.extensions.values().flatten().copied();
+        let types = self.types.iter().copied().filter(move |s| s.kind() == kind);
+        let (a, b) = match kind {
+            Kind::Extension => (None, Some(extensions)),
+            _ => (Some(types), None),
+        };
+        a.into_iter().flatten().chain(b.into_iter().flatten())
+    }
+
+    /// Indexes the visible rows of `loaded`; `descriptors` answers `entries_at`.
+    pub fn new(
+        loaded: &'a fen_domain::ports::Loaded,
+        descriptors: Arc<dyn TypeIndex>,
+    ) -> LoadedTypeIndex<'a> {
+        let mut types = Vec::new();
+        let mut extensions: BTreeMap<&'a TypeName, Vec<&'a fen_domain::Source>> = BTreeMap::new();
+        for source in loaded.extensions.iter().flat_map(|e| e.visible_sources()) {
+            let fen_domain::RowState::Indexed { type_name, .. } = source.state() else {
+                continue;
+            };
+            match source.kind() {
+                Kind::Extension => extensions.entry(type_name).or_default().push(source),
+                _ => types.push(source),
+            }
+        }
+        for list in extensions.values_mut() {
+            list.sort_by(|a, b| a.path().cmp(b.path()));
+        }
+        LoadedTypeIndex {
+            types,
+            extensions,
+            descriptors,
+        }
+    }
+}
+
+/// The entry of a visible `Indexed` source.
+fn entry_of(source: &fen_domain::Source) -> Option<TypeEntry> {
+    match source.state() {
+        fen_domain::RowState::Indexed {
+            type_name,
+            bundle,
+            meta,
+        } => Some(TypeEntry {
+            source_path: source.path().clone(),
+            kind: source.kind(),
+            type_name: type_name.clone(),
+            bundle: bundle.clone(),
+            meta: meta.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The type a visible `Indexed` source claims.
+fn type_of(source: &fen_domain::Source) -> Option<&TypeName> {
+    match source.state() {
+        fen_domain::RowState::Indexed { type_name, .. } => Some(type_name),
+        _ => None,
     }
 }
 
 #[async_trait::async_trait]
-impl TypeIndex for LoadedTypeIndex {
+impl TypeIndex for LoadedTypeIndex<'_> {
     async fn find_type(
         &self,
         kind: Kind,
         ty: &TypeName,
     ) -> Result<Option<TypeEntry>, fen_domain::ports::RepoError> {
+        if kind == Kind::Extension {
+            let first = self.extensions.get(ty).and_then(|list| list.first());
+            return Ok(first.and_then(|s| entry_of(s)));
+        }
+        // By I-Repo-1 at most one visible row matches; the smallest path if not.
         Ok(self
-            .entries
+            .types
             .iter()
-            .find(|e| e.kind == kind && &e.type_name == ty)
-            .cloned())
+            .filter(|s| s.kind() == kind && type_of(s) == Some(ty))
+            .min_by(|a, b| a.path().cmp(b.path()))
+            .and_then(|s| entry_of(s)))
     }
 
     async fn list_types(&self, kind: Kind) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
-        Ok(self
-            .entries
-            .iter()
-            .filter(|e| e.kind == kind)
-            .cloned()
-            .collect())
+        let mut out: Vec<TypeEntry> = match kind {
+            Kind::Extension => self
+                .extensions
+                .values()
+                .flatten()
+                .filter_map(|s| entry_of(s))
+                .collect(),
+            _ => self
+                .types
+                .iter()
+                .filter(|s| s.kind() == kind)
+                .filter_map(|s| entry_of(s))
+                .collect(),
+        };
+        out.sort_by(|a, b| (&a.type_name, &a.source_path).cmp(&(&b.type_name, &b.source_path)));
+        Ok(out)
     }
 
     async fn extensions_for(
         &self,
         base: &TypeName,
     ) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
-        let mut out: Vec<TypeEntry> = self
-            .entries
-            .iter()
-            .filter(|e| e.kind == Kind::Extension && &e.type_name == base)
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| a.source_path.cmp(&b.source_path));
-        Ok(out)
+        Ok(self
+            .extensions
+            .get(base)
+            .map(|list| list.iter().filter_map(|s| entry_of(s)).collect())
+            .unwrap_or_default())
+    }
+
+    async fn entries_at(
+        &self,
+        paths: &[CanonicalPath],
+    ) -> Result<Vec<TypeEntry>, fen_domain::ports::RepoError> {
+        self.descriptors.entries_at(paths).await
     }
 }
 

@@ -235,3 +235,60 @@ fn rescan_rebuilds_every_bundle_without_transitions() {
         assert!(&after[path].0 == bytes, "{path}");
     }
 }
+
+// After an edit of one source, the commit re-checks the prepared source under the lock
+// and replays the rest of the tree: exactly the edited row changes in the catalog, and
+// the edited file is hashed once while preparing and once more under the lock.
+#[test]
+fn an_edit_rewrites_only_the_edited_row() {
+    let repo = helper_repo();
+    let rows = "select source_path, fingerprint, bundle_path, file_stats, description, \
+                descriptor, state from bundle_types order by source_path";
+    let before: Vec<String> = repo.sqlite(rows).lines().map(str::to_owned).collect();
+    assert_eq!(before.len(), 4, "{before:?}");
+    repo.model("extensions/models/solo.ts", "@fx/s/solo", "edited");
+    let edited = repo.search_stats();
+    assert_eq!(
+        (edited.built, edited.evaluated, edited.hashed, edited.locks),
+        (1, 1, 2, 1),
+        "{edited:?}"
+    );
+    let after: Vec<String> = repo.sqlite(rows).lines().map(str::to_owned).collect();
+    let changed: Vec<(&String, &String)> =
+        before.iter().zip(&after).filter(|(b, a)| b != a).collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(
+        changed[0].1.contains("extensions/models/solo.ts"),
+        "{changed:?}"
+    );
+    assert!(changed[0].1.contains("edited"), "{changed:?}");
+    let doc = repo
+        .ok(&["--json", "model", "type", "describe", "@fx/s/solo"])
+        .json();
+    assert_eq!(doc["description"], "edited");
+}
+
+// The commit does not observe again what prepare found fresh: a touched helper (same
+// content, new mtime) is hashed once while preparing; under the lock only the edited
+// source is fingerprinted again. (A full re-walk would hash the helper twice: 4.)
+#[cfg(unix)]
+#[test]
+fn the_commit_re_checks_only_the_prepared_sources() {
+    let repo = helper_repo();
+    set_mtime_ago(
+        &repo.path("extensions/models/_lib/helper.ts"),
+        Duration::from_secs(7200),
+    );
+    repo.model("extensions/models/solo.ts", "@fx/s/solo", "edited");
+    let run = repo.search_stats();
+    assert_eq!(
+        (run.built, run.evaluated, run.hashed, run.locks),
+        (1, 1, 3, 1),
+        "{run:?}"
+    );
+    // The helper's new records were stored; only the just-written (racy) source may
+    // be hashed once more.
+    let settled = repo.search_stats();
+    assert_eq!((settled.built, settled.evaluated), (0, 0), "{settled:?}");
+    assert!(settled.hashed <= 1, "{settled:?}");
+}

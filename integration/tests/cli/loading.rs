@@ -52,6 +52,47 @@ fn search_on_an_unchanged_tree_runs_at_most_two_catalog_statements() {
     assert!(statements <= 2, "{stats}");
 }
 
+// The warm read is one outline of the catalog (guards and rows, no descriptors); a
+// search or a describe then reads the descriptors of the rows it shows in one more.
+#[test]
+fn describe_on_an_unchanged_tree_runs_at_most_two_catalog_statements() {
+    let repo = indexed_fixture();
+    let out = repo.ok(&[
+        "--stats",
+        "model",
+        "type",
+        "describe",
+        "@fixture/aws/ec2/vpc",
+    ]);
+    let stats = crate::fixture::stats(&out);
+    assert_eq!(stats["catalogStatements"], 2, "{stats}");
+    assert_eq!(Stats::of(&out).evaluated, 0);
+}
+
+// Search lists from the outline, then takes each shown type's declared spelling from
+// its descriptor: every match keeps its declared type, version and description.
+#[test]
+fn search_shows_the_declared_spelling_of_every_match() {
+    let repo = indexed_fixture();
+    let out = repo.ok(&["--json", "model", "type", "search", ""]);
+    let doc = out.json();
+    let types = doc["types"].as_array().expect("types");
+    assert_eq!(types.len(), 12, "{doc}");
+    for t in types {
+        let declared = t["declaredType"].as_str().expect("declaredType");
+        assert!(declared.starts_with("@fixture/"), "{t}");
+        assert_eq!(declared.to_lowercase(), t["type"].as_str().unwrap(), "{t}");
+        assert_eq!(t["version"], "2026.01.01.0", "{t}");
+        assert!(
+            t["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Generated fixture type"),
+            "{t}"
+        );
+    }
+}
+
 #[test]
 fn list_and_describe_answer_from_descriptors() {
     let repo = indexed_fixture();

@@ -55,8 +55,8 @@ pub async fn create(
 ) -> Result<Outcome, CliError> {
     let input = arg_input(flags)?;
     let repo = ctx.open_repo().await?;
-    let summary = ctx.index(&repo).await?;
-    let models = ctx.models(&repo, &summary)?;
+    ctx.index(&repo).await?;
+    let models = ctx.models(&repo)?;
     let path = models
         .create(type_name, name, &input)
         .await
@@ -72,8 +72,8 @@ pub async fn create(
 pub async fn list(ctx: &Context) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
     let summary = ctx.index(&repo).await?;
-    let models = ctx.models(&repo, &summary)?;
-    let index = LoadedTypeIndex::new(&summary.loaded);
+    let models = ctx.models(&repo)?;
+    let index = LoadedTypeIndex::new(&summary.loaded, repo.adapters.types.clone());
     let rows = models.list(&index).await.map_err(model_error)?;
     let mut human = String::new();
     let mut json_rows = Vec::new();
@@ -143,8 +143,8 @@ pub async fn run(
 ) -> Result<Outcome, CliError> {
     let input = arg_input(flags)?;
     let repo = ctx.open_repo().await?;
-    let summary = ctx.index(&repo).await?;
-    let models = ctx.models(&repo, &summary)?;
+    ctx.index(&repo).await?;
+    let models = ctx.models(&repo)?;
     let limits = SandboxLimits::method_run()
         .with_time(
             timeout_ms

@@ -13,8 +13,8 @@ use crate::error::{CliError, ErrorCode};
 pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
     let summary = ctx.index(&repo).await?;
-    let index = registry::LoadedTypeIndex::new(&summary.loaded);
-    let found = registry::search(&index, kind, query)
+    let index = registry::LoadedTypeIndex::new(&summary.loaded, repo.adapters.types.clone());
+    let found = registry::search_loaded(&index, kind, query)
         .await
         .map_err(CliError::from)?;
     let mut human = String::new();
@@ -78,7 +78,7 @@ pub async fn describe(ctx: &Context, raw: &str, kind: Option<Kind>) -> Result<Ou
     }
     let repo = ctx.open_repo().await?;
     let summary = ctx.index(&repo).await?;
-    let index = registry::LoadedTypeIndex::new(&summary.loaded);
+    let index = registry::LoadedTypeIndex::new(&summary.loaded, repo.adapters.types.clone());
     let description = registry::describe(&index, kind, raw)
         .await
         .map_err(describe_error)?;

@@ -269,6 +269,26 @@ pub enum RepoError {
 pub trait ExtensionRepository: Send + Sync {
     /// Every aggregate, plus the rows that could not be attributed.
     async fn load_all(&self) -> Result<Loaded, RepoError>;
+    /// Every aggregate, like [`load_all`](Self::load_all), but without the stored
+    /// descriptors: `Indexed` rows carry `TypeMeta::descriptor == ""` (version and
+    /// description are kept). Enough to decide freshness, list, search and report
+    /// failures; an outline must never be saved (a save would write the empty
+    /// descriptors). The default reads everything.
+    async fn load_outline(&self) -> Result<Loaded, RepoError> {
+        self.load_all().await
+    }
+    /// The guard verdict and, when the guards are fresh, the outline
+    /// ([`load_outline`](Self::load_outline)): the warm path's one read of the catalog
+    /// (spec 30 §5.1). The default makes the two calls.
+    async fn guards_and_outline(
+        &self,
+        expected: &GuardInputs,
+    ) -> Result<(GuardVerdict, Option<Loaded>), RepoError> {
+        match self.invalidation_guards(expected).await? {
+            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_outline().await?))),
+            verdict => Ok((verdict, None)),
+        }
+    }
     /// Every version of one name.
     async fn load_by_name(&self, name: &ExtensionName) -> Result<Vec<Extension>, RepoError>;
     /// `save_all` of one aggregate, with the same checks.
@@ -298,4 +318,22 @@ pub trait TypeIndex: Send + Sync {
     async fn list_types(&self, kind: Kind) -> Result<Vec<TypeEntry>, RepoError>;
     /// Visible `extension` rows targeting `base`, ordered by path.
     async fn extensions_for(&self, base: &TypeName) -> Result<Vec<TypeEntry>, RepoError>;
+    /// The visible rows at `paths` (any order, unknown paths ignored), descriptors
+    /// included, ordered by path: how a command that listed from an outline fetches the
+    /// descriptors of the few rows it shows, in one statement. The default filters
+    /// [`list_types`](Self::list_types) of every kind.
+    async fn entries_at(&self, paths: &[CanonicalPath]) -> Result<Vec<TypeEntry>, RepoError> {
+        let wanted: std::collections::BTreeSet<&CanonicalPath> = paths.iter().collect();
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            out.extend(
+                self.list_types(kind)
+                    .await?
+                    .into_iter()
+                    .filter(|e| wanted.contains(&e.source_path)),
+            );
+        }
+        out.sort_by(|a, b| a.source_path.cmp(&b.source_path));
+        Ok(out)
+    }
 }

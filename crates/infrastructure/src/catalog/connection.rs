@@ -32,6 +32,17 @@ const ROW_BUFFER: usize = 1024;
 /// whole file into resident memory, +12 MB on the same catalog.)
 const CACHE_SIZE: &str = "-512";
 
+/// Largest catalog file that is memory-mapped (`mmap_size`), in bytes. A mapped page
+/// is read without a `pread` and a copy into SQLite's page cache, which is most of what an
+/// up-to-date command spends in SQLite on a small catalog (116 types of real size:
+/// about 1-2 MB; `type search` 6.0 -> 5.1 ms); but every mapped page it touches stays
+/// in the process's resident memory, so a larger catalog is not mapped at all and
+/// keeps the page-cache reads above (2 000 types: +3.4 MB of RSS for no measurable
+/// gain when the first 2 MiB were mapped). The database file never shrinks under a
+/// reader (no auto-vacuum, fen never runs VACUUM), and a catalog that grows past the
+/// map while open is read beyond it as usual.
+const MMAP_MAX_BYTES: u64 = 2 * 1024 * 1024;
+
 /// How a connection opens the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -50,6 +61,7 @@ pub(crate) async fn connect(db: &Path, access: Access) -> Result<SqliteConnectio
         .busy_timeout(BUSY_TIMEOUT)
         .synchronous(SqliteSynchronous::Normal)
         .pragma("cache_size", CACHE_SIZE)
+        .pragma("mmap_size", mmap_size(db))
         .row_buffer_size(ROW_BUFFER);
     let options = match access {
         Access::Existing => options.create_if_missing(false),
@@ -57,6 +69,14 @@ pub(crate) async fn connect(db: &Path, access: Access) -> Result<SqliteConnectio
         Access::ReadOnly => options.read_only(true),
     };
     Ok(options.connect().await?)
+}
+
+/// `mmap_size` for the file at `db`: all of it when small, else nothing.
+fn mmap_size(db: &Path) -> String {
+    match std::fs::metadata(db) {
+        Ok(meta) if meta.len() <= MMAP_MAX_BYTES => MMAP_MAX_BYTES.to_string(),
+        _ => "0".to_owned(),
+    }
 }
 
 /// Reads `PRAGMA journal_mode` (step 2 of spec 10 §4.1).
@@ -87,4 +107,21 @@ pub(crate) async fn switch_to_wal(conn: &mut SqliteConnection) -> Result<(), Sql
 /// transaction when the handle closes.
 pub(crate) async fn close(conn: SqliteConnection) {
     let _ = conn.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_small_catalogs_are_mapped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("catalog.db");
+        assert_eq!(mmap_size(&db), "0", "no file yet");
+        let file = std::fs::File::create(&db).expect("create");
+        file.set_len(MMAP_MAX_BYTES).expect("grow");
+        assert_eq!(mmap_size(&db), MMAP_MAX_BYTES.to_string());
+        file.set_len(MMAP_MAX_BYTES + 1).expect("grow");
+        assert_eq!(mmap_size(&db), "0");
+    }
 }

@@ -25,7 +25,7 @@ use super::error::{repo_error, CatalogOpenError, SqlFailure};
 use super::migrate::{self, SchemaState, MIGRATOR};
 use super::opener::{self, OpenReport, Recheck};
 use super::placement::Placement;
-use super::rows::{CatalogRow, ROW_COLUMNS};
+use super::rows::{CatalogRow, OUTLINE_COLUMNS, ROW_COLUMNS};
 use super::type_index::{self, TypeRow, TYPE_COLUMNS, VISIBLE};
 use super::{bulk, load, log_warning, meta, save, CatalogContext};
 
@@ -176,10 +176,16 @@ impl SqliteExtensionRepository {
 
     /// The aggregates of the rows matching `condition` (all rows for `None`), read in
     /// one read transaction (one snapshot).
-    async fn load(&self, condition: Option<&str>, binds: &[&str]) -> Result<Loaded, RepoError> {
+    /// `columns` is [`ROW_COLUMNS`] or [`OUTLINE_COLUMNS`].
+    async fn load(
+        &self,
+        columns: [&str; 16],
+        condition: Option<&str>,
+        binds: &[&str],
+    ) -> Result<Loaded, RepoError> {
         let mut assembler = load::Assembler::new(&self.placement);
         let mut conn = self.connection().await?;
-        bulk::fetch_chunked(&mut conn, ROW_COLUMNS, condition, binds, |_, fields| {
+        bulk::fetch_chunked(&mut conn, columns, condition, binds, |_, fields| {
             assembler.add(CatalogRow::from_fields(fields));
         })
         .await?;
@@ -245,12 +251,26 @@ impl SqliteExtensionRepository {
 #[async_trait]
 impl ExtensionRepository for SqliteExtensionRepository {
     async fn load_all(&self) -> Result<Loaded, RepoError> {
-        self.load(None, &[]).await
+        self.load(ROW_COLUMNS, None, &[]).await
+    }
+
+    async fn load_outline(&self) -> Result<Loaded, RepoError> {
+        self.load(OUTLINE_COLUMNS, None, &[]).await
+    }
+
+    async fn guards_and_outline(
+        &self,
+        expected: &GuardInputs,
+    ) -> Result<(GuardVerdict, Option<Loaded>), RepoError> {
+        match self.invalidation_guards(expected).await? {
+            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_outline().await?))),
+            verdict => Ok((verdict, None)),
+        }
     }
 
     async fn load_by_name(&self, name: &ExtensionName) -> Result<Vec<Extension>, RepoError> {
         let loaded = self
-            .load(Some("extension_name = ?1"), &[name.as_str()])
+            .load(ROW_COLUMNS, Some("extension_name = ?1"), &[name.as_str()])
             .await?;
         Ok(loaded.extensions)
     }

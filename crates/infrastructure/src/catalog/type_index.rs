@@ -8,6 +8,7 @@ use fen_domain::{
     BundleLocation, CanonicalPath, Kind, PathPolicy, SourceFingerprint, TypeMeta, TypeName,
 };
 
+use super::bulk::FIRST_CHUNK_ROWS;
 use super::log_warning;
 use super::repository::SqliteExtensionRepository;
 
@@ -39,6 +40,23 @@ impl TypeIndex for SqliteExtensionRepository {
             "kind = 'extension' AND extends_type = ?1",
             &[base.as_str()],
             true,
+        )
+        .await
+    }
+
+    async fn entries_at(&self, paths: &[CanonicalPath]) -> Result<Vec<TypeEntry>, RepoError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let paths: Vec<&str> = paths.iter().map(CanonicalPath::as_str).collect();
+        let paths =
+            serde_json::to_string(&paths).map_err(|error| RepoError::Storage(error.to_string()))?;
+        // Primary-key lookups, one statement (one read transaction when many).
+        let few = paths.len() <= FIRST_CHUNK_ROWS;
+        self.fetch_types(
+            "source_path IN (SELECT value FROM json_each(?1))",
+            &[paths.as_str()],
+            few,
         )
         .await
     }

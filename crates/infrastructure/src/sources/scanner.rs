@@ -6,7 +6,8 @@
 //! async, but every call here is short local filesystem work done inline on the
 //! calling task; the `*_blocking` methods expose the same work to synchronous callers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -30,6 +31,11 @@ pub struct FsSourceScanner {
     mounts: SourceMounts,
     policy: PathPolicy,
     cache: Mutex<FreshnessCache>,
+    /// Directory listings taken by `exists`, one per directory and pass: the warm pass
+    /// asks about the bundle of every `Indexed` row, mostly a few dozen directories of
+    /// many bundles each, and one `read_dir` answers a whole directory for the price
+    /// of a few `stat`s. `None`: the directory could not be listed (ask `stat`).
+    listings: Mutex<HashMap<PathBuf, Option<HashSet<OsString>>>>,
 }
 
 impl FsSourceScanner {
@@ -40,6 +46,7 @@ impl FsSourceScanner {
             mounts,
             policy,
             cache: Mutex::new(FreshnessCache::new()),
+            listings: Mutex::new(HashMap::new()),
         }
     }
 
@@ -157,7 +164,33 @@ impl SourceScanner for FsSourceScanner {
     }
 
     async fn exists(&self, path: &CanonicalPath) -> bool {
-        std::fs::symlink_metadata(Path::new(path.as_str())).is_ok()
+        let path = Path::new(path.as_str());
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return std::fs::symlink_metadata(path).is_ok();
+        };
+        let mut listings = self.listings.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(listing) = listings.get(dir) {
+            return match listing {
+                Some(names) => names.contains(name),
+                None => std::fs::symlink_metadata(path).is_ok(),
+            };
+        }
+        let listing = listings.entry(dir.to_path_buf()).or_insert_with(|| {
+            // Every directory entry, dangling symlinks included, as `symlink_metadata`
+            // would find them. A directory that does not exist holds nothing.
+            match std::fs::read_dir(dir) {
+                Ok(entries) => entries
+                    .map(|entry| entry.map(|e| e.file_name()))
+                    .collect::<Result<HashSet<OsString>, _>>()
+                    .ok(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(HashSet::new()),
+                Err(_) => None,
+            }
+        });
+        match listing {
+            Some(names) => names.contains(name),
+            None => std::fs::symlink_metadata(path).is_ok(),
+        }
     }
 
     fn files_hashed(&self) -> usize {
@@ -317,6 +350,16 @@ mod tests {
         assert!(scanner.exists(&probe(&file)).await);
         assert!(scanner.exists(&probe(&link)).await);
         assert!(!scanner.exists(&probe(&dir.path().join("none.ts"))).await);
+        assert!(
+            !scanner
+                .exists(&probe(&dir.path().join("no/such/dir.ts")))
+                .await
+        );
+        // A pass answers from one listing per directory; the next pass lists again.
+        std::fs::write(dir.path().join("later.ts"), "x").unwrap();
+        assert!(!scanner.exists(&probe(&dir.path().join("later.ts"))).await);
+        let next = scanner.for_next_pass();
+        assert!(next.exists(&probe(&dir.path().join("later.ts"))).await);
     }
 
     /// Scenario 31 at the port: a second pass over an unchanged tree reads nothing.

@@ -96,7 +96,7 @@ async fn scenario_20_a_fresh_open_builds_the_full_schema_in_wal() {
         .await
         .expect("open");
     assert!(opened.report.created);
-    assert_eq!(opened.report.migrated, vec![1, 2, 3]);
+    assert_eq!(opened.report.migrated, vec![1, 2, 3, 4]);
     assert_eq!(opened.report.healed, None);
     assert_eq!(
         fx.lock.acquisitions(),
@@ -107,7 +107,7 @@ async fn scenario_20_a_fresh_open_builds_the_full_schema_in_wal() {
 
     assert_eq!(
         versions(&fx.db()).await,
-        vec![(1, true), (2, true), (3, true)]
+        vec![(1, true), (2, true), (3, true), (4, true)]
     );
     let mut conn = raw(&fx.db()).await;
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
@@ -152,11 +152,14 @@ async fn scenario_21_upgrade_from_0001_keeps_rows_and_empties_meta() {
     .await;
     assert_eq!(
         migration_status(&db).await.expect("status").pending,
-        vec![2, 3]
+        vec![2, 3, 4]
     );
 
     let repo = fx.open().await;
-    assert_eq!(versions(&db).await, vec![(1, true), (2, true), (3, true)]);
+    assert_eq!(
+        versions(&db).await,
+        vec![(1, true), (2, true), (3, true), (4, true)]
+    );
     let mut conn = raw(&db).await;
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT json_array(source_path, kind, type_normalized, extends_type, bundle_path, \
@@ -262,7 +265,7 @@ async fn a_catalog_from_a_newer_fen_is_refused_and_left_untouched() {
     exec(
         &fx.db(),
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (4, 'future', 1, x'00', 0)",
+         VALUES (5, 'future', 1, x'00', 0)",
     )
     .await;
     let bytes = std::fs::read(fx.db()).expect("bytes");
@@ -275,8 +278,8 @@ async fn a_catalog_from_a_newer_fen_is_refused_and_left_untouched() {
         matches!(
             error,
             CatalogOpenError::Repo(RepoError::CatalogTooNew {
-                found: 4,
-                supported: 3
+                found: 5,
+                supported: 4
             })
         ),
         "{error:?}"
@@ -293,7 +296,7 @@ async fn a_catalog_from_a_newer_fen_is_refused_and_left_untouched() {
     assert!(corrupt_files(&fx).is_empty());
     assert!(matches!(
         migration_status(&fx.db()).await,
-        Err(RepoError::CatalogTooNew { found: 4, .. })
+        Err(RepoError::CatalogTooNew { found: 5, .. })
     ));
 }
 
@@ -323,13 +326,13 @@ async fn a_corrupt_file_is_moved_aside_and_rebuilt() {
         .to_string_lossy()
         .starts_with("_extension_catalog.db.corrupt-"));
     assert_eq!(corrupt_files(&fx), vec![healed.moved_to.clone()]);
-    assert_eq!(opened.report.migrated, vec![1, 2, 3]);
+    assert_eq!(opened.report.migrated, vec![1, 2, 3, 4]);
     assert!(!fx.lock.is_held());
     let loaded = opened.repository.load_all().await.expect("load");
     assert!(loaded.extensions.is_empty());
     assert_eq!(
         versions(&fx.db()).await,
-        vec![(1, true), (2, true), (3, true)]
+        vec![(1, true), (2, true), (3, true), (4, true)]
     );
 }
 
@@ -349,7 +352,7 @@ async fn an_edited_migration_is_healed_by_the_opener() {
     assert!(healed.moved_to.exists());
     assert_eq!(
         versions(&fx.db()).await,
-        vec![(1, true), (2, true), (3, true)]
+        vec![(1, true), (2, true), (3, true), (4, true)]
     );
 }
 
@@ -378,13 +381,57 @@ async fn migrate_with_guard_applies_pending_versions_once() {
     let guard = LifecycleGuard::new(());
     assert_eq!(
         migrate_with_guard(&fx.db(), &guard).await.expect("migrate"),
-        vec![1, 2, 3]
+        vec![1, 2, 3, 4]
     );
     assert!(migrate_with_guard(&fx.db(), &guard)
         .await
         .expect("again")
         .is_empty());
     let status = migration_status(&fx.db()).await.expect("status");
-    assert_eq!(status.applied, vec![1, 2, 3]);
+    assert_eq!(status.applied, vec![1, 2, 3, 4]);
     assert!(status.pending.is_empty());
+}
+
+#[tokio::test]
+async fn upgrade_from_0003_moves_the_descriptor_last_and_keeps_rows_and_meta() {
+    let fx = Fixture::new();
+    let db = fx.db();
+    catalog_at(&db, 3).await;
+    exec(
+        &db,
+        "INSERT INTO bundle_types (source_path, kind, type_normalized, bundle_path, \
+           fingerprint, type_version, description, descriptor, state, extension_name, \
+           extension_version, file_stats) \
+         VALUES ('/r/extensions/models/a.ts', 'model', 'a/t', '/r/b/a.json', 'fa', '1', \
+           'one', '{\"type\":\"A/T\"}', 'Indexed', 'local', 'local', 'stats-a'), \
+                ('/r/extensions/models/b.ts', 'model', '', '', 'fb', '', '', '', \
+           'BundleBuildFailed', 'local', 'local', ''); \
+         INSERT INTO bundle_meta (key, value) VALUES ('populated', 'true');",
+    )
+    .await;
+    let before = dump(&db).await;
+    assert_eq!(
+        migration_status(&db).await.expect("status").pending,
+        vec![4]
+    );
+    let _repo = fx.open().await;
+    assert_eq!(
+        versions(&db).await,
+        vec![(1, true), (2, true), (3, true), (4, true)]
+    );
+    assert_eq!(dump(&db).await, before, "rows and meta are kept");
+    let mut conn = raw(&db).await;
+    let order: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('bundle_types') ORDER BY cid")
+            .fetch_all(&mut conn)
+            .await
+            .expect("columns");
+    connection::close(conn).await;
+    assert_eq!(order.last().map(String::as_str), Some("descriptor"));
+    assert_eq!(indexes(&db).await, sorted(&INDEXES));
+    assert!(verify_schema(&db)
+        .await
+        .expect("verify")
+        .problems
+        .is_empty());
 }

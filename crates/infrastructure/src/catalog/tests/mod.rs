@@ -6,6 +6,7 @@ mod bulk;
 mod guards;
 mod load;
 mod migrations;
+mod outline;
 mod save;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,121 @@
+//! The warm path's light reads: `load_outline`, `guards_and_outline` and `entries_at`
+//! (spec 30 §5.1, §5.7).
+
+use fen_domain::ports::{ExtensionRepository, GuardInputs, GuardVerdict, TypeIndex};
+use fen_domain::{Extension, Kind, RowState};
+
+use super::*;
+
+/// A local aggregate with two models, one extension and one build failure.
+async fn seeded(fx: &Fixture) -> SqliteExtensionRepository {
+    let repo = fx.open().await;
+    let a = fx.path("extensions/models/a.ts");
+    let b = fx.path("extensions/models/b.ts");
+    let e = fx.path("extensions/models/e.ts");
+    let broken = fx.path("extensions/models/broken.ts");
+    let ext = Extension::local(&fx.root);
+    let ext = index(&ext, &a, Kind::Model, "acme/a", 1);
+    let ext = index(&ext, &b, Kind::Model, "acme/b", 2);
+    let ext = index(&ext, &e, Kind::Extension, "acme/a", 3);
+    let ext = ext
+        .record_bundle_build_failed(&observe(&ext, &broken, Kind::Model, 4), "boom")
+        .expect("build failure");
+    let _guard = fx.lock.hold();
+    repo.save_all(&[ext]).await.expect("save");
+    repo
+}
+
+#[tokio::test]
+async fn the_outline_is_load_all_without_descriptors() {
+    let fx = Fixture::new();
+    let repo = seeded(&fx).await;
+    let full = repo.load_all().await.expect("load_all");
+    let outline = repo.load_outline().await.expect("load_outline");
+    assert_eq!(outline.skipped, full.skipped);
+    assert_eq!(outline.file_stats, full.file_stats);
+    assert_eq!(outline.extensions.len(), full.extensions.len());
+    let mut indexed = 0;
+    for (light, heavy) in outline.extensions.iter().zip(&full.extensions) {
+        assert_eq!(light.id(), heavy.id());
+        assert_eq!(light.tags(), heavy.tags());
+        for (l, h) in light.sources().zip(heavy.sources()) {
+            assert_eq!(l.path(), h.path());
+            assert_eq!(l.fingerprint(), h.fingerprint());
+            match (l.state(), h.state()) {
+                (
+                    RowState::Indexed {
+                        type_name: lt,
+                        bundle: lb,
+                        meta: lm,
+                    },
+                    RowState::Indexed {
+                        type_name: ht,
+                        bundle: hb,
+                        meta: hm,
+                    },
+                ) => {
+                    indexed += 1;
+                    assert_eq!((lt, lb), (ht, hb));
+                    assert_eq!(lm.declared_version, hm.declared_version);
+                    assert_eq!(lm.description, hm.description);
+                    assert_eq!(lm.descriptor, "");
+                    assert!(!hm.descriptor.is_empty());
+                }
+                (l, h) => assert_eq!(l, h),
+            }
+        }
+    }
+    assert_eq!(indexed, 3);
+}
+
+#[tokio::test]
+async fn guards_and_outline_read_the_outline_only_when_fresh() {
+    let fx = Fixture::new();
+    let repo = seeded(&fx).await;
+    let inputs = GuardInputs {
+        layout_version: "1".to_owned(),
+        bundles_base_path: fx.path(".fen/bundles").to_string(),
+        source_dirs: vec![fx.path("extensions/models")],
+    };
+    let (verdict, outline) = repo.guards_and_outline(&inputs).await.expect("read");
+    assert!(
+        matches!(verdict, GuardVerdict::Invalidate(_)),
+        "{verdict:?}"
+    );
+    assert!(outline.is_none());
+    {
+        let _guard = fx.lock.hold();
+        repo.mark_populated(&inputs).await.expect("populate");
+    }
+    let (verdict, outline) = repo.guards_and_outline(&inputs).await.expect("read");
+    assert_eq!(verdict, GuardVerdict::Fresh);
+    assert_eq!(
+        outline.expect("an outline when fresh"),
+        repo.load_outline().await.expect("outline")
+    );
+}
+
+#[tokio::test]
+async fn entries_at_reads_the_visible_rows_at_the_paths_with_descriptors() {
+    let fx = Fixture::new();
+    let repo = seeded(&fx).await;
+    let a = fx.path("extensions/models/a.ts");
+    let e = fx.path("extensions/models/e.ts");
+    let broken = fx.path("extensions/models/broken.ts");
+    let unknown = fx.path("extensions/models/nowhere.ts");
+    let got = repo
+        .entries_at(&[e.clone(), broken, unknown, a.clone()])
+        .await
+        .expect("entries_at");
+    let paths: Vec<&CanonicalPath> = got.iter().map(|entry| &entry.source_path).collect();
+    assert_eq!(paths, [&a, &e], "visible rows only, by path");
+    assert_eq!(got[0].meta.descriptor, "{\"type\":\"acme/a\"}");
+    assert_eq!(got[1].kind, Kind::Extension);
+    // The same entries as the per-type queries.
+    let found = repo
+        .find_type(Kind::Model, &ty("acme/a"))
+        .await
+        .expect("find_type");
+    assert_eq!(found.as_ref(), Some(&got[0]));
+    assert!(repo.entries_at(&[]).await.expect("empty").is_empty());
+}
