@@ -212,6 +212,43 @@ fn scenario_15_a_deleted_bundle_is_rebuilt_and_the_run_succeeds() {
     assert!(repo.path(&local_bundle("ec2_vpc")).exists());
 }
 
+/// The table of spec 30 §5.5 on an unchanged tree: what each model command builds,
+/// evaluates and locks.
+#[test]
+fn model_commands_touch_exactly_the_bundles_of_the_table() {
+    let repo = vpc_repo();
+    let three = vec![
+        local_bundle("ec2_vpc"),
+        local_bundle("vpc_audit"),
+        local_bundle("vpc_tags"),
+    ];
+    // `model create`: 1 + E(type).
+    let create = repo.ok(&[
+        "--stats",
+        "model",
+        "create",
+        "@fixture/aws/ec2/vpc",
+        "edge",
+        "--arg",
+        "region=eu-west-1",
+    ]);
+    let stats = Stats::of(&create);
+    assert_eq!((stats.built, stats.locks), (0, 0), "{stats:?}");
+    assert_eq!(stats.evaluated_paths, three);
+    // `model list`: nothing.
+    let list = Stats::of(&repo.ok(&["--stats", "model", "list"]));
+    assert_eq!(
+        (list.built, list.evaluated, list.locks),
+        (0, 0, 0),
+        "{list:?}"
+    );
+    // `datastore lock status`: no build_index at all, so not even the catalog.
+    let status = repo.ok(&["--stats", "datastore", "lock", "status"]);
+    let raw = crate::fixture::stats(&status);
+    assert_eq!(raw["catalogStatements"], 0, "{raw}");
+    assert_eq!(raw["bundlesEvaluated"], 0, "{raw}");
+}
+
 // ---- create (scenarios 22-24) ----
 
 #[test]
