@@ -271,9 +271,10 @@ pub trait ExtensionRepository: Send + Sync {
     async fn load_all(&self) -> Result<Loaded, RepoError>;
     /// Every aggregate, like [`load_all`](Self::load_all), but without the stored
     /// descriptors: `Indexed` rows carry `TypeMeta::descriptor == ""` (version and
-    /// description are kept). Enough to decide freshness, list, search and report
-    /// failures; an outline must never be saved (a save would write the empty
-    /// descriptors). The default reads everything.
+    /// description are kept). Enough to decide freshness, list, search, report
+    /// failures and save: `save_all` keeps the stored descriptor of every `Indexed`
+    /// source whose descriptor is empty (an outline's), so a commit never reads the
+    /// descriptors it does not change. The default reads everything.
     async fn load_outline(&self) -> Result<Loaded, RepoError> {
         self.load_all().await
     }
@@ -296,6 +297,8 @@ pub trait ExtensionRepository: Send + Sync {
         self.save_all(std::slice::from_ref(ext)).await
     }
     /// Saves the differences of a batch in one transaction (needs the lifecycle lock).
+    /// An `Indexed` source with an empty descriptor (loaded by
+    /// [`load_outline`](Self::load_outline)) keeps the descriptor stored for its row.
     async fn save_all(&self, exts: &[Extension]) -> Result<SaveReport, RepoError>;
     /// Checks the four guard keys.
     async fn invalidation_guards(&self, expected: &GuardInputs) -> Result<GuardVerdict, RepoError>;

@@ -101,6 +101,20 @@ pub(crate) struct RowValues<'a> {
     pub(crate) superseded_by: Option<&'a str>,
 }
 
+impl RowValues<'_> {
+    /// An `Indexed` target without a descriptor: a source of an outline
+    /// (`load_outline`), whose descriptor was not read. Saving it keeps the stored
+    /// descriptor; every other target writes its own.
+    pub(crate) fn keeps_descriptor(&self) -> bool {
+        self.content[CONTENT_STATE] == "Indexed" && self.content[CONTENT_DESCRIPTOR].is_empty()
+    }
+}
+
+/// Index of `descriptor` in [`CONTENT_COLUMNS`].
+const CONTENT_DESCRIPTOR: usize = 8;
+/// Index of `state` in [`CONTENT_COLUMNS`].
+const CONTENT_STATE: usize = 9;
+
 impl<'a> CatalogRow<'a> {
     /// The fields in [`ROW_COLUMNS`] order.
     pub(crate) fn from_fields(fields: [&'a str; 16]) -> CatalogRow<'a> {

@@ -119,3 +119,57 @@ async fn entries_at_reads_the_visible_rows_at_the_paths_with_descriptors() {
     assert_eq!(found.as_ref(), Some(&got[0]));
     assert!(repo.entries_at(&[]).await.expect("empty").is_empty());
 }
+
+/// A commit saves the outline it loaded under the lock: unchanged `Indexed` rows keep
+/// their stored descriptors (nothing is written for them), a re-indexed row writes its
+/// new descriptor, and a row that failed loses its descriptor.
+#[tokio::test]
+async fn saving_an_outline_keeps_the_stored_descriptors() {
+    let fx = Fixture::new();
+    let repo = seeded(&fx).await;
+    let before = column(&fx.db(), &fx.path("extensions/models/a.ts"), "descriptor").await;
+    assert_eq!(before.as_deref(), Some("{\"type\":\"acme/a\"}"));
+
+    let outline = repo.load_outline().await.expect("load_outline");
+    let _guard = fx.lock.hold();
+    let report = repo
+        .save_all(&outline.extensions)
+        .await
+        .expect("save outline");
+    assert_eq!((report.updated, report.inserted, report.deleted), (0, 0, 0));
+    assert_eq!(report.unchanged, 4);
+    for (path, ty) in [("a.ts", "acme/a"), ("b.ts", "acme/b"), ("e.ts", "acme/a")] {
+        let stored = column(
+            &fx.db(),
+            &fx.path(&format!("extensions/models/{path}")),
+            "descriptor",
+        )
+        .await;
+        assert_eq!(stored, Some(format!("{{\"type\":\"{ty}\"}}")), "{path}");
+    }
+
+    // b is re-indexed (new content, new descriptor), a fails to build.
+    let ext = &outline.extensions[0];
+    let b = fx.path("extensions/models/b.ts");
+    let a = fx.path("extensions/models/a.ts");
+    let ext = index(ext, &b, Kind::Model, "acme/b2", 9);
+    let ext = ext
+        .record_bundle_build_failed(&observe(&ext, &a, Kind::Model, 8), "boom")
+        .expect("build failure");
+    let report = repo.save_all(&[ext]).await.expect("save changes");
+    assert_eq!(report.updated, 2);
+    assert_eq!(
+        column(&fx.db(), &b, "descriptor").await.as_deref(),
+        Some("{\"type\":\"acme/b2\"}")
+    );
+    assert_eq!(
+        column(&fx.db(), &a, "descriptor").await.as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        column(&fx.db(), &fx.path("extensions/models/e.ts"), "descriptor")
+            .await
+            .as_deref(),
+        Some("{\"type\":\"acme/a\"}")
+    );
+}
