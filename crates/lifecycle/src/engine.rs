@@ -185,7 +185,10 @@ pub(crate) async fn run_from(
     };
     // An outline is enough to save: its `Indexed` rows keep their stored descriptors,
     // and every index result applied below carries its own.
-    let full = ad.repo.load_outline().await?;
+    let full = match opts.scope {
+        Scope::Warm => ad.repo.load_warm_outline().await?,
+        Scope::Reconcile => ad.repo.load_outline().await?,
+    };
     let scanner = ad.scanners.new_pass();
     // The warm commit re-observes only what prepare found stale or missing when the
     // catalog is still the one prepare read (no other writer committed in between):

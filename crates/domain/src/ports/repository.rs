@@ -278,15 +278,23 @@ pub trait ExtensionRepository: Send + Sync {
     async fn load_outline(&self) -> Result<Loaded, RepoError> {
         self.load_all().await
     }
-    /// The guard verdict and, when the guards are fresh, the outline
-    /// ([`load_outline`](Self::load_outline)): the warm path's one read of the catalog
-    /// (spec 30 §5.1). The default makes the two calls.
+    /// The warm pass's outline: [`load_outline`](Self::load_outline) without the stat
+    /// records of pulled rows (`Loaded::file_stats` holds local and mounted paths
+    /// only). The warm pass never walks pulled trees (spec 10 §6.2), so it never looks
+    /// those records up, and they are most of a pulled row's bytes. The default reads
+    /// the whole outline.
+    async fn load_warm_outline(&self) -> Result<Loaded, RepoError> {
+        self.load_outline().await
+    }
+    /// The guard verdict and, when the guards are fresh, the warm outline
+    /// ([`load_warm_outline`](Self::load_warm_outline)): the warm path's one read of
+    /// the catalog (spec 30 §5.1). The default makes the two calls.
     async fn guards_and_outline(
         &self,
         expected: &GuardInputs,
     ) -> Result<(GuardVerdict, Option<Loaded>), RepoError> {
         match self.invalidation_guards(expected).await? {
-            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_outline().await?))),
+            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_warm_outline().await?))),
             verdict => Ok((verdict, None)),
         }
     }

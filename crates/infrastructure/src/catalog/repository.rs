@@ -25,7 +25,7 @@ use super::error::{repo_error, CatalogOpenError, SqlFailure};
 use super::migrate::{self, SchemaState, MIGRATOR};
 use super::opener::{self, OpenReport, Recheck};
 use super::placement::Placement;
-use super::rows::{CatalogRow, OUTLINE_COLUMNS, ROW_COLUMNS};
+use super::rows::{CatalogRow, FILE_STATS, OUTLINE_COLUMNS, ROW_COLUMNS};
 use super::type_index::{self, TypeRow, TYPE_COLUMNS, VISIBLE};
 use super::{bulk, load, log_warning, meta, save, CatalogContext};
 
@@ -258,12 +258,21 @@ impl ExtensionRepository for SqliteExtensionRepository {
         self.load(OUTLINE_COLUMNS, None, &[]).await
     }
 
+    async fn load_warm_outline(&self) -> Result<Loaded, RepoError> {
+        // A pulled row's stat records are read as '': `?1` is the pulled tree's prefix.
+        let mut columns = OUTLINE_COLUMNS;
+        columns[FILE_STATS] =
+            "CASE WHEN substr(source_path, 1, length(?1)) = ?1 THEN '' ELSE file_stats END";
+        let prefix = format!("{}/", self.placement.pulled_dir().as_str());
+        self.load(columns, None, &[&prefix]).await
+    }
+
     async fn guards_and_outline(
         &self,
         expected: &GuardInputs,
     ) -> Result<(GuardVerdict, Option<Loaded>), RepoError> {
         match self.invalidation_guards(expected).await? {
-            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_outline().await?))),
+            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_warm_outline().await?))),
             verdict => Ok((verdict, None)),
         }
     }

@@ -44,6 +44,8 @@ pub(crate) const OUTLINE_COLUMNS: [&str; 16] = {
 
 /// Index of `descriptor` in [`ROW_COLUMNS`].
 const DESCRIPTOR: usize = 9;
+/// Index of `file_stats` in [`ROW_COLUMNS`].
+pub(crate) const FILE_STATS: usize = 15;
 
 /// The content columns `save_all` compares and writes (spec 10 §5.4 step 3), in the
 /// order of [`RowValues::content`].

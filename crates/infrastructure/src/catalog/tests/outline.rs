@@ -173,3 +173,31 @@ async fn saving_an_outline_keeps_the_stored_descriptors() {
         Some("{\"type\":\"acme/a\"}")
     );
 }
+
+/// The warm outline is the outline without the stat records of pulled rows: the warm
+/// pass never walks pulled trees, so it never looks them up.
+#[tokio::test]
+async fn the_warm_outline_has_no_pulled_stat_records() {
+    let fx = Fixture::new();
+    let repo = seeded(&fx).await;
+    let ext = pulled(&fx.root, "@s/n", "2026.01.01.1");
+    let p = ext.root().join("models/p.ts");
+    let ext = index(&ext, &p, Kind::Model, "s/p", 5);
+    {
+        let _guard = fx.lock.hold();
+        repo.save_all(&[ext]).await.expect("save pulled");
+    }
+    exec(&fx.db(), "UPDATE bundle_types SET file_stats = 'records'").await;
+    let a = fx.path("extensions/models/a.ts");
+
+    let outline = repo.load_outline().await.expect("load_outline");
+    assert_eq!(outline.file_stats.len(), 5);
+    assert!(outline.file_stats.contains_key(&p));
+
+    let warm = repo.load_warm_outline().await.expect("load_warm_outline");
+    assert_eq!(warm.file_stats.len(), 4);
+    assert!(!warm.file_stats.contains_key(&p));
+    assert_eq!(warm.file_stats.get(&a), outline.file_stats.get(&a));
+    assert_eq!(warm.extensions, outline.extensions);
+    assert_eq!(warm.skipped, outline.skipped);
+}
