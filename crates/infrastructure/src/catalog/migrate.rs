@@ -138,6 +138,52 @@ pub(crate) enum SchemaState {
     Damaged { version: i64, message: String },
 }
 
+/// Whether the journal mode is WAL, and the recorded migrations, in one statement
+/// (one round trip to sqlx's worker thread). Fails with `SqlFailure::Other` when the
+/// migrations table does not exist or a record cannot be read; [`read_applied`] and
+/// `connection::is_wal` then decide.
+pub(crate) async fn read_mode_and_applied(
+    conn: &mut SqliteConnection,
+) -> Result<(bool, Vec<AppliedRow>), SqlFailure> {
+    let (mode, applied): (String, String) = sqlx::query_as(
+        "SELECT (SELECT journal_mode FROM pragma_journal_mode), \
+                (SELECT json_group_array(json_array(version, success, hex(checksum))) \
+                   FROM (SELECT version, success, checksum FROM _sqlx_migrations \
+                          ORDER BY version))",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let unreadable = || SqlFailure::Other("unreadable migration records".to_owned());
+    let rows: Vec<(i64, i64, String)> = serde_json::from_str(&applied).map_err(|_| unreadable())?;
+    let applied = rows
+        .into_iter()
+        .map(|(version, success, checksum)| {
+            Ok(AppliedRow {
+                version,
+                success: success != 0,
+                checksum: unhex(&checksum).ok_or_else(unreadable)?,
+            })
+        })
+        .collect::<Result<Vec<_>, SqlFailure>>()?;
+    Ok((mode.eq_ignore_ascii_case("wal"), applied))
+}
+
+/// Bytes of an upper-case hex text (`hex()`), `None` if it is not one.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some(digit(*hi)? << 4 | digit(*lo)?),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The recorded migrations; none when the table does not exist (a new file).
 pub(crate) async fn read_applied(
     conn: &mut SqliteConnection,

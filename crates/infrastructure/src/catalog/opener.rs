@@ -206,10 +206,19 @@ async fn open_up_to_date(db: &Path) -> Result<Option<SqliteConnection>, OpenFail
     }
 }
 
-/// Journal mode and schema state of an open catalog.
+/// Journal mode and schema state of an open catalog: one statement when the
+/// migrations table exists (every catalog fen created), else the statements of a new
+/// file.
 async fn probe(conn: &mut SqliteConnection) -> Result<(bool, SchemaState), SqlFailure> {
-    let applied = migrate::read_applied(conn).await?;
-    let wal = connection::is_wal(conn).await?;
+    let (wal, applied) = match migrate::read_mode_and_applied(conn).await {
+        Ok(read) => read,
+        // No migrations table yet (or an unreadable record): the separate reads decide.
+        Err(SqlFailure::Other(_)) => {
+            let applied = migrate::read_applied(conn).await?;
+            (connection::is_wal(conn).await?, applied)
+        }
+        Err(failure) => return Err(failure),
+    };
     Ok((wal, migrate::assess(&applied, &MIGRATOR)))
 }
 
