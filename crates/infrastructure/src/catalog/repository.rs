@@ -8,6 +8,7 @@
 //! transaction, i.e. one WAL snapshot (`bulk` says how rows are read). Every write checks first that this process holds the lifecycle lock, then
 //! runs as one `BEGIN IMMEDIATE` transaction.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -50,6 +51,11 @@ impl std::fmt::Debug for SqliteExtensionRepository {
             .finish()
     }
 }
+
+/// Largest table that `guards_and_outline` reads in one statement: about 300 KB of
+/// outline text, built by SQLite and copied once. A chunked read costs a transaction
+/// and a round trip per chunk (each a hand-off to sqlx's worker thread).
+const ONE_STATEMENT_ROWS: usize = 256;
 
 impl SqliteExtensionRepository {
     /// A read-write repository that opens (creating, migrating or healing the file as
@@ -183,14 +189,61 @@ impl SqliteExtensionRepository {
         condition: Option<&str>,
         binds: &[&str],
     ) -> Result<Loaded, RepoError> {
+        self.load_in(columns, condition, binds, false).await
+    }
+
+    /// [`load`](Self::load), in one statement when `one_statement` (a table known to
+    /// be small: one round trip to sqlx's worker thread instead of a transaction and
+    /// its chunks; one statement is one snapshot too).
+    async fn load_in(
+        &self,
+        columns: [&str; 16],
+        condition: Option<&str>,
+        binds: &[&str],
+        one_statement: bool,
+    ) -> Result<Loaded, RepoError> {
         let mut assembler = load::Assembler::new(&self.placement);
         let mut conn = self.connection().await?;
-        bulk::fetch_chunked(&mut conn, columns, condition, binds, |_, fields| {
-            assembler.add(CatalogRow::from_fields(fields));
-        })
-        .await?;
+        let add = |_: i64, fields: [&str; 16]| assembler.add(CatalogRow::from_fields(fields));
+        if one_statement {
+            bulk::fetch_packed(&mut conn, columns, condition, binds, add).await?;
+        } else {
+            bulk::fetch_chunked(&mut conn, columns, condition, binds, add).await?;
+        }
         drop(conn);
         Ok(assembler.finish())
+    }
+
+    /// The stored guard keys and the number of rows, in one statement.
+    async fn meta_and_rows(&self) -> Result<(BTreeMap<String, String>, usize), RepoError> {
+        let stored: Vec<(String, String)> = {
+            let mut conn = self.connection().await?;
+            sqlx::query_as(
+                "SELECT key, value FROM bundle_meta \
+                 UNION ALL SELECT '', CAST(count(*) AS TEXT) FROM bundle_types",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(repo_error)?
+        };
+        let mut meta: BTreeMap<String, String> = stored.into_iter().collect();
+        let rows = meta
+            .remove("")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(usize::MAX);
+        Ok((meta, rows))
+    }
+
+    /// The warm outline (see `load_warm_outline`), in one statement when the table
+    /// has at most [`ONE_STATEMENT_ROWS`] rows.
+    async fn warm_outline(&self, rows: usize) -> Result<Loaded, RepoError> {
+        // A pulled row's stat records are read as '': `?1` is the pulled tree's prefix.
+        let mut columns = OUTLINE_COLUMNS;
+        columns[FILE_STATS] =
+            "CASE WHEN substr(source_path, 1, length(?1)) = ?1 THEN '' ELSE file_stats END";
+        let prefix = format!("{}/", self.placement.pulled_dir().as_str());
+        self.load_in(columns, None, &[&prefix], rows <= ONE_STATEMENT_ROWS)
+            .await
     }
 
     /// Visible rows matching `condition`, ordered by path: in one statement when only
@@ -259,20 +312,18 @@ impl ExtensionRepository for SqliteExtensionRepository {
     }
 
     async fn load_warm_outline(&self) -> Result<Loaded, RepoError> {
-        // A pulled row's stat records are read as '': `?1` is the pulled tree's prefix.
-        let mut columns = OUTLINE_COLUMNS;
-        columns[FILE_STATS] =
-            "CASE WHEN substr(source_path, 1, length(?1)) = ?1 THEN '' ELSE file_stats END";
-        let prefix = format!("{}/", self.placement.pulled_dir().as_str());
-        self.load(columns, None, &[&prefix]).await
+        self.warm_outline(usize::MAX).await
     }
 
     async fn guards_and_outline(
         &self,
         expected: &GuardInputs,
     ) -> Result<(GuardVerdict, Option<Loaded>), RepoError> {
-        match self.invalidation_guards(expected).await? {
-            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_warm_outline().await?))),
+        // The row count rides along with the guard keys; it decides whether the
+        // outline is one statement or a chunked read.
+        let (stored, rows) = self.meta_and_rows().await?;
+        match meta::verdict(&stored, expected) {
+            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.warm_outline(rows).await?))),
             verdict => Ok((verdict, None)),
         }
     }

@@ -201,3 +201,37 @@ async fn the_warm_outline_has_no_pulled_stat_records() {
     assert_eq!(warm.extensions, outline.extensions);
     assert_eq!(warm.skipped, outline.skipped);
 }
+
+/// `guards_and_outline` reads a small table in one statement and a larger one in
+/// chunks; both give the warm outline.
+#[tokio::test]
+async fn guards_and_outline_read_small_and_large_tables_alike() {
+    let fx = Fixture::new();
+    let repo = fx.open().await;
+    let inputs = GuardInputs {
+        layout_version: "1".to_owned(),
+        bundles_base_path: fx.path(".fen/bundles").to_string(),
+        source_dirs: vec![fx.path("extensions/models")],
+    };
+    let _guard = fx.lock.hold();
+    repo.mark_populated(&inputs).await.expect("populate");
+    let mut ext = Extension::local(&fx.root);
+    for (n, rows) in [(0_usize, 200_usize), (200, 300)] {
+        for i in n..rows {
+            let path = fx.path(&format!("extensions/models/t{i:03}.ts"));
+            let fp = u8::try_from(i % 200).unwrap_or(0);
+            ext = index(&ext, &path, Kind::Model, &format!("acme/t{i:03}"), fp);
+        }
+        repo.save_all(std::slice::from_ref(&ext))
+            .await
+            .expect("save");
+        let (verdict, outline) = repo.guards_and_outline(&inputs).await.expect("read");
+        assert_eq!(verdict, GuardVerdict::Fresh);
+        let outline = outline.expect("an outline when fresh");
+        assert_eq!(outline.extensions[0].sources().count(), rows);
+        assert_eq!(
+            outline,
+            repo.load_warm_outline().await.expect("warm outline")
+        );
+    }
+}
