@@ -24,7 +24,7 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use super::connection::{self, Access};
 use super::error::{repo_error, CatalogOpenError, SqlFailure};
 use super::migrate::{self, SchemaState, MIGRATOR};
-use super::opener::{self, OpenReport, Recheck};
+use super::opener::{self, OpenReport, Preread, Recheck};
 use super::placement::Placement;
 use super::rows::{CatalogRow, FILE_STATS, OUTLINE_COLUMNS, ROW_COLUMNS};
 use super::type_index::{self, TypeRow, TYPE_COLUMNS, VISIBLE};
@@ -41,6 +41,10 @@ pub struct SqliteExtensionRepository {
     /// `None` for a read-only repository: every write fails with `LockNotHeld`.
     lock: Option<Arc<dyn LifecycleLock>>,
     conn: Mutex<Option<SqliteConnection>>,
+    /// What the open read beside the schema state, kept for the first
+    /// `guards_and_outline`; any other use of the connection drops it, so it is only
+    /// ever used when no statement of this process ran after it.
+    preread: std::sync::Mutex<Option<Preread>>,
 }
 
 impl std::fmt::Debug for SqliteExtensionRepository {
@@ -66,6 +70,7 @@ impl SqliteExtensionRepository {
             ctx,
             lock: Some(lock),
             conn: Mutex::new(None),
+            preread: std::sync::Mutex::new(None),
         }
     }
 
@@ -107,6 +112,7 @@ impl SqliteExtensionRepository {
             ctx,
             lock: None,
             conn: Mutex::new(Some(conn)),
+            preread: std::sync::Mutex::new(None),
         })
     }
 
@@ -121,8 +127,10 @@ impl SqliteExtensionRepository {
                 "the read-only catalog connection is closed".to_owned(),
             )));
         };
-        let (conn, report) = opener::open_healing(&self.ctx.db_path, lock.as_ref()).await?;
+        let (conn, report, preread) =
+            opener::open_healing(&self.ctx.db_path, lock.as_ref()).await?;
         *slot = Some(conn);
+        self.set_preread(preread);
         Ok(report)
     }
 
@@ -159,13 +167,14 @@ impl SqliteExtensionRepository {
     /// The open connection, opening it first if needed.
     async fn connection(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, RepoError> {
         let mut slot = self.conn.lock().await;
+        self.set_preread(None);
         if slot.is_none() {
             let Some(lock) = &self.lock else {
                 return Err(RepoError::Storage(
                     "the read-only catalog connection is closed".to_owned(),
                 ));
             };
-            let (conn, report) = opener::open_healing(&self.ctx.db_path, lock.as_ref())
+            let (conn, report, _) = opener::open_healing(&self.ctx.db_path, lock.as_ref())
                 .await
                 .map_err(CatalogOpenError::into_repo_error)?;
             if let Some(healed) = report.healed {
@@ -214,8 +223,23 @@ impl SqliteExtensionRepository {
         Ok(assembler.finish())
     }
 
-    /// The stored guard keys and the number of rows, in one statement.
+    fn set_preread(&self, preread: Option<Preread>) {
+        if let Ok(mut slot) = self.preread.lock() {
+            *slot = preread;
+        }
+    }
+
+    /// What the open read, if no statement ran since (taken: used once).
+    fn take_preread(&self) -> Option<Preread> {
+        self.preread.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    /// The stored guard keys and the number of rows, in one statement; none when the
+    /// open read them and nothing ran since.
     async fn meta_and_rows(&self) -> Result<(BTreeMap<String, String>, usize), RepoError> {
+        if let Some(preread) = self.take_preread() {
+            return Ok((preread.meta.into_iter().collect(), preread.rows));
+        }
         let stored: Vec<(String, String)> = {
             let mut conn = self.connection().await?;
             sqlx::query_as(
@@ -295,7 +319,8 @@ impl SqliteExtensionRepository {
         let Some(lock) = &self.lock else {
             return Err(CatalogOpenError::Repo(RepoError::LockNotHeld));
         };
-        let (conn, _) = opener::heal(&self.ctx.db_path, lock.as_ref(), Recheck::Skip).await?;
+        let (conn, _, _) = opener::heal(&self.ctx.db_path, lock.as_ref(), Recheck::Skip).await?;
+        self.set_preread(None);
         *slot = Some(conn);
         Ok(())
     }

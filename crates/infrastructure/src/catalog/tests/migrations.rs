@@ -436,8 +436,9 @@ async fn upgrade_from_0003_moves_the_descriptor_last_and_keeps_rows_and_meta() {
         .is_empty());
 }
 
-/// The opener's one-statement probe reads what the separate statements read, and
-/// fails on a file without a migrations table (where the separate reads take over).
+/// The opener's one-statement probe reads what the separate statements read (and the
+/// guard keys and row count), and fails on a file without the tables (where the
+/// separate reads take over).
 #[tokio::test]
 async fn the_one_statement_probe_matches_the_separate_reads() {
     let fx = Fixture::new();
@@ -446,17 +447,18 @@ async fn the_one_statement_probe_matches_the_separate_reads() {
         let _ = std::fs::remove_file(&db);
         catalog_at(&db, version).await;
         let mut conn = raw(&db).await;
-        let (wal, applied) = migrate::read_mode_and_applied(&mut conn)
+        let state = migrate::read_open_state(&mut conn)
             .await
             .expect("one statement");
-        assert!(wal);
+        assert!(state.wal);
         assert_eq!(
-            applied,
+            state.applied,
             migrate::read_applied(&mut conn)
                 .await
                 .expect("read applied")
         );
-        assert_eq!(applied.len(), usize::try_from(version).unwrap_or(0));
+        assert_eq!(state.applied.len(), usize::try_from(version).unwrap_or(0));
+        assert_eq!((state.meta, state.rows), (Vec::new(), 0));
         connection::close(conn).await;
     }
 
@@ -465,7 +467,7 @@ async fn the_one_statement_probe_matches_the_separate_reads() {
         .await
         .expect("create");
     assert!(matches!(
-        migrate::read_mode_and_applied(&mut conn).await,
+        migrate::read_open_state(&mut conn).await,
         Err(crate::catalog::error::SqlFailure::Other(_))
     ));
     connection::close(conn).await;

@@ -235,3 +235,43 @@ async fn guards_and_outline_read_small_and_large_tables_alike() {
         );
     }
 }
+
+/// The guard keys the open read serve the first `guards_and_outline` only while no
+/// statement ran since; after a write, the guards are read again.
+#[tokio::test]
+async fn the_guards_read_at_open_are_used_only_before_any_other_statement() {
+    let fx = Fixture::new();
+    let inputs = GuardInputs {
+        layout_version: "1".to_owned(),
+        bundles_base_path: fx.path(".fen/bundles").to_string(),
+        source_dirs: vec![fx.path("extensions/models")],
+    };
+    {
+        let repo = seeded(&fx).await;
+        let _guard = fx.lock.hold();
+        repo.mark_populated(&inputs).await.expect("populate");
+        repo.close().await;
+    }
+    let repo = fx.open().await;
+    repo.open().await.expect("open");
+    let (verdict, outline) = repo.guards_and_outline(&inputs).await.expect("read");
+    assert_eq!(verdict, GuardVerdict::Fresh);
+    assert_eq!(outline.expect("outline").extensions[0].sources().count(), 4);
+
+    repo.close().await;
+    repo.open().await.expect("open again");
+    // A write after the open: the guard keys it read are stale now.
+    {
+        let _guard = fx.lock.hold();
+        assert!(matches!(
+            repo.invalidate_all().await,
+            fen_domain::ports::InvalidateOutcome::Invalidated
+        ));
+    }
+    let (verdict, outline) = repo.guards_and_outline(&inputs).await.expect("read");
+    assert!(
+        matches!(verdict, GuardVerdict::Invalidate(_)),
+        "{verdict:?}"
+    );
+    assert!(outline.is_none());
+}
