@@ -36,6 +36,10 @@ impl<R: ExtensionRepository + 'static> ExtensionRepository for Counted<R> {
         self.stats.catalog_statement();
         self.inner.load_outline().await
     }
+    async fn load_warm_outline(&self) -> Result<Loaded, RepoError> {
+        self.stats.catalog_statement();
+        self.inner.load_warm_outline().await
+    }
     async fn guards_and_outline(
         &self,
         expected: &GuardInputs,

@@ -121,7 +121,8 @@ pub(crate) async fn run(
 /// it with the guards); `None` reads one.
 ///
 /// Prepare decides from an outline (no descriptors): its aggregates only tell what is
-/// stale and are never saved. The commit re-loads the full rows under the lock.
+/// stale and are never saved. The commit re-loads an outline under the lock and saves
+/// it (a save keeps the stored descriptor of an outline's `Indexed` source).
 pub(crate) async fn run_from(
     ad: &Adapters,
     opts: RunOptions,
@@ -182,7 +183,12 @@ pub(crate) async fn run_from(
         Scope::Reconcile => ad.lockfile.snapshot().await?,
         Scope::Warm => Vec::new(),
     };
-    let full = ad.repo.load_all().await?;
+    // An outline is enough to save: its `Indexed` rows keep their stored descriptors,
+    // and every index result applied below carries its own.
+    let full = match opts.scope {
+        Scope::Warm => ad.repo.load_warm_outline().await?,
+        Scope::Reconcile => ad.repo.load_outline().await?,
+    };
     let scanner = ad.scanners.new_pass();
     // The warm commit re-observes only what prepare found stale or missing when the
     // catalog is still the one prepare read (no other writer committed in between):

@@ -17,6 +17,10 @@ pub async fn search(ctx: &Context, query: &str, kind: Kind) -> Result<Outcome, C
     let found = registry::search_loaded(&index, kind, query)
         .await
         .map_err(CliError::from)?;
+    drop(index);
+    // One command per process: freeing every row of the catalog one by one would only
+    // delay the exit.
+    std::mem::forget(summary);
     let mut human = String::new();
     let mut rows = Vec::new();
     for summary in &found {
@@ -82,6 +86,9 @@ pub async fn describe(ctx: &Context, raw: &str, kind: Option<Kind>) -> Result<Ou
     let description = registry::describe(&index, kind, raw)
         .await
         .map_err(describe_error)?;
+    drop(index);
+    // One command per process (see `search`).
+    std::mem::forget(summary);
     for warning in &description.warnings {
         ctx.warn(warning);
     }

@@ -271,21 +271,30 @@ pub trait ExtensionRepository: Send + Sync {
     async fn load_all(&self) -> Result<Loaded, RepoError>;
     /// Every aggregate, like [`load_all`](Self::load_all), but without the stored
     /// descriptors: `Indexed` rows carry `TypeMeta::descriptor == ""` (version and
-    /// description are kept). Enough to decide freshness, list, search and report
-    /// failures; an outline must never be saved (a save would write the empty
-    /// descriptors). The default reads everything.
+    /// description are kept). Enough to decide freshness, list, search, report
+    /// failures and save: `save_all` keeps the stored descriptor of every `Indexed`
+    /// source whose descriptor is empty (an outline's), so a commit never reads the
+    /// descriptors it does not change. The default reads everything.
     async fn load_outline(&self) -> Result<Loaded, RepoError> {
         self.load_all().await
     }
-    /// The guard verdict and, when the guards are fresh, the outline
-    /// ([`load_outline`](Self::load_outline)): the warm path's one read of the catalog
-    /// (spec 30 §5.1). The default makes the two calls.
+    /// The warm pass's outline: [`load_outline`](Self::load_outline) without the stat
+    /// records of pulled rows (`Loaded::file_stats` holds local and mounted paths
+    /// only). The warm pass never walks pulled trees (spec 10 §6.2), so it never looks
+    /// those records up, and they are most of a pulled row's bytes. The default reads
+    /// the whole outline.
+    async fn load_warm_outline(&self) -> Result<Loaded, RepoError> {
+        self.load_outline().await
+    }
+    /// The guard verdict and, when the guards are fresh, the warm outline
+    /// ([`load_warm_outline`](Self::load_warm_outline)): the warm path's one read of
+    /// the catalog (spec 30 §5.1). The default makes the two calls.
     async fn guards_and_outline(
         &self,
         expected: &GuardInputs,
     ) -> Result<(GuardVerdict, Option<Loaded>), RepoError> {
         match self.invalidation_guards(expected).await? {
-            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_outline().await?))),
+            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_warm_outline().await?))),
             verdict => Ok((verdict, None)),
         }
     }
@@ -296,6 +305,8 @@ pub trait ExtensionRepository: Send + Sync {
         self.save_all(std::slice::from_ref(ext)).await
     }
     /// Saves the differences of a batch in one transaction (needs the lifecycle lock).
+    /// An `Indexed` source with an empty descriptor (loaded by
+    /// [`load_outline`](Self::load_outline)) keeps the descriptor stored for its row.
     async fn save_all(&self, exts: &[Extension]) -> Result<SaveReport, RepoError>;
     /// Checks the four guard keys.
     async fn invalidation_guards(&self, expected: &GuardInputs) -> Result<GuardVerdict, RepoError>;

@@ -138,6 +138,71 @@ pub(crate) enum SchemaState {
     Damaged { version: i64, message: String },
 }
 
+/// What the lock-free open reads in one statement (one round trip to sqlx's worker
+/// thread): the journal mode, the recorded migrations, and for the first
+/// `guards_and_outline` the guard keys and the number of rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OpenState {
+    pub(crate) wal: bool,
+    pub(crate) applied: Vec<AppliedRow>,
+    /// `bundle_meta` as `(key, value)` pairs.
+    pub(crate) meta: Vec<(String, String)>,
+    /// `count(*)` of `bundle_types`.
+    pub(crate) rows: i64,
+}
+
+/// Reads [`OpenState`]. Fails with `SqlFailure::Other` when a table does not exist
+/// (a new file) or a record cannot be read; [`read_applied`] and
+/// `connection::is_wal` then decide.
+pub(crate) async fn read_open_state(conn: &mut SqliteConnection) -> Result<OpenState, SqlFailure> {
+    let (mode, applied, meta, rows): (String, String, String, i64) = sqlx::query_as(
+        "SELECT (SELECT journal_mode FROM pragma_journal_mode), \
+                (SELECT json_group_array(json_array(version, success, hex(checksum))) \
+                   FROM (SELECT version, success, checksum FROM _sqlx_migrations \
+                          ORDER BY version)), \
+                (SELECT json_group_array(json_array(key, value)) FROM bundle_meta), \
+                (SELECT count(*) FROM bundle_types)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let unreadable = || SqlFailure::Other("unreadable migration records".to_owned());
+    let rows_applied: Vec<(i64, i64, String)> =
+        serde_json::from_str(&applied).map_err(|_| unreadable())?;
+    let applied = rows_applied
+        .into_iter()
+        .map(|(version, success, checksum)| {
+            Ok(AppliedRow {
+                version,
+                success: success != 0,
+                checksum: unhex(&checksum).ok_or_else(unreadable)?,
+            })
+        })
+        .collect::<Result<Vec<_>, SqlFailure>>()?;
+    let meta: Vec<(String, String)> = serde_json::from_str(&meta).map_err(|_| unreadable())?;
+    Ok(OpenState {
+        wal: mode.eq_ignore_ascii_case("wal"),
+        applied,
+        meta,
+        rows,
+    })
+}
+
+/// Bytes of an upper-case hex text (`hex()`), `None` if it is not one.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some(digit(*hi)? << 4 | digit(*lo)?),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The recorded migrations; none when the table does not exist (a new file).
 pub(crate) async fn read_applied(
     conn: &mut SqliteConnection,

@@ -87,16 +87,29 @@ pub(crate) struct Opened {
     pub(crate) conn: SqliteConnection,
     pub(crate) created: bool,
     pub(crate) migrated: Vec<i64>,
+    /// What the lock-free open read beside the schema state.
+    pub(crate) preread: Option<Preread>,
 }
 
+/// The guard keys and row count the lock-free open read with the schema state, for
+/// the first `guards_and_outline` (valid only while no other statement ran).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Preread {
+    pub(crate) meta: Vec<(String, String)>,
+    pub(crate) rows: usize,
+}
+
+/// A connection, what opening did, and what it read.
+pub(crate) type OpenParts = (SqliteConnection, OpenReport, Option<Preread>);
+
 impl Opened {
-    fn into_parts(self, healed: Option<HealedCatalog>) -> (SqliteConnection, OpenReport) {
+    fn into_parts(self, healed: Option<HealedCatalog>) -> OpenParts {
         let report = OpenReport {
             created: self.created,
             migrated: self.migrated,
             healed,
         };
-        (self.conn, report)
+        (self.conn, report, self.preread)
     }
 }
 
@@ -104,7 +117,7 @@ impl Opened {
 pub(crate) async fn open_healing(
     db: &Path,
     lock: &dyn LifecycleLock,
-) -> Result<(SqliteConnection, OpenReport), CatalogOpenError> {
+) -> Result<OpenParts, CatalogOpenError> {
     match open_checked(db, lock).await {
         Ok(opened) => Ok(opened.into_parts(None)),
         Err(failure) if failure.is_healable() => heal(db, lock, Recheck::Reopen).await,
@@ -128,7 +141,7 @@ pub(crate) async fn heal(
     db: &Path,
     lock: &dyn LifecycleLock,
     recheck: Recheck,
-) -> Result<(SqliteConnection, OpenReport), CatalogOpenError> {
+) -> Result<OpenParts, CatalogOpenError> {
     // Moving the file aside changes catalog state: only under the lifecycle lock.
     let _guard = acquire_unless_held(lock)
         .await
@@ -168,11 +181,12 @@ pub(crate) async fn acquire_unless_held(
 /// Spec 10 §4.6: lock-free when the file is up to date, otherwise under the lock.
 async fn open_checked(db: &Path, lock: &dyn LifecycleLock) -> Result<Opened, OpenFailure> {
     if db.exists() {
-        if let Some(conn) = open_up_to_date(db).await? {
+        if let Some((conn, preread)) = open_up_to_date(db).await? {
             return Ok(Opened {
                 conn,
                 created: false,
                 migrated: Vec::new(),
+                preread,
             });
         }
     }
@@ -182,7 +196,9 @@ async fn open_checked(db: &Path, lock: &dyn LifecycleLock) -> Result<Opened, Ope
 
 /// The lock-free path: `Some` when the existing file is up to date and in WAL; `None`
 /// when it needs the locked path (behind, not WAL, vanished, edited migrations).
-async fn open_up_to_date(db: &Path) -> Result<Option<SqliteConnection>, OpenFailure> {
+async fn open_up_to_date(
+    db: &Path,
+) -> Result<Option<(SqliteConnection, Option<Preread>)>, OpenFailure> {
     let mut conn = match connection::connect(db, Access::Existing).await {
         Ok(conn) => conn,
         // For example the file vanished since the check: the locked path decides.
@@ -190,8 +206,8 @@ async fn open_up_to_date(db: &Path) -> Result<Option<SqliteConnection>, OpenFail
         Err(failure) => return Err(failure.into()),
     };
     match probe(&mut conn).await {
-        Ok((true, SchemaState::UpToDate)) => Ok(Some(conn)),
-        Ok((_, SchemaState::TooNew { found, supported })) => {
+        Ok((true, SchemaState::UpToDate, preread)) => Ok(Some((conn, preread))),
+        Ok((_, SchemaState::TooNew { found, supported }, _)) => {
             connection::close(conn).await;
             Err(OpenFailure::TooNew { found, supported })
         }
@@ -206,11 +222,29 @@ async fn open_up_to_date(db: &Path) -> Result<Option<SqliteConnection>, OpenFail
     }
 }
 
-/// Journal mode and schema state of an open catalog.
-async fn probe(conn: &mut SqliteConnection) -> Result<(bool, SchemaState), SqlFailure> {
-    let applied = migrate::read_applied(conn).await?;
-    let wal = connection::is_wal(conn).await?;
-    Ok((wal, migrate::assess(&applied, &MIGRATOR)))
+/// Journal mode and schema state of an open catalog, and the [`Preread`]: one
+/// statement when the tables exist (every catalog fen created), else the statements of
+/// a new file.
+async fn probe(
+    conn: &mut SqliteConnection,
+) -> Result<(bool, SchemaState, Option<Preread>), SqlFailure> {
+    match migrate::read_open_state(conn).await {
+        Ok(state) => {
+            let preread = Preread {
+                meta: state.meta,
+                rows: usize::try_from(state.rows).unwrap_or(usize::MAX),
+            };
+            let schema = migrate::assess(&state.applied, &MIGRATOR);
+            Ok((state.wal, schema, Some(preread)))
+        }
+        // A table is missing (or a record unreadable): the separate reads decide.
+        Err(SqlFailure::Other(_)) => {
+            let applied = migrate::read_applied(conn).await?;
+            let wal = connection::is_wal(conn).await?;
+            Ok((wal, migrate::assess(&applied, &MIGRATOR), None))
+        }
+        Err(failure) => Err(failure),
+    }
 }
 
 /// Creates the file if needed, switches it to WAL and migrates it. The caller holds the
@@ -232,6 +266,7 @@ pub(crate) async fn open_under_lock(db: &Path) -> Result<Opened, OpenFailure> {
             conn,
             created: !existed,
             migrated,
+            preread: None,
         }),
         Err(failure) => {
             connection::close(conn).await;

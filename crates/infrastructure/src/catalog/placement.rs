@@ -58,6 +58,11 @@ impl Placement {
         self.pulled_dir.join(&name.directory_key())
     }
 
+    /// `<repo>/.fen/pulled-extensions`, the pulled tree.
+    pub(crate) fn pulled_dir(&self) -> &CanonicalPath {
+        &self.pulled_dir
+    }
+
     /// True iff the path lies in the pulled tree: its row is of the pulled class for
     /// supersession and I-Repo-1 (spec 10 §5.5).
     pub(crate) fn is_pulled_path(&self, path: &str) -> bool {

@@ -8,6 +8,7 @@
 //! transaction, i.e. one WAL snapshot (`bulk` says how rows are read). Every write checks first that this process holds the lifecycle lock, then
 //! runs as one `BEGIN IMMEDIATE` transaction.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,9 +24,9 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use super::connection::{self, Access};
 use super::error::{repo_error, CatalogOpenError, SqlFailure};
 use super::migrate::{self, SchemaState, MIGRATOR};
-use super::opener::{self, OpenReport, Recheck};
+use super::opener::{self, OpenReport, Preread, Recheck};
 use super::placement::Placement;
-use super::rows::{CatalogRow, OUTLINE_COLUMNS, ROW_COLUMNS};
+use super::rows::{CatalogRow, FILE_STATS, OUTLINE_COLUMNS, ROW_COLUMNS};
 use super::type_index::{self, TypeRow, TYPE_COLUMNS, VISIBLE};
 use super::{bulk, load, log_warning, meta, save, CatalogContext};
 
@@ -40,6 +41,10 @@ pub struct SqliteExtensionRepository {
     /// `None` for a read-only repository: every write fails with `LockNotHeld`.
     lock: Option<Arc<dyn LifecycleLock>>,
     conn: Mutex<Option<SqliteConnection>>,
+    /// What the open read beside the schema state, kept for the first
+    /// `guards_and_outline`; any other use of the connection drops it, so it is only
+    /// ever used when no statement of this process ran after it.
+    preread: std::sync::Mutex<Option<Preread>>,
 }
 
 impl std::fmt::Debug for SqliteExtensionRepository {
@@ -51,6 +56,11 @@ impl std::fmt::Debug for SqliteExtensionRepository {
     }
 }
 
+/// Largest table that `guards_and_outline` reads in one statement: about 300 KB of
+/// outline text, built by SQLite and copied once. A chunked read costs a transaction
+/// and a round trip per chunk (each a hand-off to sqlx's worker thread).
+const ONE_STATEMENT_ROWS: usize = 256;
+
 impl SqliteExtensionRepository {
     /// A read-write repository that opens (creating, migrating or healing the file as
     /// spec 10 §4.6–§4.7 say) on first use. No I/O happens here.
@@ -60,6 +70,7 @@ impl SqliteExtensionRepository {
             ctx,
             lock: Some(lock),
             conn: Mutex::new(None),
+            preread: std::sync::Mutex::new(None),
         }
     }
 
@@ -101,6 +112,7 @@ impl SqliteExtensionRepository {
             ctx,
             lock: None,
             conn: Mutex::new(Some(conn)),
+            preread: std::sync::Mutex::new(None),
         })
     }
 
@@ -115,8 +127,10 @@ impl SqliteExtensionRepository {
                 "the read-only catalog connection is closed".to_owned(),
             )));
         };
-        let (conn, report) = opener::open_healing(&self.ctx.db_path, lock.as_ref()).await?;
+        let (conn, report, preread) =
+            opener::open_healing(&self.ctx.db_path, lock.as_ref()).await?;
         *slot = Some(conn);
+        self.set_preread(preread);
         Ok(report)
     }
 
@@ -153,13 +167,14 @@ impl SqliteExtensionRepository {
     /// The open connection, opening it first if needed.
     async fn connection(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>, RepoError> {
         let mut slot = self.conn.lock().await;
+        self.set_preread(None);
         if slot.is_none() {
             let Some(lock) = &self.lock else {
                 return Err(RepoError::Storage(
                     "the read-only catalog connection is closed".to_owned(),
                 ));
             };
-            let (conn, report) = opener::open_healing(&self.ctx.db_path, lock.as_ref())
+            let (conn, report, _) = opener::open_healing(&self.ctx.db_path, lock.as_ref())
                 .await
                 .map_err(CatalogOpenError::into_repo_error)?;
             if let Some(healed) = report.healed {
@@ -183,14 +198,76 @@ impl SqliteExtensionRepository {
         condition: Option<&str>,
         binds: &[&str],
     ) -> Result<Loaded, RepoError> {
+        self.load_in(columns, condition, binds, false).await
+    }
+
+    /// [`load`](Self::load), in one statement when `one_statement` (a table known to
+    /// be small: one round trip to sqlx's worker thread instead of a transaction and
+    /// its chunks; one statement is one snapshot too).
+    async fn load_in(
+        &self,
+        columns: [&str; 16],
+        condition: Option<&str>,
+        binds: &[&str],
+        one_statement: bool,
+    ) -> Result<Loaded, RepoError> {
         let mut assembler = load::Assembler::new(&self.placement);
         let mut conn = self.connection().await?;
-        bulk::fetch_chunked(&mut conn, columns, condition, binds, |_, fields| {
-            assembler.add(CatalogRow::from_fields(fields));
-        })
-        .await?;
+        let add = |_: i64, fields: [&str; 16]| assembler.add(CatalogRow::from_fields(fields));
+        if one_statement {
+            bulk::fetch_packed(&mut conn, columns, condition, binds, add).await?;
+        } else {
+            bulk::fetch_chunked(&mut conn, columns, condition, binds, add).await?;
+        }
         drop(conn);
         Ok(assembler.finish())
+    }
+
+    fn set_preread(&self, preread: Option<Preread>) {
+        if let Ok(mut slot) = self.preread.lock() {
+            *slot = preread;
+        }
+    }
+
+    /// What the open read, if no statement ran since (taken: used once).
+    fn take_preread(&self) -> Option<Preread> {
+        self.preread.lock().ok().and_then(|mut slot| slot.take())
+    }
+
+    /// The stored guard keys and the number of rows, in one statement; none when the
+    /// open read them and nothing ran since.
+    async fn meta_and_rows(&self) -> Result<(BTreeMap<String, String>, usize), RepoError> {
+        if let Some(preread) = self.take_preread() {
+            return Ok((preread.meta.into_iter().collect(), preread.rows));
+        }
+        let stored: Vec<(String, String)> = {
+            let mut conn = self.connection().await?;
+            sqlx::query_as(
+                "SELECT key, value FROM bundle_meta \
+                 UNION ALL SELECT '', CAST(count(*) AS TEXT) FROM bundle_types",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(repo_error)?
+        };
+        let mut meta: BTreeMap<String, String> = stored.into_iter().collect();
+        let rows = meta
+            .remove("")
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(usize::MAX);
+        Ok((meta, rows))
+    }
+
+    /// The warm outline (see `load_warm_outline`), in one statement when the table
+    /// has at most [`ONE_STATEMENT_ROWS`] rows.
+    async fn warm_outline(&self, rows: usize) -> Result<Loaded, RepoError> {
+        // A pulled row's stat records are read as '': `?1` is the pulled tree's prefix.
+        let mut columns = OUTLINE_COLUMNS;
+        columns[FILE_STATS] =
+            "CASE WHEN substr(source_path, 1, length(?1)) = ?1 THEN '' ELSE file_stats END";
+        let prefix = format!("{}/", self.placement.pulled_dir().as_str());
+        self.load_in(columns, None, &[&prefix], rows <= ONE_STATEMENT_ROWS)
+            .await
     }
 
     /// Visible rows matching `condition`, ordered by path: in one statement when only
@@ -242,7 +319,8 @@ impl SqliteExtensionRepository {
         let Some(lock) = &self.lock else {
             return Err(CatalogOpenError::Repo(RepoError::LockNotHeld));
         };
-        let (conn, _) = opener::heal(&self.ctx.db_path, lock.as_ref(), Recheck::Skip).await?;
+        let (conn, _, _) = opener::heal(&self.ctx.db_path, lock.as_ref(), Recheck::Skip).await?;
+        self.set_preread(None);
         *slot = Some(conn);
         Ok(())
     }
@@ -258,12 +336,19 @@ impl ExtensionRepository for SqliteExtensionRepository {
         self.load(OUTLINE_COLUMNS, None, &[]).await
     }
 
+    async fn load_warm_outline(&self) -> Result<Loaded, RepoError> {
+        self.warm_outline(usize::MAX).await
+    }
+
     async fn guards_and_outline(
         &self,
         expected: &GuardInputs,
     ) -> Result<(GuardVerdict, Option<Loaded>), RepoError> {
-        match self.invalidation_guards(expected).await? {
-            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.load_outline().await?))),
+        // The row count rides along with the guard keys; it decides whether the
+        // outline is one statement or a chunked read.
+        let (stored, rows) = self.meta_and_rows().await?;
+        match meta::verdict(&stored, expected) {
+            GuardVerdict::Fresh => Ok((GuardVerdict::Fresh, Some(self.warm_outline(rows).await?))),
             verdict => Ok((verdict, None)),
         }
     }

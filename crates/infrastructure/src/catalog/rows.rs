@@ -44,6 +44,8 @@ pub(crate) const OUTLINE_COLUMNS: [&str; 16] = {
 
 /// Index of `descriptor` in [`ROW_COLUMNS`].
 const DESCRIPTOR: usize = 9;
+/// Index of `file_stats` in [`ROW_COLUMNS`].
+pub(crate) const FILE_STATS: usize = 15;
 
 /// The content columns `save_all` compares and writes (spec 10 §5.4 step 3), in the
 /// order of [`RowValues::content`].
@@ -100,6 +102,20 @@ pub(crate) struct RowValues<'a> {
     /// failure states); `None` for `Indexed`, whose marker supersession maintains.
     pub(crate) superseded_by: Option<&'a str>,
 }
+
+impl RowValues<'_> {
+    /// An `Indexed` target without a descriptor: a source of an outline
+    /// (`load_outline`), whose descriptor was not read. Saving it keeps the stored
+    /// descriptor; every other target writes its own.
+    pub(crate) fn keeps_descriptor(&self) -> bool {
+        self.content[CONTENT_STATE] == "Indexed" && self.content[CONTENT_DESCRIPTOR].is_empty()
+    }
+}
+
+/// Index of `descriptor` in [`CONTENT_COLUMNS`].
+const CONTENT_DESCRIPTOR: usize = 8;
+/// Index of `state` in [`CONTENT_COLUMNS`].
+const CONTENT_STATE: usize = 9;
 
 impl<'a> CatalogRow<'a> {
     /// The fields in [`ROW_COLUMNS`] order.

@@ -38,6 +38,8 @@ pub struct FreshnessCache {
 /// A hash map with [`FastHasher`], for keys taken from the local tree (paths,
 /// boundary-relative paths), where SipHash's flooding resistance buys nothing.
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// A `HashSet` with [`FastHasher`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// A multiply-rotate hasher over 8-byte words (FxHash's round) with a final
 /// avalanche, so that the high bits hashbrown uses for its control bytes are mixed.

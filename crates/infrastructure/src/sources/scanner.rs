@@ -6,8 +6,8 @@
 //! async, but every call here is short local filesystem work done inline on the
 //! calling task; the `*_blocking` methods expose the same work to synchronous callers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsString;
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -19,7 +19,7 @@ use fen_domain::{
     CanonicalPath, ExtensionName, LoaderKind, Origin, PathPolicy, RepoRoot, SourceFingerprint,
 };
 
-use super::cache::FreshnessCache;
+use super::cache::{FastMap, FastSet, FreshnessCache};
 use super::fingerprint::fingerprint;
 use super::mounts::SourceMounts;
 use super::walk::walk_scan_root;
@@ -35,7 +35,7 @@ pub struct FsSourceScanner {
     /// asks about the bundle of every `Indexed` row, mostly a few dozen directories of
     /// many bundles each, and one `read_dir` answers a whole directory for the price
     /// of a few `stat`s. `None`: the directory could not be listed (ask `stat`).
-    listings: Mutex<HashMap<PathBuf, Option<HashSet<OsString>>>>,
+    listings: Mutex<FastMap<String, Option<FastSet<OsString>>>>,
 }
 
 impl FsSourceScanner {
@@ -46,7 +46,7 @@ impl FsSourceScanner {
             mounts,
             policy,
             cache: Mutex::new(FreshnessCache::new()),
-            listings: Mutex::new(HashMap::new()),
+            listings: Mutex::new(FastMap::default()),
         }
     }
 
@@ -164,32 +164,40 @@ impl SourceScanner for FsSourceScanner {
     }
 
     async fn exists(&self, path: &CanonicalPath) -> bool {
-        let path = Path::new(path.as_str());
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-            return std::fs::symlink_metadata(path).is_ok();
+        // The directory as text (a canonical path is `/`-separated): no `Path`
+        // component parsing and a cheap hash per lookup, one per row of the catalog.
+        let text = path.as_str();
+        let Some((dir, name)) = text
+            .rsplit_once('/')
+            .filter(|(dir, name)| !dir.is_empty() && !matches!(*name, "" | "." | ".."))
+        else {
+            return std::fs::symlink_metadata(text).is_ok();
         };
+        let name = OsStr::new(name);
         let mut listings = self.listings.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(listing) = listings.get(dir) {
             return match listing {
                 Some(names) => names.contains(name),
-                None => std::fs::symlink_metadata(path).is_ok(),
+                None => std::fs::symlink_metadata(text).is_ok(),
             };
         }
-        let listing = listings.entry(dir.to_path_buf()).or_insert_with(|| {
+        let listing = listings.entry(dir.to_owned()).or_insert_with(|| {
             // Every directory entry, dangling symlinks included, as `symlink_metadata`
             // would find them. A directory that does not exist holds nothing.
             match std::fs::read_dir(dir) {
                 Ok(entries) => entries
                     .map(|entry| entry.map(|e| e.file_name()))
-                    .collect::<Result<HashSet<OsString>, _>>()
+                    .collect::<Result<FastSet<OsString>, _>>()
                     .ok(),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(HashSet::new()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    Some(FastSet::default())
+                }
                 Err(_) => None,
             }
         });
         match listing {
             Some(names) => names.contains(name),
-            None => std::fs::symlink_metadata(path).is_ok(),
+            None => std::fs::symlink_metadata(text).is_ok(),
         }
     }
 

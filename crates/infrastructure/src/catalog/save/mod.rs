@@ -183,14 +183,28 @@ async fn diff_rows<'a>(
     while !rest.is_empty() {
         let (chunk, tail) = rest.split_at(size.min(rest.len()));
         rest = tail;
-        let list = serde_json::to_string(chunk)
-            .map_err(|e| RepoError::Storage(format!("cannot encode paths: {e}")))?;
+        let encode = |paths: &[&str]| {
+            serde_json::to_string(paths)
+                .map_err(|e| RepoError::Storage(format!("cannot encode paths: {e}")))
+        };
+        let list = encode(chunk)?;
+        // Rows whose target keeps the stored descriptor (an outline's `Indexed` source)
+        // read it as `''`, so it is neither copied nor changed.
+        let kept: Vec<&str> = chunk
+            .iter()
+            .copied()
+            .filter(|path| targets.get(path).is_some_and(RowValues::keeps_descriptor))
+            .collect();
+        let kept = encode(&kept)?;
+        let mut columns = plan::STORED_CONTENT_COLUMNS;
+        columns[plan::STORED_DESCRIPTOR] =
+            "CASE WHEN source_path IN (SELECT value FROM json_each(?2)) THEN '' ELSE descriptor END";
         let mut bytes = 0;
         let rows = bulk::fetch_packed(
             conn,
-            plan::STORED_CONTENT_COLUMNS,
+            columns,
             Some("source_path IN (SELECT value FROM json_each(?1))"),
-            &[&list],
+            &[&list, &kept],
             |_, fields| {
                 bytes += fields.iter().map(|field| field.len()).sum::<usize>();
                 let stored = plan::StoredContent::from_fields(fields);

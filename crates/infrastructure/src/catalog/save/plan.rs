@@ -57,6 +57,9 @@ pub(crate) const STORED_CONTENT_COLUMNS: [&str; 16] = [
     "octet_length(file_stats) > 0",
 ];
 
+/// Index of `descriptor` in [`STORED_CONTENT_COLUMNS`].
+pub(crate) const STORED_DESCRIPTOR: usize = 9;
+
 impl<'t> StoredContent<'t> {
     /// The row from the fields of [`STORED_CONTENT_COLUMNS`].
     pub(crate) fn from_fields(fields: [&'t str; 16]) -> StoredContent<'t> {

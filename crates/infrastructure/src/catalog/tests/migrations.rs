@@ -435,3 +435,40 @@ async fn upgrade_from_0003_moves_the_descriptor_last_and_keeps_rows_and_meta() {
         .problems
         .is_empty());
 }
+
+/// The opener's one-statement probe reads what the separate statements read (and the
+/// guard keys and row count), and fails on a file without the tables (where the
+/// separate reads take over).
+#[tokio::test]
+async fn the_one_statement_probe_matches_the_separate_reads() {
+    let fx = Fixture::new();
+    let db = fx.db();
+    for version in [1, MIGRATOR.iter().map(|m| m.version).max().unwrap_or(1)] {
+        let _ = std::fs::remove_file(&db);
+        catalog_at(&db, version).await;
+        let mut conn = raw(&db).await;
+        let state = migrate::read_open_state(&mut conn)
+            .await
+            .expect("one statement");
+        assert!(state.wal);
+        assert_eq!(
+            state.applied,
+            migrate::read_applied(&mut conn)
+                .await
+                .expect("read applied")
+        );
+        assert_eq!(state.applied.len(), usize::try_from(version).unwrap_or(0));
+        assert_eq!((state.meta, state.rows), (Vec::new(), 0));
+        connection::close(conn).await;
+    }
+
+    let fresh = fx.root.as_str().to_owned() + "/fresh.db";
+    let mut conn = connection::connect(Path::new(&fresh), Access::CreateUnderLock)
+        .await
+        .expect("create");
+    assert!(matches!(
+        migrate::read_open_state(&mut conn).await,
+        Err(crate::catalog::error::SqlFailure::Other(_))
+    ));
+    connection::close(conn).await;
+}
