@@ -239,12 +239,8 @@ impl Sandbox {
             let namespace = module
                 .namespace()
                 .map_err(|e| EvaluationFailure::Threw(caught_text(&ctx, e)))?;
-            let helpers = restore(&ctx, &handles.helpers).map_err(EvaluationFailure::Export)?;
-            let describe: Function = helpers
-                .get("describe")
-                .map_err(|e| EvaluationFailure::Export(caught_text(&ctx, e)))?;
-            let snapshots = snapshot_exports(&ctx, &describe, &namespace, index)
-                .map_err(EvaluationFailure::Export)?;
+            let snapshots =
+                snapshot_exports(&ctx, &namespace, index).map_err(EvaluationFailure::Export)?;
             handles.namespaces.push(Persistent::save(&ctx, namespace));
             Ok(snapshots)
         });
