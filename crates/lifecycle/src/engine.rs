@@ -730,10 +730,11 @@ async fn index_stale(
         .collect();
     ad.stats.plan_indexing(items.len());
     // A few entries in flight at once, so bundling (blocking pool) overlaps with
-    // evaluation (the sandbox's worker thread).
+    // evaluation (the sandbox's worker threads). Unordered: results are keyed, and a
+    // slow entry must not hold back the start of the next ones.
     stream::iter(items)
         .map(|item| index_item(ad, item, scratch, reuse))
-        .buffered(4)
+        .buffer_unordered(4)
         .collect()
         .await
 }
