@@ -122,9 +122,11 @@ impl BundleIndexer for SandboxBundleIndexer {
                         Box::new(IndexError::Build(format!("bundle write failed: {e}")))
                     };
                     std::fs::create_dir_all(&scratch).map_err(write_failed)?;
-                    let staged = bundler::write_staged(&container, &scratch, target_for_stage)
-                        .map_err(write_failed)?;
-                    Ok::<_, Box<IndexError>>((container.to_json_bytes(), staged))
+                    let bytes = container.to_json_bytes();
+                    let staged =
+                        bundler::write_staged_bytes(&container, &bytes, &scratch, target_for_stage)
+                            .map_err(write_failed)?;
+                    Ok::<_, Box<IndexError>>((bytes, staged))
                 })
                 .await
                 .map_err(|e| IndexError::Build(format!("bundler crashed: {e}")))?

@@ -32,4 +32,6 @@ pub use container::{
     is_usable, module_id, BundleContainer, BundleFileError, BundleModule, BUNDLE_FORMAT,
 };
 pub use resolve::HOST_MODULES;
-pub use store::{bundle_location, bundle_path, write_staged, FsBundleStore, BUNDLE_SUFFIX};
+pub use store::{
+    bundle_location, bundle_path, write_staged, write_staged_bytes, FsBundleStore, BUNDLE_SUFFIX,
+};
