@@ -358,8 +358,22 @@ impl ScannerFactory for FsScannerFactory {
 /// created it.
 #[derive(Default)]
 struct LazyRuntime {
-    workers: OnceLock<Result<Vec<QuickJsBundleRuntime>, String>>,
-    next: std::sync::atomic::AtomicUsize,
+    workers: OnceLock<Result<Vec<Worker>, String>>,
+}
+
+/// Counts an instantiation as answered when its future ends, or is dropped.
+struct Answered<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One worker thread and the instantiations sent to it that have not answered yet.
+struct Worker {
+    runtime: QuickJsBundleRuntime,
+    pending: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -374,16 +388,28 @@ impl BundleRuntime for LazyRuntime {
                 .unwrap_or(1)
                 .clamp(1, 4);
             (0..n)
-                .map(|_| QuickJsBundleRuntime::new().map_err(|e| e.to_string()))
+                .map(|_| {
+                    QuickJsBundleRuntime::new()
+                        .map(|runtime| Worker {
+                            runtime,
+                            pending: Default::default(),
+                        })
+                        .map_err(|e| e.to_string())
+                })
                 .collect()
         });
-        match workers {
-            Ok(workers) if !workers.is_empty() => {
-                let i =
-                    self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % workers.len();
-                workers[i].instantiate(req).await
-            }
-            _ => Err(RuntimeError::Unavailable),
-        }
+        use std::sync::atomic::Ordering::Relaxed;
+        // The worker with the fewest instantiations waiting (the first on a tie): a
+        // fixed rotation queues behind a slow bundle while the other worker idles.
+        let Some(worker) = workers
+            .as_ref()
+            .ok()
+            .and_then(|workers| workers.iter().min_by_key(|w| w.pending.load(Relaxed)))
+        else {
+            return Err(RuntimeError::Unavailable);
+        };
+        worker.pending.fetch_add(1, Relaxed);
+        let _answered = Answered(&worker.pending);
+        worker.runtime.instantiate(req).await
     }
 }

@@ -15,7 +15,7 @@ use fen_domain::ports::{
 };
 use fen_domain::{CanonicalPath, PathPolicy, SourceFingerprint};
 
-use crate::bundler::{self, BuildRequest};
+use crate::bundler::{self, BuildRequest, TranspileCache};
 use crate::runtime::validate_export;
 use crate::sources::export_mask;
 
@@ -24,6 +24,9 @@ pub struct SandboxBundleIndexer {
     runtime: Arc<dyn BundleRuntime>,
     bundles_dir: PathBuf,
     limits: SandboxLimits,
+    /// Modules transpiled by earlier builds of this indexer: a helper many entries
+    /// import is transpiled once (bundles stay byte-identical).
+    transpiled: Arc<TranspileCache>,
 }
 
 impl SandboxBundleIndexer {
@@ -38,6 +41,7 @@ impl SandboxBundleIndexer {
             runtime,
             bundles_dir,
             limits,
+            transpiled: Arc::new(TranspileCache::new()),
         }
     }
 }
@@ -109,17 +113,20 @@ impl BundleIndexer for SandboxBundleIndexer {
                     BuildRequest::for_entry(entry, *disk_fp).map_err(|e| e.into_index_error())?;
                 let scratch = entry.scratch_dir.clone();
                 let target_for_stage = target.clone();
+                let transpiled = Arc::clone(&self.transpiled);
                 // The error is boxed: IndexError is large and crosses the thread boundary.
                 let built = tokio::task::spawn_blocking(move || {
-                    let container = bundler::build_bundle(&request)
+                    let container = bundler::build_bundle_cached(&request, &transpiled)
                         .map_err(|e| Box::new(e.into_index_error()))?;
                     let write_failed = |e: std::io::Error| {
                         Box::new(IndexError::Build(format!("bundle write failed: {e}")))
                     };
                     std::fs::create_dir_all(&scratch).map_err(write_failed)?;
-                    let staged = bundler::write_staged(&container, &scratch, target_for_stage)
-                        .map_err(write_failed)?;
-                    Ok::<_, Box<IndexError>>((container.to_json_bytes(), staged))
+                    let bytes = container.to_json_bytes();
+                    let staged =
+                        bundler::write_staged_bytes(&container, &bytes, &scratch, target_for_stage)
+                            .map_err(write_failed)?;
+                    Ok::<_, Box<IndexError>>((bytes, staged))
                 })
                 .await
                 .map_err(|e| IndexError::Build(format!("bundler crashed: {e}")))?

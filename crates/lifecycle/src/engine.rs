@@ -203,6 +203,7 @@ pub(crate) async fn run_from(
             .collect(),
         observed: std::mem::take(&mut plan.observed),
     });
+    let hinted = Hinted::new(Arc::clone(&scanner), &plan.observed, &full.file_stats);
     drop(plan);
     drop(loaded);
     let loaded = &full;
@@ -220,8 +221,9 @@ pub(crate) async fn run_from(
                 plan
             }
         }
-        None => make_plan(ad, opts, loaded, &lockfile, scanner.as_ref()).await?,
+        None => make_plan(ad, opts, loaded, &lockfile, &hinted).await?,
     };
+    drop(hinted);
     ad.stats.hashed(scanner.files_hashed());
     let mut deferred = Vec::new();
     let staged = apply_results(&mut plan, &prepared, &mut deferred)?;
@@ -344,6 +346,107 @@ impl SourceScanner for Replay {
             Some((_, measured)) if !self.stale.contains(path) => measured.clone(),
             _ => self.fresh.fingerprint(entry, known).await,
         }
+    }
+
+    async fn exists(&self, path: &CanonicalPath) -> bool {
+        self.fresh.exists(path).await
+    }
+
+    fn files_hashed(&self) -> usize {
+        self.fresh.files_hashed()
+    }
+}
+
+/// The commit's view of the disk when it observes the whole tree again (a cold start,
+/// or another writer committed since prepare): a fresh walk and fresh fingerprints,
+/// with the stat records prepare took standing in for sources the catalog has none
+/// for. A file whose stat still equals such a non-racy record is not read a second
+/// time (the stat fast path of spec 10 §6.2, with prepare's records).
+struct Hinted {
+    fresh: Arc<dyn SourceScanner>,
+    /// The catalog's records, plus prepare's for the sources it has none for.
+    known: BTreeMap<CanonicalPath, FileStats>,
+    /// Prepare's fingerprint and records, for the sources the catalog has none for.
+    taken: BTreeMap<CanonicalPath, (SourceFingerprint, FileStats)>,
+}
+
+impl Hinted {
+    fn new(
+        fresh: Arc<dyn SourceScanner>,
+        observed: &BTreeMap<CanonicalPath, (ScannedEntry, Fingerprinted)>,
+        stored: &BTreeMap<CanonicalPath, FileStats>,
+    ) -> Hinted {
+        let taken: BTreeMap<_, _> = observed
+            .iter()
+            .filter(|(path, _)| !stored.contains_key(*path))
+            .filter_map(|(path, (_, measured))| {
+                let stats = measured.fresh_stats.clone()?;
+                Some((path.clone(), (measured.fingerprint, stats)))
+            })
+            .collect();
+        let mut known = stored.clone();
+        if !taken.is_empty() {
+            known.extend(
+                taken
+                    .iter()
+                    .map(|(p, (_, stats))| (p.clone(), stats.clone())),
+            );
+        }
+        Hinted {
+            fresh,
+            known,
+            taken,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SourceScanner for Hinted {
+    fn scan_roots(
+        &self,
+        loader_kind: LoaderKind,
+        pulled: &[(ExtensionName, CanonicalPath)],
+    ) -> Vec<ScanRoot> {
+        self.fresh.scan_roots(loader_kind, pulled)
+    }
+
+    async fn walk(
+        &self,
+        root: &ScanRoot,
+        _known: &BTreeMap<CanonicalPath, FileStats>,
+    ) -> Vec<ScannedEntry> {
+        self.fresh.walk(root, &self.known).await
+    }
+
+    async fn fingerprint(
+        &self,
+        entry: &ScannedEntry,
+        known: Option<(&SourceFingerprint, &FileStats)>,
+    ) -> Fingerprinted {
+        let hint = match known {
+            None => self.taken.get(entry.location.canonical()),
+            Some(_) => None,
+        };
+        let Some((fingerprint, stats)) = hint else {
+            return self.fresh.fingerprint(entry, known).await;
+        };
+        let again = self
+            .fresh
+            .fingerprint(entry, Some((fingerprint, stats)))
+            .await;
+        if again.fresh_stats.is_some() || again.fingerprint != *fingerprint {
+            return again;
+        }
+        if !again.hashed {
+            // Every file unchanged since prepare: its records are the ones to store.
+            return Fingerprinted {
+                fresh_stats: Some(stats.clone()),
+                ..again
+            };
+        }
+        // A racy record made it read a file again: fingerprint it as a source without
+        // records (from the pass's cache), so the records stored are taken now.
+        self.fresh.fingerprint(entry, known).await
     }
 
     async fn exists(&self, path: &CanonicalPath) -> bool {
@@ -736,10 +839,11 @@ async fn index_stale(
         .collect();
     ad.stats.plan_indexing(items.len());
     // A few entries in flight at once, so bundling (blocking pool) overlaps with
-    // evaluation (the sandbox's worker thread).
+    // evaluation (the sandbox's worker threads). Unordered: results are keyed, and a
+    // slow entry must not hold back the start of the next ones.
     stream::iter(items)
         .map(|item| index_item(ad, item, scratch, reuse))
-        .buffered(4)
+        .buffer_unordered(4)
         .collect()
         .await
 }

@@ -26,6 +26,9 @@ fn helper_repo() -> Repo {
     repo.age_all();
     let cold = repo.search_stats();
     assert_eq!((cold.built, cold.evaluated), (4, 4), "{cold:?}");
+    // Each of the five files is hashed once: the cold commit re-checks them with
+    // the (non-racy) stat records prepare took instead of reading them again.
+    assert_eq!(cold.hashed, 5, "{cold:?}");
     repo
 }
 

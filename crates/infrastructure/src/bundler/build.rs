@@ -6,16 +6,18 @@
 //! depends only on the bytes of the graph's files, their boundary-relative paths,
 //! the bundle prefix and the fingerprint, never on where the checkout lives (G4).
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use fen_domain::ports::indexing::{EntryPoint, IndexError};
 use fen_domain::{CanonicalPath, Kind, LoaderKind, PathPolicy, SourceFingerprint};
 
-use super::container::{module_id, BundleContainer, BundleModule};
+use super::container::{module_id, BundleContainer, BundleModule, ID_FINGERPRINT_DIGITS};
 use super::resolve::{self, FileProblem, Specifier};
-use super::transpile::{self, ImportSite, Language, ModuleSource, Rewrite};
+use super::transpile::{self, ImportSite, Language, ModuleSource, Rewrite, Transpiled};
 
 /// Most modules one bundle may hold (spec 30 §3.2).
 pub const MAX_MODULES: usize = 2_000;
@@ -253,6 +255,23 @@ impl BuildError {
 /// every module, rewrites relative specifiers to module ids and assembles the
 /// container. Same files and request give byte-identical output.
 pub fn build_bundle(request: &BuildRequest) -> Result<BundleContainer, BuildError> {
+    build(request, None)
+}
+
+/// [`build_bundle`], reusing the transpiled text of modules that `cache` already
+/// holds (a helper imported by many entries is transpiled once). The container is
+/// byte-identical to what [`build_bundle`] returns for the same request.
+pub fn build_bundle_cached(
+    request: &BuildRequest,
+    cache: &TranspileCache,
+) -> Result<BundleContainer, BuildError> {
+    build(request, Some(cache))
+}
+
+fn build(
+    request: &BuildRequest,
+    cache: Option<&TranspileCache>,
+) -> Result<BundleContainer, BuildError> {
     let entry_relative = resolve::relative_to(&request.entry_read_path, &request.read_boundary)
         .ok_or_else(|| BuildError::EntryOutsideBoundary {
             path: request.entry_read_path.display().to_string(),
@@ -265,6 +284,7 @@ pub fn build_bundle(request: &BuildRequest) -> Result<BundleContainer, BuildErro
         modules: Vec::new(),
         host_modules: BTreeSet::new(),
         code_bytes: 0,
+        cache,
     };
     if let Err(problem) = resolve::check_file(&request.entry_read_path, &request.read_boundary) {
         let reason = match problem {
@@ -305,6 +325,7 @@ struct Walk<'r> {
     modules: Vec<BundleModule>,
     host_modules: BTreeSet<String>,
     code_bytes: usize,
+    cache: Option<&'r TranspileCache>,
 }
 
 impl Walk<'_> {
@@ -368,8 +389,7 @@ impl Walk<'_> {
             display: relative,
             module_id: &id,
         };
-        let transpiled =
-            transpile::transpile(&source, &mut |site| self.resolve_site(relative, site))?;
+        let transpiled = self.transpile(&source, relative)?;
         self.code_bytes = self.code_bytes.saturating_add(transpiled.code.len());
         if self.code_bytes > MAX_CODE_BYTES {
             return Err(BuildError::CodeTooLarge);
@@ -380,6 +400,77 @@ impl Walk<'_> {
             map: transpiled.map,
         });
         Ok(transpiled.exports)
+    }
+
+    /// Transpiles one module, through the cache when there is one.
+    fn transpile(
+        &mut self,
+        source: &ModuleSource<'_>,
+        relative: &str,
+    ) -> Result<Transpiled, BuildError> {
+        let Some(cache) = self.cache else {
+            return transpile::transpile(source, &mut |site| self.resolve_site(relative, site));
+        };
+        let suffix = id_suffix(&self.request.fingerprint);
+        let key = CacheKey {
+            text: source.text.to_owned(),
+            language: source.language,
+            relative: relative.to_owned(),
+            prefix: self.request.bundle_prefix.clone(),
+        };
+        if let Some(cached) = cache.get(&key) {
+            // Every site is still resolved, in order, for its checks and its place in
+            // the walk; the text is reused only if every rewrite is the cached one
+            // with this bundle's id suffix.
+            let mut same = true;
+            for (site, cached_rewrite) in cached.sites.iter().zip(&cached.rewrites) {
+                let rewrite = self.resolve_site(relative, site)?;
+                same &= rewrite == with_suffix(cached_rewrite, &cached.suffix, &suffix);
+            }
+            if same {
+                return Ok(Transpiled {
+                    code: cached.code.replace(&cached.suffix, &suffix),
+                    map: cached
+                        .map
+                        .as_ref()
+                        .map(|m| m.replace(&cached.suffix, &suffix)),
+                    exports: cached.exports.clone(),
+                });
+            }
+        }
+        let mut sites = Vec::new();
+        let mut rewrites = Vec::new();
+        let transpiled = transpile::transpile(source, &mut |site| {
+            let rewrite = self.resolve_site(relative, site)?;
+            sites.push(site.clone());
+            rewrites.push(rewrite.clone());
+            Ok(rewrite)
+        })?;
+        // The suffix may be substituted only where this bundle put it: once per
+        // rewritten specifier in the code, once (the module id) in the map.
+        let n_rewritten = rewrites
+            .iter()
+            .filter(|rewrite| matches!(rewrite, Rewrite::To(_)))
+            .count();
+        let substitutable = transpiled.code.matches(&suffix).count() == n_rewritten
+            && transpiled
+                .map
+                .as_ref()
+                .is_none_or(|map| map.matches(&suffix).count() == 1);
+        if substitutable {
+            cache.insert(
+                key,
+                CachedModule {
+                    suffix,
+                    code: transpiled.code.clone(),
+                    map: transpiled.map.clone(),
+                    exports: transpiled.exports.clone(),
+                    sites,
+                    rewrites,
+                },
+            );
+        }
+        Ok(transpiled)
     }
 
     /// Decides one import site of `importer`: relative imports are resolved,
@@ -473,5 +564,99 @@ fn decide_kind(loader_kind: LoaderKind, exports: BTreeSet<String>) -> Kind {
     match declared {
         Some(kind) => *kind,
         None => kinds.first().copied().unwrap_or(Kind::Model),
+    }
+}
+
+/// Transpiled modules of earlier builds, by file text, language, boundary-relative
+/// path and bundle prefix: everything a module's output depends on except the id
+/// suffix (`#` and the first fingerprint digits of the bundle being built), which is
+/// substituted. Shared by the builds of one indexer; bounded in bytes.
+#[derive(Debug, Default)]
+pub struct TranspileCache {
+    inner: Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    modules: HashMap<CacheKey, Arc<CachedModule>>,
+    bytes: usize,
+}
+
+/// Most bytes of code and maps the cache keeps; beyond it, new modules are not kept.
+const CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    /// The module's text itself: hashing it is cheaper than a SHA-256, and equal
+    /// keys are equal contents, not just equal digests.
+    text: String,
+    language: Language,
+    relative: String,
+    prefix: String,
+}
+
+#[derive(Debug)]
+struct CachedModule {
+    /// The id suffix the text was generated with.
+    suffix: String,
+    code: String,
+    map: Option<String>,
+    exports: BTreeSet<String>,
+    /// The import sites, in source order, and what they were rewritten to.
+    sites: Vec<ImportSite>,
+    rewrites: Vec<Rewrite>,
+}
+
+impl TranspileCache {
+    /// An empty cache.
+    pub fn new() -> TranspileCache {
+        TranspileCache::default()
+    }
+
+    /// Number of modules held.
+    pub fn len(&self) -> usize {
+        self.state().modules.len()
+    }
+
+    /// True when it holds no module.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // A panic while holding it leaves a consistent map (inserts are single calls).
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &CacheKey) -> Option<Arc<CachedModule>> {
+        self.state().modules.get(key).cloned()
+    }
+
+    fn insert(&self, key: CacheKey, module: CachedModule) {
+        let size = key.text.len() + module.code.len() + module.map.as_ref().map_or(0, String::len);
+        let mut state = self.state();
+        if state.bytes + size > CACHE_MAX_BYTES || state.modules.contains_key(&key) {
+            return;
+        }
+        state.bytes += size;
+        state.modules.insert(key, Arc::new(module));
+    }
+}
+
+/// `#` and the fingerprint digits that end every module id of a bundle.
+fn id_suffix(fingerprint: &SourceFingerprint) -> String {
+    let id = module_id("", "", fingerprint);
+    let digits = id.len().saturating_sub(ID_FINGERPRINT_DIGITS + 1);
+    id[digits..].to_owned()
+}
+
+/// `rewrite` with the id suffix `from` at its end replaced by `to`.
+fn with_suffix(rewrite: &Rewrite, from: &str, to: &str) -> Rewrite {
+    match rewrite {
+        Rewrite::Keep => Rewrite::Keep,
+        Rewrite::To(id) => match id.strip_suffix(from) {
+            Some(stem) => Rewrite::To(format!("{stem}{to}")),
+            None => Rewrite::To(id.clone()),
+        },
     }
 }

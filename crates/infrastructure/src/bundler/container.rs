@@ -15,7 +15,7 @@ use fen_domain::{Kind, SourceFingerprint};
 pub const BUNDLE_FORMAT: &str = "fen-bundle";
 
 /// Number of fingerprint hex digits in a module id.
-const ID_FINGERPRINT_DIGITS: usize = 12;
+pub(crate) const ID_FINGERPRINT_DIGITS: usize = 12;
 
 /// One parsed bundle file. Built by [`BundleContainer::new`], which sorts the modules
 /// and computes `contentSha256`; read back by [`BundleContainer::from_json_bytes`],

@@ -24,9 +24,14 @@ mod transpile;
 #[allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 mod tests;
 
-pub use build::{build_bundle, BuildError, BuildRequest, MAX_CODE_BYTES, MAX_MODULES};
+pub use build::{
+    build_bundle, build_bundle_cached, BuildError, BuildRequest, TranspileCache, MAX_CODE_BYTES,
+    MAX_MODULES,
+};
 pub use container::{
     is_usable, module_id, BundleContainer, BundleFileError, BundleModule, BUNDLE_FORMAT,
 };
 pub use resolve::HOST_MODULES;
-pub use store::{bundle_location, bundle_path, write_staged, FsBundleStore, BUNDLE_SUFFIX};
+pub use store::{
+    bundle_location, bundle_path, write_staged, write_staged_bytes, FsBundleStore, BUNDLE_SUFFIX,
+};

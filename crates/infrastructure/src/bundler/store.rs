@@ -79,6 +79,17 @@ pub fn write_staged(
     scratch_dir: &Path,
     target: BundleLocation,
 ) -> io::Result<StagedBundle> {
+    write_staged_bytes(container, &container.to_json_bytes(), scratch_dir, target)
+}
+
+/// [`write_staged`] with the container's bytes already serialized
+/// ([`BundleContainer::to_json_bytes`] of `container`), for a caller that keeps them.
+pub fn write_staged_bytes(
+    container: &BundleContainer,
+    bytes: &[u8],
+    scratch_dir: &Path,
+    target: BundleLocation,
+) -> io::Result<StagedBundle> {
     if *container.fingerprint() != target.fingerprint {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -92,7 +103,7 @@ pub fn write_staged(
         .map(|byte| format!("{byte:02x}"))
         .collect();
     let scratch_file = scratch_dir.join(format!("{name}{BUNDLE_SUFFIX}"));
-    write_atomically(&scratch_file, &container.to_json_bytes())?;
+    write_atomically(&scratch_file, bytes)?;
     Ok(StagedBundle {
         scratch_file,
         target,

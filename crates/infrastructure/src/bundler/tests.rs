@@ -528,6 +528,73 @@ fn builds_are_deterministic_across_runs_and_checkouts() {
 }
 
 #[test]
+fn the_transpile_cache_gives_byte_identical_bundles() {
+    // Two entries importing one helper (which imports another), built for different
+    // fingerprints: the second build reuses the helpers' text with its own id suffix.
+    let tree = Tree::new(&[
+        (
+            "models/a.ts",
+            "import { shared } from \"./_lib/shared.ts\";\n\
+             import { defineModel } from \"fen:sdk\";\n\
+             export const model = defineModel({ type: \"@acme/a\", shared });\n",
+        ),
+        (
+            "models/b.ts",
+            "import { shared } from \"./_lib/shared.ts\";\n\
+             export const model = { type: \"@acme/b\", shared };\n",
+        ),
+        (
+            "models/_lib/shared.ts",
+            "import { leaf } from \"./leaf.ts\";\n\
+             export { leaf } from \"./leaf.ts\";\n\
+             // the id suffix of another bundle: #3f9a1c2077b4\n\
+             export const shared = (x: number): string => `${leaf(x)} #3f9a1c2077b4`;\n",
+        ),
+        (
+            "models/_lib/leaf.ts",
+            "export function leaf(x: number): string { return String(x); }\n",
+        ),
+    ]);
+    let other: SourceFingerprint = format!("0123456789ab{}", "7".repeat(52)).parse().unwrap();
+    let requests = [
+        tree.request("models/a.ts"),
+        tree.request("models/b.ts"),
+        BuildRequest {
+            fingerprint: other,
+            ..tree.request("models/b.ts")
+        },
+        BuildRequest {
+            fingerprint: other,
+            ..tree.request("models/a.ts")
+        },
+    ];
+    let cache = TranspileCache::new();
+    for round in 0..2 {
+        for request in &requests {
+            let plain = build_bundle(request).unwrap().to_json_bytes();
+            let cached = build_bundle_cached(request, &cache)
+                .unwrap()
+                .to_json_bytes();
+            assert_eq!(
+                String::from_utf8(plain).unwrap(),
+                String::from_utf8(cached).unwrap(),
+                "round {round}, {}",
+                request.entry_read_path.display()
+            );
+        }
+    }
+    // shared.ts holds the first fingerprint's suffix literally: a build for that
+    // fingerprint cannot tell it from its own rewrites and does not cache it, a build
+    // for the other one does (and the literal survives the substitution above).
+    assert_eq!(cache.len(), 4, "a.ts, b.ts, leaf.ts, shared.ts");
+
+    // An error in a cached module's import is still reported by the cached path.
+    fs::remove_file(tree.boundary.join("models/_lib/leaf.ts")).unwrap();
+    let error = build_bundle_cached(&requests[1], &cache).unwrap_err();
+    assert_eq!(error, build_bundle(&requests[1]).unwrap_err(), "{error}");
+}
+
+#[test]
 fn for_entry_derives_the_staged_read_boundary() {
     use fen_domain::ports::indexing::{EntryPoint, ScanRoot};
     use fen_domain::{Origin, SourceLocation};

@@ -25,7 +25,7 @@ use oxc::transformer::{
 use super::BuildError;
 
 /// Source language of a module file, from its extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Language {
     /// `.ts`, `.mts`: parsed as TypeScript, types stripped.
     TypeScript,

@@ -13,10 +13,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rquickjs::context::intrinsic;
+use rquickjs::module::WriteOptions;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Promise, Runtime, Value};
 
@@ -238,12 +239,8 @@ impl Sandbox {
             let namespace = module
                 .namespace()
                 .map_err(|e| EvaluationFailure::Threw(caught_text(&ctx, e)))?;
-            let helpers = restore(&ctx, &handles.helpers).map_err(EvaluationFailure::Export)?;
-            let describe: Function = helpers
-                .get("describe")
-                .map_err(|e| EvaluationFailure::Export(caught_text(&ctx, e)))?;
-            let snapshots = snapshot_exports(&ctx, &describe, &namespace, index)
-                .map_err(EvaluationFailure::Export)?;
+            let snapshots =
+                snapshot_exports(&ctx, &namespace, index).map_err(EvaluationFailure::Export)?;
             handles.namespaces.push(Persistent::save(&ctx, namespace));
             Ok(snapshots)
         });
@@ -374,6 +371,57 @@ impl LogBudget {
     }
 }
 
+/// `fen:sdk` and the prelude compiled to QuickJS bytecode once per process: parsing
+/// them took about a seventh of the instructions of indexing one small bundle. Every
+/// instance still evaluates them in its own context (they only define functions and
+/// `console`), so nothing is shared between instances but these bytes.
+struct PreludeBytecode {
+    sdk: Vec<u8>,
+    prelude: Vec<u8>,
+}
+
+/// The prelude as a module: its default export is the prelude function. The name
+/// cannot be imported: the resolver allows only `fen:sdk` and the bundle's ids, and
+/// bundle ids never use the `fen:` scheme.
+const PRELUDE_MODULE_ID: &str = "fen:prelude";
+
+fn prelude_bytecode() -> Result<&'static PreludeBytecode, String> {
+    static BYTECODE: OnceLock<Result<PreludeBytecode, String>> = OnceLock::new();
+    BYTECODE
+        .get_or_init(compile_prelude)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn compile_prelude() -> Result<PreludeBytecode, String> {
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let context = Context::custom::<Intrinsics>(&runtime).map_err(|e| e.to_string())?;
+    context.with(|ctx| {
+        let fail = |e| caught_text(&ctx, e);
+        let write = |id: &str, source: String| {
+            Module::declare(ctx.clone(), id, source)
+                .and_then(|module| module.write(WriteOptions::default()))
+                .map_err(fail)
+        };
+        Ok(PreludeBytecode {
+            sdk: write(SDK_MODULE_ID, SDK_SOURCE.to_owned())?,
+            prelude: write(
+                PRELUDE_MODULE_ID,
+                format!("export default {PRELUDE_SOURCE};\n"),
+            )?,
+        })
+    })
+}
+
+/// Declares a module from bytecode [`compile_prelude`] wrote.
+#[allow(unsafe_code)]
+fn load_compiled<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Module<'js>> {
+    // SAFETY: `bytes` is bytecode this process wrote with `Module::write` from a
+    // module it declared (`compile_prelude`), for the same QuickJS build; QuickJS
+    // copies it on reading (`JS_READ_OBJ_ROM_DATA` is a no-op in quickjs-ng).
+    unsafe { Module::load(ctx.clone(), bytes) }
+}
+
 /// Evaluates `fen:sdk` and the prelude, before any extension code.
 fn install_prelude(
     ctx: &Ctx<'_>,
@@ -381,7 +429,8 @@ fn install_prelude(
     budget: Rc<LogBudget>,
 ) -> Result<(Persistent<Object<'static>>, Persistent<Object<'static>>), String> {
     let fail = |e| caught_text(ctx, e);
-    let sdk = Module::declare(ctx.clone(), SDK_MODULE_ID, SDK_SOURCE).map_err(fail)?;
+    let bytecode = prelude_bytecode()?;
+    let sdk = load_compiled(ctx, &bytecode.sdk).map_err(fail)?;
     let (sdk, promise) = sdk.eval().map_err(fail)?;
     if promise.state() != PromiseState::Resolved {
         return Err("fen:sdk did not evaluate".to_owned());
@@ -397,7 +446,15 @@ fn install_prelude(
         }
     })
     .map_err(fail)?;
-    let prelude: Function = ctx.eval(PRELUDE_SOURCE).map_err(fail)?;
+    let prelude = load_compiled(ctx, &bytecode.prelude).map_err(fail)?;
+    let (prelude, promise) = prelude.eval().map_err(fail)?;
+    if promise.state() != PromiseState::Resolved {
+        return Err("the prelude did not evaluate".to_owned());
+    }
+    let prelude: Function = prelude
+        .namespace()
+        .and_then(|ns| ns.get("default"))
+        .map_err(fail)?;
     let helpers: Object = prelude.call((sink, fen_error)).map_err(fail)?;
     Ok((
         Persistent::save(ctx, helpers),

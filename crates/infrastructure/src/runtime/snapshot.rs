@@ -9,7 +9,10 @@
 //! be forged. `undefined` and symbols are left out of objects and become `null` in
 //! arrays, as with `JSON.stringify`; non-finite numbers become `null`.
 
-use rquickjs::{Array, Ctx, Filter, Function, Object, Type, Value};
+use std::fmt::Write as _;
+use std::mem::MaybeUninit;
+
+use rquickjs::{qjs, Array, Ctx, Filter, Function, Object, Type, Value};
 use serde_json::{Map, Number, Value as Json};
 
 use fen_domain::ports::runtime::{ExportSnapshot, FUNCTION_MARKER};
@@ -68,29 +71,91 @@ pub(crate) fn own_data<'js>(
     }
 }
 
+/// One own property of an object, as [`own_slot`] reads it.
+pub(crate) enum Slot<'js> {
+    Missing,
+    Accessor,
+    Data { enumerable: bool, value: Value<'js> },
+}
+
+/// A property key: a string or an array index.
+#[derive(Clone, Copy)]
+pub(crate) enum Key<'k> {
+    Name(&'k str),
+    Index(u32),
+}
+
+/// Reads the own property `key` of `object` as `Object.getOwnPropertyDescriptor`
+/// would (the same QuickJS routine), without a JS call or a descriptor object: the
+/// snapshot asks this for every property of every export. A getter is never called;
+/// on a Proxy the `getOwnPropertyDescriptor` trap would run, so the walker refuses
+/// proxies before it looks inside.
+#[allow(unsafe_code)]
+pub(crate) fn own_slot<'js>(
+    ctx: &Ctx<'js>,
+    object: &Object<'js>,
+    key: Key<'_>,
+) -> Result<Slot<'js>, String> {
+    let raw = ctx.as_raw().as_ptr();
+    let thrown = || caught_text(ctx, rquickjs::Error::Exception);
+    // SAFETY: `raw` is the live context of `ctx` and `object` a value of it. The atom
+    // made here is freed once used. `JS_GetOwnProperty` fills `descriptor` only when
+    // it returns 1; then the caller owns its three values, which `Value::from_raw`
+    // takes over (and frees on drop).
+    unsafe {
+        let atom = match key {
+            Key::Name(name) => qjs::JS_NewAtomLen(raw, name.as_ptr().cast(), name.len() as _),
+            Key::Index(index) => qjs::JS_NewAtomUInt32(raw, index),
+        };
+        if atom == 0 {
+            return Err(thrown());
+        }
+        let mut descriptor = MaybeUninit::<qjs::JSPropertyDescriptor>::uninit();
+        let found = qjs::JS_GetOwnProperty(raw, descriptor.as_mut_ptr(), object.as_raw(), atom);
+        qjs::JS_FreeAtom(raw, atom);
+        match found {
+            ..0 => Err(thrown()),
+            0 => Ok(Slot::Missing),
+            _ => {
+                let descriptor = descriptor.assume_init();
+                let value = Value::from_raw(ctx.clone(), descriptor.value);
+                drop(Value::from_raw(ctx.clone(), descriptor.getter));
+                drop(Value::from_raw(ctx.clone(), descriptor.setter));
+                let flags = descriptor.flags as u32;
+                if flags & qjs::JS_PROP_GETSET != 0 {
+                    Ok(Slot::Accessor)
+                } else {
+                    Ok(Slot::Data {
+                        enumerable: flags & qjs::JS_PROP_ENUMERABLE != 0,
+                        value,
+                    })
+                }
+            }
+        }
+    }
+}
+
 /// Snapshots every kind export (`model`, `extension`, ...) that `namespace` has.
 pub(crate) fn snapshot_exports<'js>(
     ctx: &Ctx<'js>,
-    describe: &Function<'js>,
     namespace: &Object<'js>,
     bundle: usize,
 ) -> Result<Vec<ExportSnapshot>, String> {
     let mut snapshots = Vec::new();
     for kind in Kind::ALL {
         let key = kind.export_key();
-        match own_property(ctx, describe, namespace, key)? {
-            OwnProperty::Missing => continue,
-            OwnProperty::Accessor => return Err(format!("{key} is an accessor property")),
-            OwnProperty::EnumerableData | OwnProperty::HiddenData => {}
-        }
-        let value: Value = namespace.get(key).map_err(|e| caught_text(ctx, e))?;
+        let value = match own_slot(ctx, namespace, Key::Name(key))? {
+            Slot::Missing => continue,
+            Slot::Accessor => return Err(format!("{key} is an accessor property")),
+            Slot::Data { value, .. } => value,
+        };
         let mut walker = Walker {
             ctx,
-            describe,
             ancestors: Vec::new(),
             n_nodes: 0,
+            path: key.to_owned(),
         };
-        let json = walker.convert(value, key)?.unwrap_or(Json::Null);
+        let json = walker.convert(value)?.unwrap_or(Json::Null);
         snapshots.push(ExportSnapshot {
             bundle,
             key: key.to_owned(),
@@ -102,14 +167,17 @@ pub(crate) fn snapshot_exports<'js>(
 
 struct Walker<'a, 'js> {
     ctx: &'a Ctx<'js>,
-    describe: &'a Function<'js>,
     ancestors: Vec<Value<'js>>,
     n_nodes: usize,
+    /// The path of the value being converted (`model.resources.state`), for errors:
+    /// extended and cut back in place, so converting allocates no path per value.
+    path: String,
 }
 
 impl<'js> Walker<'_, 'js> {
     /// `None` for values JSON leaves out (`undefined`, symbols).
-    fn convert(&mut self, value: Value<'js>, path: &str) -> Result<Option<Json>, String> {
+    fn convert(&mut self, value: Value<'js>) -> Result<Option<Json>, String> {
+        let path = &self.path;
         self.n_nodes += 1;
         if self.n_nodes > MAX_NODES {
             return Err(format!(
@@ -144,7 +212,7 @@ impl<'js> Walker<'_, 'js> {
                     "{path} is a Promise (await it at top level before exporting)"
                 ))
             }
-            Type::Array | Type::Object | Type::Exception => self.container(value, path)?,
+            Type::Array | Type::Object | Type::Exception => self.container(value)?,
             Type::Proxy => return Err(format!("{path} is a Proxy")),
             Type::Module | Type::Unknown => {
                 return Err(format!("{path} has a type JSON cannot hold"))
@@ -153,7 +221,8 @@ impl<'js> Walker<'_, 'js> {
         Ok(Some(json))
     }
 
-    fn container(&mut self, value: Value<'js>, path: &str) -> Result<Json, String> {
+    fn container(&mut self, value: Value<'js>) -> Result<Json, String> {
+        let path = &self.path;
         if self.ancestors.contains(&value) {
             return Err(format!(
                 "{path} refers back to an enclosing object (a cycle)"
@@ -166,9 +235,9 @@ impl<'js> Walker<'_, 'js> {
         }
         self.ancestors.push(value.clone());
         let json = match value.clone().into_array() {
-            Some(array) => self.array(array, path),
+            Some(array) => self.array(array),
             None => match value.into_object() {
-                Some(object) => self.object(object, path),
+                Some(object) => self.object(object),
                 None => Err(format!("{path} is not an object")),
             },
         };
@@ -176,7 +245,7 @@ impl<'js> Walker<'_, 'js> {
         json
     }
 
-    fn array(&mut self, array: Array<'js>, path: &str) -> Result<Json, String> {
+    fn array(&mut self, array: Array<'js>) -> Result<Json, String> {
         let object = array.as_object().clone();
         // Not Array::len: it asserts that `length` is a small integer, which an
         // extension can break with `a.length = 2 ** 32 - 1`.
@@ -187,50 +256,61 @@ impl<'js> Walker<'_, 'js> {
             .unwrap_or(0.0);
         if length > (MAX_NODES - self.n_nodes) as f64 {
             return Err(format!(
-                "{path}: the export holds more than {MAX_NODES} values"
+                "{}: the export holds more than {MAX_NODES} values",
+                self.path
             ));
         }
         let length = length as u32;
         let mut items = Vec::with_capacity(length as usize);
+        let parent = self.path.len();
         for index in 0..length {
-            let item_path = format!("{path}[{index}]");
-            let item = match own_property(self.ctx, self.describe, &object, index)? {
-                OwnProperty::Missing => None,
-                OwnProperty::Accessor => return Err(accessor(&item_path)),
-                OwnProperty::EnumerableData | OwnProperty::HiddenData => {
-                    let value: Value = array.get(index as usize).map_err(|e| self.fail(e))?;
-                    self.convert(value, &item_path)?
-                }
+            self.path.truncate(parent);
+            let _ = write!(self.path, "[{index}]");
+            let item = match own_slot(self.ctx, &object, Key::Index(index))? {
+                Slot::Missing => None,
+                Slot::Accessor => return Err(accessor(&self.path)),
+                Slot::Data { value, .. } => self.convert(value)?,
             };
             items.push(item.unwrap_or(Json::Null));
         }
+        self.path.truncate(parent);
         Ok(Json::Array(items))
     }
 
-    fn object(&mut self, object: Object<'js>, path: &str) -> Result<Json, String> {
+    fn object(&mut self, object: Object<'js>) -> Result<Json, String> {
         let mut map = Map::new();
         let keys: Vec<String> = object
             .own_keys::<String>(Filter::new().string())
             .collect::<Result<_, _>>()
             .map_err(|e| self.fail(e))?;
+        let parent = self.path.len();
         for key in keys {
-            let field_path = format!("{path}.{key}");
+            self.path.truncate(parent);
+            self.path.push('.');
+            self.path.push_str(&key);
             if key == FUNCTION_MARKER {
                 return Err(format!(
-                    "{field_path}: the property name {FUNCTION_MARKER} is reserved by fen"
+                    "{}: the property name {FUNCTION_MARKER} is reserved by fen",
+                    self.path
                 ));
             }
-            match own_property(self.ctx, self.describe, &object, key.as_str())? {
-                OwnProperty::Missing | OwnProperty::HiddenData => {}
-                OwnProperty::Accessor => return Err(accessor(&field_path)),
-                OwnProperty::EnumerableData => {
-                    let value: Value = object.get(key.as_str()).map_err(|e| self.fail(e))?;
-                    if let Some(json) = self.convert(value, &field_path)? {
+            match own_slot(self.ctx, &object, Key::Name(&key))? {
+                Slot::Missing
+                | Slot::Data {
+                    enumerable: false, ..
+                } => {}
+                Slot::Accessor => return Err(accessor(&self.path)),
+                Slot::Data {
+                    enumerable: true,
+                    value,
+                } => {
+                    if let Some(json) = self.convert(value)? {
                         map.insert(key, json);
                     }
                 }
             }
         }
+        self.path.truncate(parent);
         Ok(Json::Object(map))
     }
 

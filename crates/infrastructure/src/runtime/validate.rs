@@ -83,7 +83,7 @@ pub fn validate_export(
         meta: TypeMeta {
             declared_version,
             description,
-            descriptor: canonical(&Json::Object(descriptor)).to_string(),
+            descriptor: canonical_text(&Json::Object(descriptor)),
         },
     })
 }
@@ -573,6 +573,25 @@ fn looks_like_zod(object: &Map<String, Json>) -> bool {
 /// The path of the first function marker in a schema, and whether the object holding
 /// it looks like a zod schema.
 fn find_function(value: &Json, path: &str) -> Option<(String, bool)> {
+    // Schemas almost never hold one: look first, build paths only when there is one.
+    if !holds_function(value) {
+        return None;
+    }
+    find_function_path(value, path)
+}
+
+fn holds_function(value: &Json) -> bool {
+    if ExportSnapshot::is_function_marker(value) {
+        return true;
+    }
+    match value {
+        Json::Object(map) => map.values().any(holds_function),
+        Json::Array(items) => items.iter().any(holds_function),
+        Json::Null | Json::Bool(_) | Json::Number(_) | Json::String(_) => false,
+    }
+}
+
+fn find_function_path(value: &Json, path: &str) -> Option<(String, bool)> {
     match value {
         Json::Object(map) => {
             for (key, child) in map {
@@ -580,7 +599,7 @@ fn find_function(value: &Json, path: &str) -> Option<(String, bool)> {
                 if ExportSnapshot::is_function_marker(child) {
                     return Some((child_path, looks_like_zod(map)));
                 }
-                if let Some(found) = find_function(child, &child_path) {
+                if let Some(found) = find_function_path(child, &child_path) {
                     return Some(found);
                 }
             }
@@ -590,7 +609,7 @@ fn find_function(value: &Json, path: &str) -> Option<(String, bool)> {
             if ExportSnapshot::is_function_marker(item) {
                 return Some((format!("{path}[{index}]"), false));
             }
-            find_function(item, &format!("{path}[{index}]"))
+            find_function_path(item, &format!("{path}[{index}]"))
         }),
         Json::Null | Json::Bool(_) | Json::Number(_) | Json::String(_) => None,
     }
@@ -629,7 +648,44 @@ impl jsonschema::Retrieve for RefuseExternal {
     }
 }
 
+/// `canonical(value).to_string()` without building the sorted copy: objects are
+/// written with their keys sorted at every level.
+fn canonical_text(value: &Json) -> String {
+    serde_json::to_string(&Canonical(value)).expect("JSON values with string keys always serialize")
+}
+
+/// Serializes a JSON value with the keys of every object sorted.
+struct Canonical<'v>(&'v Json);
+
+impl serde::Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Json::Object(map) => {
+                let mut entries: Vec<(&String, &Json)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let mut out = serializer.serialize_map(Some(entries.len()))?;
+                for (key, child) in entries {
+                    out.serialize_entry(key, &Canonical(child))?;
+                }
+                out.end()
+            }
+            Json::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Canonical(item))?;
+                }
+                out.end()
+            }
+            Json::Null | Json::Bool(_) | Json::Number(_) | Json::String(_) => {
+                self.0.serialize(serializer)
+            }
+        }
+    }
+}
+
 /// Sorts keys at every level (independent of serde_json's `preserve_order`).
+#[cfg(test)]
 fn canonical(value: &Json) -> Json {
     match value {
         Json::Object(map) => {

@@ -444,3 +444,19 @@ fn descriptor_is_canonical_with_defaults() {
     assert_eq!(validated.declared_type, "@Acme/Weekly.Digest");
     assert_eq!(validated.meta.declared_version, "");
 }
+
+#[test]
+fn canonical_text_is_the_sorted_copy_serialized() {
+    let values = [
+        json!({"b": 1, "a": {"d": [3, {"z": null, "y": true}], "c": "x\u{1}\"é"}, "": 1.5}),
+        json!([{"b": -0.0, "a": 1e300}, [], {}, "s", 12345678901234567890u64]),
+        json!(null),
+        good_model(),
+    ];
+    for value in values {
+        assert_eq!(
+            super::canonical_text(&value),
+            super::canonical(&value).to_string()
+        );
+    }
+}
