@@ -178,6 +178,19 @@ pub struct CliError {
 }
 
 impl CliError {
+    /// `unknown_type` (exit 3) with up to three close names as the hint and the
+    /// `suggestions` detail, or a pointer to `fen model type search` when there are none.
+    pub fn unknown_type(name: &str, suggestions: &[String]) -> CliError {
+        let hint = if suggestions.is_empty() {
+            "run 'fen model type search' to list the installed types".to_owned()
+        } else {
+            format!("did you mean {}?", suggestions.join(", "))
+        };
+        CliError::new(ErrorCode::UnknownType, format!("unknown type \"{name}\""))
+            .with_hint(hint)
+            .with_detail("suggestions", serde_json::json!(suggestions))
+    }
+
     /// An error without hint or details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> CliError {
         CliError {

@@ -393,16 +393,7 @@ fn load_error(error: LoadError) -> CliError {
         LoadError::UnknownType {
             ref name,
             ref suggestions,
-        } => {
-            let hint = if suggestions.is_empty() {
-                "run 'fen model type search' to list the installed types".to_owned()
-            } else {
-                format!("did you mean {}?", suggestions.join(", "))
-            };
-            CliError::new(ErrorCode::UnknownType, format!("unknown type \"{name}\""))
-                .with_hint(hint)
-                .with_detail("suggestions", json!(suggestions))
-        }
+        } => CliError::unknown_type(name, suggestions),
         LoadError::BundleTampered { .. } => {
             CliError::new(ErrorCode::BundleTampered, error.to_string())
                 .with_hint("run 'fen doctor extensions --rescan' to rebuild every bundle")

@@ -98,14 +98,7 @@ pub async fn describe(ctx: &Context, raw: &str, kind: Option<Kind>) -> Result<Ou
 fn describe_error(error: DescribeError) -> CliError {
     match error {
         DescribeError::UnknownType { name, suggestions } => {
-            let hint = if suggestions.is_empty() {
-                "run 'fen model type search' to list the installed types".to_owned()
-            } else {
-                format!("did you mean {}?", suggestions.join(", "))
-            };
-            CliError::new(ErrorCode::UnknownType, format!("unknown type \"{name}\""))
-                .with_hint(hint)
-                .with_detail("suggestions", json!(suggestions))
+            CliError::unknown_type(&name, &suggestions)
         }
         DescribeError::Ambiguous { ref kinds, .. } => {
             let first = kinds.first().cloned().unwrap_or_default();
