@@ -71,6 +71,10 @@ impl<R: ExtensionRepository + 'static> ExtensionRepository for Counted<R> {
         self.stats.catalog_statement();
         self.inner.prune_retired_rows(paths).await
     }
+    async fn checkpoint(&self) {
+        self.stats.catalog_statement();
+        self.inner.checkpoint().await
+    }
     async fn invalidate_all(&self) -> InvalidateOutcome {
         self.stats.catalog_statement();
         self.inner.invalidate_all().await

@@ -207,3 +207,25 @@ fn eight_processes_create_a_missing_catalog_without_busy_errors() {
     assert!(built >= GENERATED.len() as u64, "{built}");
     assert_eq!(repo.rows().len(), GENERATED.len());
 }
+
+/// A command that committed folds the catalog's WAL into the main file before it exits
+/// (fen exits without closing its connection, so SQLite's own checkpoint-on-close never
+/// runs): the rows are in `_extension_catalog.db`, not only in its `-wal`.
+#[test]
+fn a_committing_command_checkpoints_the_catalog() {
+    let repo = Repo::generated();
+    let cold = repo.search_stats();
+    assert_eq!(cold.locks, 1, "{cold:?}");
+    let db = std::fs::metadata(repo.path(".fen/_extension_catalog.db"))
+        .unwrap()
+        .len();
+    let wal = std::fs::metadata(repo.path(".fen/_extension_catalog.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    // 12 types with descriptors need far more than the one header page; the WAL may
+    // keep its size (SQLite reuses it from the start), but the main file must have the
+    // data.
+    assert!(db > 16 * 1024, "main file {db} B, WAL {wal} B");
+    let warm = repo.search_stats();
+    assert_eq!((warm.built, warm.locks), (0, 0), "{warm:?}");
+}

@@ -318,6 +318,11 @@ pub trait ExtensionRepository: Send + Sync {
     async fn prune_retired_rows(&self, paths: &[CanonicalPath]) -> Result<usize, RepoError>;
     /// Forces the next command onto a cold start; best-effort, never fails.
     async fn invalidate_all(&self) -> InvalidateOutcome;
+    /// After a write: moves committed changes from the store's write-ahead log into its
+    /// main file, so that later readers need not consult the log. Best effort: it never
+    /// waits for readers, never fails, and a store without a log does nothing (the
+    /// default). Durability does not depend on it.
+    async fn checkpoint(&self) {}
 }
 
 /// The lazy loader's lock-free read side. Every query sees visible rows only.
