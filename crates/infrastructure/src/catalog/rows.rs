@@ -43,27 +43,22 @@ pub(crate) const OUTLINE_COLUMNS: [&str; 16] = {
 };
 
 /// Index of `descriptor` in [`ROW_COLUMNS`].
-const DESCRIPTOR: usize = 9;
+pub(crate) const DESCRIPTOR: usize = 9;
 /// Index of `file_stats` in [`ROW_COLUMNS`].
 pub(crate) const FILE_STATS: usize = 15;
 
 /// The content columns `save_all` compares and writes (spec 10 §5.4 step 3), in the
-/// order of [`RowValues::content`].
-pub(crate) const CONTENT_COLUMNS: [&str; 13] = [
-    "kind",
-    "type_normalized",
-    "extends_type",
-    "bundle_path",
-    "fingerprint",
-    "source_mtime",
-    "type_version",
-    "description",
-    "descriptor",
-    "state",
-    "state_detail",
-    "extension_name",
-    "extension_version",
-];
+/// order of [`RowValues::content`]: [`ROW_COLUMNS`] without the key (`source_path`)
+/// and the two columns kept apart (`superseded_by`, `file_stats`).
+pub(crate) const CONTENT_COLUMNS: [&str; 13] = {
+    let mut columns = [""; 13];
+    let mut i = 0;
+    while i < columns.len() {
+        columns[i] = ROW_COLUMNS[i + 1];
+        i += 1;
+    }
+    columns
+};
 
 /// Index of `fingerprint` in [`CONTENT_COLUMNS`].
 pub(crate) const FINGERPRINT: usize = 4;
@@ -113,7 +108,7 @@ impl RowValues<'_> {
 }
 
 /// Index of `descriptor` in [`CONTENT_COLUMNS`].
-const CONTENT_DESCRIPTOR: usize = 8;
+const CONTENT_DESCRIPTOR: usize = DESCRIPTOR - 1;
 /// Index of `state` in [`CONTENT_COLUMNS`].
 const CONTENT_STATE: usize = 9;
 
@@ -349,4 +344,20 @@ pub(crate) fn restore_source(
         mtime,
         superseded_by,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_column_lists_and_indices_name_the_right_columns() {
+        assert_eq!(ROW_COLUMNS[DESCRIPTOR], "descriptor");
+        assert_eq!(ROW_COLUMNS[FILE_STATS], "file_stats");
+        assert_eq!(OUTLINE_COLUMNS[DESCRIPTOR], "''");
+        assert_eq!(CONTENT_COLUMNS[..], ROW_COLUMNS[1..14]);
+        assert_eq!(CONTENT_COLUMNS[FINGERPRINT], "fingerprint");
+        assert_eq!(CONTENT_COLUMNS[CONTENT_DESCRIPTOR], "descriptor");
+        assert_eq!(CONTENT_COLUMNS[CONTENT_STATE], "state");
+    }
 }

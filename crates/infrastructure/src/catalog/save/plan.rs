@@ -9,7 +9,9 @@ use fen_domain::ports::SkipReason;
 use fen_domain::{Extension, ExtensionId, RowState, TombstoneReason};
 
 use crate::catalog::placement::{Identity, Placement};
-use crate::catalog::rows::{target_values, RowValues, CONTENT_COLUMNS, FINGERPRINT};
+use crate::catalog::rows::{
+    target_values, RowValues, CONTENT_COLUMNS, DESCRIPTOR, FILE_STATS, FINGERPRINT, ROW_COLUMNS,
+};
 
 /// Owner text of a stored row: `(extension_name, extension_version)`.
 pub(crate) type Owner = (String, String);
@@ -38,27 +40,14 @@ pub(crate) struct StoredContent<'t> {
 /// What [`StoredContent::from_fields`] reads: the path, [`CONTENT_COLUMNS`],
 /// `superseded_by` and whether `file_stats` is set. `octet_length` takes the length
 /// from the record header, so the stat records themselves are never loaded.
-pub(crate) const STORED_CONTENT_COLUMNS: [&str; 16] = [
-    "source_path",
-    "kind",
-    "type_normalized",
-    "extends_type",
-    "bundle_path",
-    "fingerprint",
-    "source_mtime",
-    "type_version",
-    "description",
-    "descriptor",
-    "state",
-    "state_detail",
-    "extension_name",
-    "extension_version",
-    "superseded_by",
-    "octet_length(file_stats) > 0",
-];
+pub(crate) const STORED_CONTENT_COLUMNS: [&str; 16] = {
+    let mut columns = ROW_COLUMNS;
+    columns[FILE_STATS] = "octet_length(file_stats) > 0";
+    columns
+};
 
 /// Index of `descriptor` in [`STORED_CONTENT_COLUMNS`].
-pub(crate) const STORED_DESCRIPTOR: usize = 9;
+pub(crate) const STORED_DESCRIPTOR: usize = DESCRIPTOR;
 
 impl<'t> StoredContent<'t> {
     /// The row from the fields of [`STORED_CONTENT_COLUMNS`].
