@@ -302,6 +302,32 @@ impl Models {
         Ok(self.loader.ensure_type_loaded(Kind::Model, &ty).await?)
     }
 
+    /// Merges the argument forms of `input` by `schema` (spec 30 §6.2), applies the
+    /// top-level defaults and validates the result; returns the arguments as given and
+    /// with the defaults.
+    fn checked_args(
+        &self,
+        input: &ArgInput,
+        schema: &Value,
+        message: String,
+    ) -> Result<CheckedArgs, ModelError> {
+        let given = input
+            .merge(schema)
+            .map_err(|e| ModelError::InvalidArguments {
+                message: message.clone(),
+                violations: vec![Violation {
+                    pointer: "/".to_owned(),
+                    message: e.0,
+                }],
+            })?;
+        let with_defaults = with_defaults(schema, &given);
+        self.validate(schema, &with_defaults, message)?;
+        Ok(CheckedArgs {
+            given,
+            with_defaults,
+        })
+    }
+
     fn validate(
         &self,
         schema: &Value,
@@ -367,16 +393,8 @@ impl Models {
             .cloned()
             .unwrap_or_else(|| json!({"type": "object", "additionalProperties": false}));
         let message = format!("invalid global arguments for model \"{name}\" (type {declared})");
-        let given = args
-            .merge(&schema)
-            .map_err(|e| ModelError::InvalidArguments {
-                message: message.clone(),
-                violations: vec![Violation {
-                    pointer: "/".to_owned(),
-                    message: e.0,
-                }],
-            })?;
-        self.validate(&schema, &with_defaults(&schema, &given), message)?;
+        // Defaults are applied to check the value but not written (spec 30 §6.3).
+        let given = self.checked_args(args, &schema, message)?.given;
         let definition = ModelDefinition {
             name,
             type_name: declared,
@@ -510,18 +528,9 @@ impl Models {
             "invalid arguments for method \"{}\" of model \"{name}\"",
             method.name
         );
-        let given =
-            req.args
-                .merge(&method.arguments)
-                .map_err(|e| ModelError::InvalidArguments {
-                    message: message.clone(),
-                    violations: vec![Violation {
-                        pointer: "/".to_owned(),
-                        message: e.0,
-                    }],
-                })?;
-        let args = with_defaults(&method.arguments, &given);
-        self.validate(&method.arguments, &args, message)?;
+        let args = self
+            .checked_args(&req.args, &method.arguments, message)?
+            .with_defaults;
 
         // 6. Lock (§7.8 steps 1-3: drain structural work holding `global`, take the
         // model's lock, re-check `global`), run, record, release.
@@ -852,6 +861,14 @@ fn mebibytes(bytes: usize) -> String {
     } else {
         format!("{bytes} bytes")
     }
+}
+
+/// Arguments that passed their schema.
+struct CheckedArgs {
+    /// As given (what `model create` writes).
+    given: Map<String, Value>,
+    /// With the schema's top-level defaults applied (what a method receives).
+    with_defaults: Map<String, Value>,
 }
 
 #[cfg(test)]
