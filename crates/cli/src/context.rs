@@ -266,14 +266,14 @@ impl Context {
             self.mode == Mode::Human,
             Arc::clone(&self.stats),
         );
-        let locks_before = self.stats.snapshot().lifecycle_lock_acquired;
+        let locks_before = self.stats.lifecycle_locks();
         let summary = build_index(&repo.adapters).await;
         drop(spinner);
         let summary = summary.map_err(CliError::from)?;
         // A pass that committed leaves its pages in the catalog's WAL; fold them into
         // the main file now (outside the lifecycle lock), so the next commands read it
         // directly.
-        if self.stats.snapshot().lifecycle_lock_acquired > locks_before {
+        if self.stats.lifecycle_locks() > locks_before {
             repo.adapters.repo.checkpoint().await;
         }
         tracing::debug!(

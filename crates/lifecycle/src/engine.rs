@@ -80,6 +80,18 @@ pub(crate) struct RunOptions {
     pub mark_populated: bool,
 }
 
+impl RunOptions {
+    /// The warm pass of spec 10 §6.2: local and mounted trees, stale sources only,
+    /// applied without the guardrail, guard keys untouched.
+    pub const WARM: RunOptions = RunOptions {
+        scope: Scope::Warm,
+        mode: ReconcileMode::Apply,
+        guardrail: Guardrail::Override,
+        rebuild: Rebuild::Stale,
+        mark_populated: false,
+    };
+}
+
 /// One stale entry point of a plan.
 #[derive(Clone, Debug)]
 struct StaleItem {

@@ -39,18 +39,7 @@ pub async fn build_index(ad: &Adapters) -> Result<IndexSummary, LifecycleError> 
     let (verdict, outline) = ad.repo.guards_and_outline(&inputs).await?;
     match verdict {
         GuardVerdict::Fresh => {
-            let mut report = engine::run_from(
-                ad,
-                RunOptions {
-                    scope: Scope::Warm,
-                    mode: ReconcileMode::Apply,
-                    guardrail: Guardrail::Override,
-                    rebuild: Rebuild::Stale,
-                    mark_populated: false,
-                },
-                outline,
-            )
-            .await?;
+            let mut report = engine::run_from(ad, RunOptions::WARM, outline).await?;
             let loaded = catalog_after(ad, &mut report).await?;
             Ok(IndexSummary {
                 path: IndexPath::Warm,

@@ -22,9 +22,8 @@ use fen_domain::ports::TypeEntry;
 use fen_domain::{Observation, RowState};
 
 use crate::adapters::Adapters;
-use crate::engine::{self, RunOptions, Scope};
+use crate::engine::{self, RunOptions};
 use crate::loader::{BundleRebuilder, LoadError, Rebuilt};
-use crate::reconcile::{Guardrail, Rebuild, ReconcileMode};
 
 /// The loader's rebuilder over the service adapters.
 pub struct WarmRebuilder {
@@ -53,18 +52,9 @@ impl BundleRebuilder for WarmRebuilder {
                     .map_err(|e| fail(&e))?;
             }
         }
-        engine::run(
-            ad,
-            RunOptions {
-                scope: Scope::Warm,
-                mode: ReconcileMode::Apply,
-                guardrail: Guardrail::Override,
-                rebuild: Rebuild::Stale,
-                mark_populated: false,
-            },
-        )
-        .await
-        .map_err(|e| fail(&e))?;
+        engine::run(ad, RunOptions::WARM)
+            .await
+            .map_err(|e| fail(&e))?;
         let loaded = ad.repo.load_all().await.map_err(|e| fail(&e))?;
         let row = loaded
             .extensions

@@ -112,6 +112,10 @@ impl Stats {
         self.lock_acquired.fetch_add(1, Ordering::Relaxed);
         self.event("lock_acquired", json!({ "lock": "lifecycle" }));
     }
+    /// Times the lifecycle lock was taken so far (cheap: no snapshot).
+    pub fn lifecycle_locks(&self) -> usize {
+        self.lock_acquired.load(Ordering::Relaxed)
+    }
     /// One catalog round trip.
     pub fn catalog_statement(&self) {
         self.catalog_statements.fetch_add(1, Ordering::Relaxed);
