@@ -43,30 +43,6 @@ impl TypeIndex for Index {
     }
 }
 
-struct Store;
-
-#[async_trait]
-impl BundleStore for Store {
-    async fn is_usable(&self, _bundle: &BundleLocation) -> bool {
-        true
-    }
-    async fn publish(&self, _staged: &StagedBundle) -> Result<(), BundleStoreError> {
-        Ok(())
-    }
-    async fn evict(&self, _path: &CanonicalPath) -> Result<(), BundleStoreError> {
-        Ok(())
-    }
-    async fn list(&self) -> Result<Vec<CanonicalPath>, BundleStoreError> {
-        Ok(Vec::new())
-    }
-    async fn open(&self, bundle: &BundleLocation) -> Option<String> {
-        Some(bundle.path.to_string())
-    }
-    async fn clear(&self) -> Result<(), BundleStoreError> {
-        Ok(())
-    }
-}
-
 struct Instance {
     exports: Vec<ExportSnapshot>,
     bytes: usize,
@@ -139,7 +115,7 @@ impl BundleRuntime for Runtime {
 fn loader(n_types: usize, runtime: Arc<Runtime>, budget: CacheBudget) -> Arc<TypeLoader> {
     TypeLoader::new(
         Arc::new(Index(n_types)),
-        Arc::new(Store),
+        Arc::new(Store::default()),
         runtime,
         SandboxLimits::evaluation(),
         budget,
@@ -296,14 +272,30 @@ async fn unknown_types_get_suggestions() {
     }
 }
 
-/// A store whose files can be missing until a rebuild "publishes" them.
+/// A store whose bundle "contents" is its path. A flaky one (`published: Some`) has
+/// only the files a rebuild "published".
 #[derive(Default)]
-struct FlakyStore {
-    published: std::sync::Mutex<Vec<String>>,
+struct Store {
+    published: Option<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Store {
+    fn flaky() -> Store {
+        Store {
+            published: Some(std::sync::Mutex::default()),
+        }
+    }
+
+    /// Makes the file at `path` present (a flaky store only).
+    fn publish_path(&self, path: String) {
+        if let Some(published) = &self.published {
+            published.lock().unwrap().push(path);
+        }
+    }
 }
 
 #[async_trait]
-impl BundleStore for FlakyStore {
+impl BundleStore for Store {
     async fn is_usable(&self, _bundle: &BundleLocation) -> bool {
         true
     }
@@ -318,11 +310,10 @@ impl BundleStore for FlakyStore {
     }
     async fn open(&self, bundle: &BundleLocation) -> Option<String> {
         let path = bundle.path.to_string();
-        self.published
-            .lock()
-            .unwrap()
-            .contains(&path)
-            .then_some(path)
+        match &self.published {
+            None => Some(path),
+            Some(published) => published.lock().unwrap().contains(&path).then_some(path),
+        }
     }
     async fn clear(&self) -> Result<(), BundleStoreError> {
         Ok(())
@@ -332,7 +323,7 @@ impl BundleStore for FlakyStore {
 /// Records rebuilds; "publishes" the row's bundle unless told to fail or to leave it
 /// unusable.
 struct Rebuilder {
-    store: Arc<FlakyStore>,
+    store: Arc<Store>,
     calls: AtomicUsize,
     outcome: &'static str,
     mismatches: std::sync::Mutex<Vec<(String, String)>>,
@@ -344,11 +335,7 @@ impl BundleRebuilder for Rebuilder {
         self.calls.fetch_add(1, Ordering::SeqCst);
         match self.outcome {
             "publish" => {
-                self.store
-                    .published
-                    .lock()
-                    .unwrap()
-                    .push(entry.bundle.path.to_string());
+                self.store.publish_path(entry.bundle.path.to_string());
                 Ok(Rebuilt::Indexed(entry.clone()))
             }
             "unusable" => Ok(Rebuilt::Indexed(entry.clone())),
@@ -368,7 +355,7 @@ impl BundleRebuilder for Rebuilder {
 }
 
 fn flaky_loader(outcome: &'static str) -> (Arc<TypeLoader>, Arc<Rebuilder>) {
-    let store = Arc::new(FlakyStore::default());
+    let store = Arc::new(Store::flaky());
     let loader = TypeLoader::new(
         Arc::new(Index(1)),
         store.clone(),
@@ -433,7 +420,7 @@ async fn a_rebuild_that_fails_makes_the_type_unavailable() {
 async fn without_a_rebuilder_a_missing_bundle_is_unusable() {
     let loader = TypeLoader::new(
         Arc::new(Index(1)),
-        Arc::new(FlakyStore::default()),
+        Arc::new(Store::flaky()),
         Arc::new(Runtime::default()),
         SandboxLimits::evaluation(),
         CacheBudget::default(),
@@ -497,12 +484,8 @@ impl TypeIndex for LyingIndex {
 
 #[tokio::test]
 async fn a_bundle_declaring_another_type_is_recorded_for_a_rebuild() {
-    let store = Arc::new(FlakyStore::default());
-    store
-        .published
-        .lock()
-        .unwrap()
-        .push(entry(0).bundle.path.to_string());
+    let store = Arc::new(Store::flaky());
+    store.publish_path(entry(0).bundle.path.to_string());
     let loader = TypeLoader::new(
         Arc::new(LyingIndex),
         store.clone(),
