@@ -58,6 +58,31 @@ pub enum Command {
         #[command(subcommand)]
         command: DoctorCommand,
     },
+    /// Serve a directory of packed extensions as a registry.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+}
+
+/// `fen registry ...`
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve DIR (<scope>/<name>/<version>.tar.gz) over HTTP; the first stdout line is the URL.
+    Serve {
+        /// The registry directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+        addr: String,
+        /// Do not log requests on stderr.
+        #[arg(long)]
+        quiet: bool,
+        /// Allow listening on a non-loopback address.
+        #[arg(long)]
+        allow_non_loopback: bool,
+    },
 }
 
 /// A kind, as typed on the command line.
@@ -113,6 +138,54 @@ pub enum ExtensionCommand {
     Source {
         #[command(subcommand)]
         command: SourceCommand,
+    },
+    /// Install or replace one extension (and its missing dependencies) from the registry.
+    Pull {
+        /// @scope/name or @scope/name@VERSION.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Replace an installed version.
+        #[arg(long)]
+        force: bool,
+        /// Install even when the registry publishes no checksum.
+        #[arg(long)]
+        allow_unverified: bool,
+    },
+    /// Remove one pulled extension.
+    #[command(alias = "remove")]
+    Rm {
+        /// @scope/name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Upgrade pulled extensions to their latest versions and repair drift.
+    Update {
+        /// Only this extension.
+        name: Option<String>,
+        /// Only ask the registry; change nothing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Restore every extension pinned in the lockfile.
+    Install {
+        /// Re-download and verify every entry, not only the ones that differ.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Lockfile, catalog and drift of pulled extensions (read-only).
+    Status,
+    /// Pack an extension directory into a deterministic .tar.gz archive.
+    Pack {
+        /// The directory holding manifest.yaml.
+        dir: PathBuf,
+        /// The archive to write.
+        #[arg(long, value_name = "FILE", conflicts_with = "registry_dir")]
+        out: Option<PathBuf>,
+        /// Write <REGDIR>/<name path>/<version>.tar.gz and its .sha256 sidecar.
+        #[arg(long, value_name = "REGDIR")]
+        registry_dir: Option<PathBuf>,
     },
 }
 

@@ -78,6 +78,44 @@ pub enum ErrorCode {
     LockTimeout,
     /// SQLite stayed busy (exit 75).
     CatalogBusy,
+    /// An extension name or ref is malformed (exit 3).
+    InvalidName,
+    /// The extension is not installed (exit 3).
+    NotInstalled,
+    /// No registry URL (exit 3).
+    RegistryNotConfigured,
+    /// The registry has no such name or version (exit 3).
+    RegistryNotFound,
+    /// The registry refused access (exit 3).
+    RegistryAuth,
+    /// The registry could not be reached (exit 3).
+    RegistryUnavailable,
+    /// The registry answered something unusable (exit 3).
+    RegistryProtocol,
+    /// The archive does not decode (exit 3).
+    ArchiveCorrupt,
+    /// The archive has an unsafe entry (exit 3).
+    ArchiveUnsafe,
+    /// The archive is not a fen extension (exit 3).
+    ArchiveInvalid,
+    /// The archive exceeds a size limit (exit 3).
+    ArchiveTooLarge,
+    /// The manifest is invalid (exit 3).
+    ManifestInvalid,
+    /// The dependency chain is too deep (exit 3).
+    DependencyError,
+    /// The archive does not hash to the registry's checksum (exit 5).
+    ChecksumMismatch,
+    /// The registry has no checksum (exit 5).
+    ChecksumUnavailable,
+    /// The archive does not hash to the lockfile's pin (exit 5).
+    LockfileChecksumMismatch,
+    /// The archive's manifest names another extension (exit 5).
+    ManifestMismatch,
+    /// Files differ from the lockfile (exit 5).
+    Drift,
+    /// Files and lockfile changed but the catalog did not (exit 6).
+    PartiallyApplied,
 }
 
 impl ErrorCode {
@@ -114,6 +152,25 @@ impl ErrorCode {
             ErrorCode::Interrupted => "interrupted",
             ErrorCode::LockTimeout => "lock_timeout",
             ErrorCode::CatalogBusy => "catalog_busy",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::NotInstalled => "not_installed",
+            ErrorCode::RegistryNotConfigured => "registry_not_configured",
+            ErrorCode::RegistryNotFound => "registry_not_found",
+            ErrorCode::RegistryAuth => "registry_auth",
+            ErrorCode::RegistryUnavailable => "registry_unavailable",
+            ErrorCode::RegistryProtocol => "registry_protocol",
+            ErrorCode::ArchiveCorrupt => "archive_corrupt",
+            ErrorCode::ArchiveUnsafe => "archive_unsafe",
+            ErrorCode::ArchiveInvalid => "archive_invalid",
+            ErrorCode::ArchiveTooLarge => "archive_too_large",
+            ErrorCode::ManifestInvalid => "manifest_invalid",
+            ErrorCode::DependencyError => "dependency_error",
+            ErrorCode::ChecksumMismatch => "checksum_mismatch",
+            ErrorCode::ChecksumUnavailable => "checksum_unavailable",
+            ErrorCode::LockfileChecksumMismatch => "lockfile_checksum_mismatch",
+            ErrorCode::ManifestMismatch => "manifest_mismatch",
+            ErrorCode::Drift => "drift",
+            ErrorCode::PartiallyApplied => "partially_applied",
         }
     }
 
@@ -134,10 +191,28 @@ impl ErrorCode {
             | ErrorCode::DefinitionInvalid
             | ErrorCode::ModelNotFound
             | ErrorCode::UnknownMethod
-            | ErrorCode::InvalidArguments => 3,
+            | ErrorCode::InvalidArguments
+            | ErrorCode::InvalidName
+            | ErrorCode::NotInstalled
+            | ErrorCode::RegistryNotConfigured
+            | ErrorCode::RegistryNotFound
+            | ErrorCode::RegistryAuth
+            | ErrorCode::RegistryUnavailable
+            | ErrorCode::RegistryProtocol
+            | ErrorCode::ArchiveCorrupt
+            | ErrorCode::ArchiveUnsafe
+            | ErrorCode::ArchiveInvalid
+            | ErrorCode::ArchiveTooLarge
+            | ErrorCode::ManifestInvalid
+            | ErrorCode::DependencyError => 3,
             ErrorCode::DuplicateType | ErrorCode::ModelExists | ErrorCode::Conflict => 4,
-            ErrorCode::BundleTampered => 5,
-            ErrorCode::LockLost => 6,
+            ErrorCode::BundleTampered
+            | ErrorCode::ChecksumMismatch
+            | ErrorCode::ChecksumUnavailable
+            | ErrorCode::LockfileChecksumMismatch
+            | ErrorCode::ManifestMismatch
+            | ErrorCode::Drift => 5,
+            ErrorCode::LockLost | ErrorCode::PartiallyApplied => 6,
             ErrorCode::MethodThrew
             | ErrorCode::InvalidReturn
             | ErrorCode::DidNotSettle
@@ -147,6 +222,11 @@ impl ErrorCode {
             ErrorCode::LockTimeout | ErrorCode::CatalogBusy | ErrorCode::DatastoreLockTimeout => 75,
             ErrorCode::Interrupted => 130,
         }
+    }
+
+    /// The code named by its snake_case text (lifecycle reports carry codes as text).
+    pub fn from_code(code: &str) -> Option<ErrorCode> {
+        ALL_CODES.iter().copied().find(|c| c.as_str() == code)
     }
 
     /// The code of a run record's `error.code` (spec 30 §6.7).
@@ -163,6 +243,59 @@ impl ErrorCode {
         }
     }
 }
+
+/// Every code, for [`ErrorCode::from_code`].
+const ALL_CODES: &[ErrorCode] = &[
+    ErrorCode::InternalError,
+    ErrorCode::Usage,
+    ErrorCode::NotARepository,
+    ErrorCode::InvalidInput,
+    ErrorCode::ConfigInvalid,
+    ErrorCode::LockfileInvalid,
+    ErrorCode::UnknownType,
+    ErrorCode::InvalidEnvironment,
+    ErrorCode::Io,
+    ErrorCode::CatalogError,
+    ErrorCode::CatalogTooNew,
+    ErrorCode::DefinitionInvalid,
+    ErrorCode::ModelNotFound,
+    ErrorCode::UnknownMethod,
+    ErrorCode::InvalidArguments,
+    ErrorCode::DuplicateType,
+    ErrorCode::ModelExists,
+    ErrorCode::Conflict,
+    ErrorCode::BundleTampered,
+    ErrorCode::LockLost,
+    ErrorCode::MethodThrew,
+    ErrorCode::InvalidReturn,
+    ErrorCode::DidNotSettle,
+    ErrorCode::SandboxTimeLimit,
+    ErrorCode::SandboxMemoryLimit,
+    ErrorCode::TypeUnavailable,
+    ErrorCode::DatastoreLockTimeout,
+    ErrorCode::Interrupted,
+    ErrorCode::LockTimeout,
+    ErrorCode::CatalogBusy,
+    ErrorCode::InvalidName,
+    ErrorCode::NotInstalled,
+    ErrorCode::RegistryNotConfigured,
+    ErrorCode::RegistryNotFound,
+    ErrorCode::RegistryAuth,
+    ErrorCode::RegistryUnavailable,
+    ErrorCode::RegistryProtocol,
+    ErrorCode::ArchiveCorrupt,
+    ErrorCode::ArchiveUnsafe,
+    ErrorCode::ArchiveInvalid,
+    ErrorCode::ArchiveTooLarge,
+    ErrorCode::ManifestInvalid,
+    ErrorCode::DependencyError,
+    ErrorCode::ChecksumMismatch,
+    ErrorCode::ChecksumUnavailable,
+    ErrorCode::LockfileChecksumMismatch,
+    ErrorCode::ManifestMismatch,
+    ErrorCode::Drift,
+    ErrorCode::PartiallyApplied,
+];
 
 /// A failure ready to print.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use clap::Parser;
 
 use crate::args::{
     Args, Command, DatastoreCommand, DoctorCommand, ExtensionCommand, LockCommand, MethodCommand,
-    ModelCommand, ModelTypeCommand, SourceCommand,
+    ModelCommand, ModelTypeCommand, RegistryCommand, SourceCommand,
 };
 use crate::context::Context;
 use crate::env::Settings;
@@ -109,7 +109,7 @@ fn run(mode: Mode) -> Result<u8, CliError> {
                 format!("cannot start the async runtime: {e}"),
             )
         })?;
-    let result = runtime.block_on(dispatch(&ctx, &args.command));
+    let result = runtime.block_on(dispatch(&ctx, args.registry.as_deref(), &args.command));
     if args.stats {
         print_stats(&ctx);
     }
@@ -121,7 +121,11 @@ fn run(mode: Mode) -> Result<u8, CliError> {
     std::process::exit(i32::from(outcome.exit_code))
 }
 
-async fn dispatch(ctx: &Context, command: &Command) -> Result<commands::Outcome, CliError> {
+async fn dispatch(
+    ctx: &Context,
+    registry: Option<&str>,
+    command: &Command,
+) -> Result<commands::Outcome, CliError> {
     match command {
         Command::Init { dir, nested } => commands::init::run(ctx, dir.as_deref(), *nested).await,
         Command::Extension { command } => match command {
@@ -140,6 +144,26 @@ async fn dispatch(ctx: &Context, command: &Command) -> Result<commands::Outcome,
                 }
                 SourceCommand::List => commands::source::list(ctx),
             },
+            ExtensionCommand::Pull {
+                reference,
+                force,
+                allow_unverified,
+            } => {
+                commands::lifecycle::pull(ctx, registry, reference, *force, *allow_unverified).await
+            }
+            ExtensionCommand::Rm { name, yes } => commands::lifecycle::rm(ctx, name, *yes).await,
+            ExtensionCommand::Update { name, check } => {
+                commands::lifecycle::update(ctx, registry, name.as_deref(), *check).await
+            }
+            ExtensionCommand::Install { refresh } => {
+                commands::lifecycle::install(ctx, registry, *refresh).await
+            }
+            ExtensionCommand::Status => commands::lifecycle::status(ctx).await,
+            ExtensionCommand::Pack {
+                dir,
+                out,
+                registry_dir,
+            } => commands::pack::run(ctx, dir, out.as_deref(), registry_dir.as_deref()),
         },
         Command::Model { command } => match command {
             ModelCommand::Type { command } => match command {
@@ -177,6 +201,14 @@ async fn dispatch(ctx: &Context, command: &Command) -> Result<commands::Outcome,
         },
         Command::Doctor { command } => match command {
             DoctorCommand::Extensions(doctor_args) => commands::doctor::run(ctx, doctor_args).await,
+        },
+        Command::Registry { command } => match command {
+            RegistryCommand::Serve {
+                dir,
+                addr,
+                quiet,
+                allow_non_loopback,
+            } => commands::registry::serve(dir, addr, *quiet, *allow_non_loopback).await,
         },
     }
 }

@@ -7,6 +7,7 @@
 //! `faults` (test-only fault points), `random` and `time` (timestamps). SQL, file locks and atomic renames live here
 //! and nowhere else; errors are classified into domain variants at this boundary.
 
+pub mod archive;
 pub mod bundler;
 pub mod catalog;
 pub mod datastore;
@@ -16,6 +17,7 @@ pub mod lockfile;
 pub mod locking;
 pub mod models;
 pub mod random;
+pub mod registry;
 pub mod runtime;
 pub mod sources;
 pub mod time;

@@ -4,7 +4,10 @@ pub mod datastore;
 pub mod doctor;
 pub mod extension_list;
 pub mod init;
+pub mod lifecycle;
 pub mod models;
+pub mod pack;
+pub mod registry;
 pub mod source;
 pub mod types;
 

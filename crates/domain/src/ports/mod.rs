@@ -27,7 +27,10 @@ pub use lockfile::{LockedExtension, LockfileError, LockfileReader};
 pub use models::{
     DataError, DefinitionError, ModelData, ModelDefinitions, RunHost, RunScope, SchemaValidator,
 };
-pub use registry::{RegistryClient, Unpacker};
+pub use registry::{
+    ArchiveError, ArchiveErrorCode, Deprecation, DownloadProgress, ExtensionMeta, NoProgress,
+    RegistryClient, RegistryError, RegistryErrorCode, RegistryUrl, UnpackedExtension, Unpacker,
+};
 pub use repository::{
     DuplicateType, ExtensionRepository, FileStats, FileStatsUpdate, GuardInputs, GuardReason,
     GuardVerdict, InvalidateOutcome, Loaded, Occupant, RepoError, SaveReport, SkipReason,

@@ -1,0 +1,1 @@
+//! Archive extract (spec 20 §4–§5).

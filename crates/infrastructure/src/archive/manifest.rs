@@ -1,0 +1,1 @@
+//! Archive manifest (spec 20 §4–§5).

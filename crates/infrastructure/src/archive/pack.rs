@@ -1,0 +1,1 @@
+//! Archive pack (spec 20 §4–§5).

@@ -1,0 +1,1 @@
+//! The registry HTTP client (spec 20 §2).

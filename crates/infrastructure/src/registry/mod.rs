@@ -1,0 +1,5 @@
+//! The registry (spec 20 §2–§3): the HTTP client behind `RegistryClient` and the
+//! static server of `fen registry serve`.
+
+pub mod client;
+pub mod server;

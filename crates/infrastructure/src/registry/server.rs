@@ -1,0 +1,1 @@
+//! `fen registry serve` (spec 20 §3).
