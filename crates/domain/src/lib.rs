@@ -15,6 +15,7 @@ pub mod error;
 pub mod extension;
 pub mod fingerprint;
 pub mod id;
+pub mod journal;
 pub mod kind;
 pub mod layout;
 pub mod location;

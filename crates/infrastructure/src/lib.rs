@@ -21,3 +21,4 @@ pub mod registry;
 pub mod runtime;
 pub mod sources;
 pub mod time;
+pub mod trees;

@@ -12,6 +12,7 @@ pub mod models;
 pub mod registry;
 pub mod repository;
 pub mod runtime;
+pub mod trees;
 
 pub use datastore::{
     model_lock_key, DatastoreSyncService, DistributedLock, HeldLock, LockError, LockGuard,
@@ -23,7 +24,11 @@ pub use indexing::{
     IndexOutcome, Reuse, ScanRoot, ScannedEntry, SourceScanner, StagedBundle,
 };
 pub use lock::{LifecycleGuard, LifecycleLock, LifecycleLockError};
-pub use lockfile::{LockedExtension, LockfileError, LockfileReader};
+pub use lockfile::{
+    LockDocument, LockEntry, LockedExtension, LockfileError, LockfileReader, LockfileStore,
+    LockfileWriteError,
+};
+pub use trees::{Collected, ExtensionTrees, RootsPresent, StageDir, TreeError, TxnId};
 pub use models::{
     DataError, DefinitionError, ModelData, ModelDefinitions, RunHost, RunScope, SchemaValidator,
 };
