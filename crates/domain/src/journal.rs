@@ -174,7 +174,9 @@ impl JournalSource {
 impl JournalTarget {
     /// Rebuilds the staged aggregate of an install target (extension root `root`).
     pub fn aggregate(&self, root: &CanonicalPath) -> Result<Extension, String> {
-        let version = self.new_version.ok_or("journal target has no new version")?;
+        let version = self
+            .new_version
+            .ok_or("journal target has no new version")?;
         let sources = self
             .sources
             .iter()

@@ -97,6 +97,16 @@ pub fn hit(point: &str) -> std::io::Result<()> {
     }
 }
 
+/// `FEN_TEST_FAULT` behind the `FaultPoints` port.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EnvFaults;
+
+impl fen_domain::ports::FaultPoints for EnvFaults {
+    fn hit(&self, point: &str) -> Result<(), String> {
+        hit(point).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,3 +100,20 @@ mod tests {
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }
+
+/// The system clock behind the `Clock` port.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl fen_domain::ports::Clock for SystemClock {
+    fn now_rfc3339_millis(&self) -> String {
+        rfc3339_now()
+    }
+
+    fn unix_micros(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+}

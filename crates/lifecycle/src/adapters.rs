@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fen_domain::ports::{
-    BundleIndexer, BundleStore, ExtensionRepository, LifecycleLock, LockfileReader, SourceScanner,
-    TypeIndex,
+    BundleIndexer, BundleStore, Clock, ExtensionRepository, ExtensionTrees, FaultPoints,
+    LifecycleLock, LockfileReader, LockfileStore, SourceScanner, TypeIndex,
 };
 use fen_domain::{CanonicalPath, ExtensionName};
 
@@ -55,8 +55,16 @@ pub struct Adapters {
     pub indexer: Arc<dyn BundleIndexer>,
     /// Files under `.fen/bundles/`.
     pub store: Arc<dyn BundleStore>,
-    /// The lockfile.
+    /// The lockfile (the loader's snapshot).
     pub lockfile: Arc<dyn LockfileReader>,
+    /// The lockfile as a whole document, for lifecycle writers.
+    pub lockfile_store: Arc<dyn LockfileStore>,
+    /// Staging, transactions and owned roots on disk.
+    pub trees: Arc<dyn ExtensionTrees>,
+    /// `FEN_TEST_FAULT` points.
+    pub faults: Arc<dyn FaultPoints>,
+    /// Wall-clock readings.
+    pub clock: Arc<dyn Clock>,
     /// Paths.
     pub layout: RepoLayout,
     /// Counters for `--stats`.

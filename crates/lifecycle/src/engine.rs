@@ -57,6 +57,9 @@ pub enum LifecycleError {
     /// A file system operation failed.
     #[error("{0}")]
     Io(String),
+    /// A lifecycle command failed with a coded error (spec 20 §15.3–§15.4).
+    #[error("{0}")]
+    Failed(crate::extensions::Failure),
 }
 
 /// Which rows a pass owns.
@@ -163,7 +166,7 @@ pub(crate) async fn run_from(
             )
         }
     };
-    let scratch = ScratchDir::new(ad)?;
+    let scratch = ScratchDir::new(ad, !plan.stale.is_empty())?;
     let prepared = index_stale(ad, &plan, opts.rebuild, &scratch.path).await;
     let mut deferred = Vec::new();
     apply_results(&mut plan, &prepared, &mut deferred)?;
@@ -191,6 +194,8 @@ pub(crate) async fn run_from(
     // ---- commit, under the lifecycle lock ----
     let _guard = ad.lock.acquire(&ad.command).await?;
     ad.stats.lock_acquired();
+    // Every locked section a service opens starts with recovery (spec 20 §13.3).
+    let recovered = crate::extensions::recovery::recover(ad).await?;
     let lockfile = match opts.scope {
         Scope::Reconcile => ad.lockfile.snapshot().await?,
         Scope::Warm => Vec::new(),
@@ -259,7 +264,7 @@ pub(crate) async fn run_from(
     }
 
     let changed = changed(&plan);
-    let mut warnings = Vec::new();
+    let mut warnings = recovered.warnings;
     let mut saved: Option<SaveReport> = None;
     let write_rows = !changed.is_empty() || plan.skipped_rows > 0;
     // A rebuild can leave every row as it was (same fingerprint, same tag): an `Indexed`
@@ -1129,27 +1134,38 @@ fn guardrail_trip(
     (total >= 10 && 2 * changed > total).then_some(GuardrailTrip { changed, total })
 }
 
-/// `.fen/scratch/build-<id>/`, removed when dropped (a crash leaves it for doctor).
+/// `.fen/scratch/build-<id>/` with its owner record, created only when a pass has
+/// something to build and removed when dropped; a crash leaves it for the next locked
+/// section's recovery, which deletes it once its owner is dead (spec 20 §9.5).
 struct ScratchDir {
     path: PathBuf,
+    created: bool,
 }
 
 impl ScratchDir {
-    fn new(ad: &Adapters) -> Result<ScratchDir, LifecycleError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+    fn new(ad: &Adapters, needed: bool) -> Result<ScratchDir, LifecycleError> {
+        if !needed {
+            return Ok(ScratchDir {
+                path: ad.layout.scratch_dir.join("build-unused"),
+                created: false,
+            });
+        }
         let path = ad
-            .layout
-            .scratch_dir
-            .join(format!("build-{}-{nanos}", std::process::id()));
-        Ok(ScratchDir { path })
+            .trees
+            .new_build()
+            .map_err(|e| LifecycleError::Io(e.to_string()))?;
+        Ok(ScratchDir {
+            path,
+            created: true,
+        })
     }
 }
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
+        if !self.created {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
         // Remove .fen/scratch itself when this was the last user; ignore "not empty".
         if let Some(parent) = self.path.parent() {

@@ -12,6 +12,7 @@ pub mod builtin;
 pub mod counted;
 pub mod doctor;
 mod engine;
+pub mod extensions;
 pub mod index;
 pub mod loader;
 pub mod models;

@@ -93,6 +93,11 @@ pub fn files_digest<'a>(files: impl Iterator<Item = (&'a str, [u8; 32])>) -> Str
     hex::encode(&outer.finalize())
 }
 
+/// sha256 of bytes as 64 lowercase hex digits (the archive checksum of spec 20 §2.6).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes))
+}
+
 /// The lockfile cannot be used (`lockfile_invalid`, exit 3). Never treated as empty.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("extensions/upstream_extensions.json is not valid ({detail}); fix it or restore it from version control")]

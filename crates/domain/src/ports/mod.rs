@@ -9,6 +9,7 @@ pub mod indexing;
 pub mod lock;
 pub mod lockfile;
 pub mod models;
+pub mod process;
 pub mod registry;
 pub mod repository;
 pub mod runtime;
@@ -28,10 +29,10 @@ pub use lockfile::{
     LockDocument, LockEntry, LockedExtension, LockfileError, LockfileReader, LockfileStore,
     LockfileWriteError,
 };
-pub use trees::{Collected, ExtensionTrees, RootsPresent, StageDir, TreeError, TxnId};
 pub use models::{
     DataError, DefinitionError, ModelData, ModelDefinitions, RunHost, RunScope, SchemaValidator,
 };
+pub use process::{Clock, FaultPoints, NoFaults};
 pub use registry::{
     ArchiveError, ArchiveErrorCode, Deprecation, DownloadProgress, ExtensionMeta, NoProgress,
     RegistryClient, RegistryError, RegistryErrorCode, RegistryUrl, UnpackedExtension, Unpacker,
@@ -42,3 +43,4 @@ pub use repository::{
     SkippedRow, TypeEntry, TypeIndex,
 };
 pub use runtime::{BundleRuntime, SandboxLimits, TypeInstance};
+pub use trees::{Collected, ExtensionTrees, RootsPresent, StageDir, TreeError, TxnId};

@@ -77,11 +77,16 @@ pub trait ExtensionTrees: Send + Sync {
     fn remove_scratch(&self, dir: &Path);
     /// Moves a bundle the indexer wrote into `stage/build` to its place under
     /// `stage/bundles`, mirroring its final path below the bundle root of `key`.
-    fn place_bundle(&self, stage: &StageDir, key: &str, bundle: &StagedBundle)
-        -> Result<(), TreeError>;
+    fn place_bundle(
+        &self,
+        stage: &StageDir,
+        key: &str,
+        bundle: &StagedBundle,
+    ) -> Result<(), TreeError>;
     /// SHA-256 of each file, `base`-relative paths (`/`-separated); a missing file is
     /// `None`.
-    fn hash_files(&self, base: &Path, files: &[String]) -> Result<Vec<Option<[u8; 32]>>, TreeError>;
+    fn hash_files(&self, base: &Path, files: &[String])
+        -> Result<Vec<Option<[u8; 32]>>, TreeError>;
     /// Regular files under the extension root of `key`, repo-relative, sorted; and
     /// whether anything else (a symlink, a special file) is there.
     fn list_root_files(&self, key: &str) -> Result<(Vec<String>, bool), TreeError>;

@@ -27,7 +27,6 @@ use super::scan_text::ExportMask;
 use super::stats::{FileRecord, Probe, StatsText};
 
 /// Extensions of source files.
-const SOURCE_SUFFIXES: [&str; 4] = [".ts", ".mts", ".js", ".mjs"];
 
 /// The candidate entry points under `root.dir`, sorted by canonical path.
 ///
@@ -76,23 +75,7 @@ pub fn walk_scan_root(
     out
 }
 
-/// True if a file name may be an entry point: a `.ts`, `.mts`, `.js` or `.mjs` file
-/// that is not hidden, not `*.d.ts`, `*_test.*`, `*.test.*` or `*.spec.*`.
-pub fn is_candidate_name(name: &str) -> bool {
-    !name.starts_with('.')
-        && SOURCE_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
-        && !name.ends_with(".d.ts")
-        && !has_test_marker(name)
-}
-
-/// True if `name` contains `_test.`, `.test.` or `.spec.`: some `.` is preceded by
-/// one of `_test`, `.test`, `.spec`.
-fn has_test_marker(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    bytes.iter().enumerate().any(|(dot, byte)| {
-        *byte == b'.' && dot >= 5 && matches!(&bytes[dot - 5..dot], b"_test" | b".test" | b".spec")
-    })
-}
+pub use fen_domain::layout::is_candidate_name;
 
 /// What a clean record says about a candidate.
 enum Known {

@@ -132,7 +132,9 @@ fn walk_files(dir: &Path) -> Result<(Vec<String>, bool), TreeError> {
             } else {
                 format!("{prefix}/{name}")
             };
-            let kind = entry.file_type().map_err(|e| io(entry.path().display(), e))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| io(entry.path().display(), e))?;
             if kind.is_dir() {
                 stack.push((entry.path(), rel));
             } else if kind.is_file() {
@@ -235,10 +237,12 @@ impl ExtensionTrees for FsExtensionTrees {
         Some(
             deps.dependencies
                 .into_iter()
-                .map(|d| match d.char_indices().skip(1).find(|(_, c)| *c == '@') {
-                    Some((i, _)) => d[..i].to_owned(),
-                    None => d,
-                })
+                .map(
+                    |d| match d.char_indices().skip(1).find(|(_, c)| *c == '@') {
+                        Some((i, _)) => d[..i].to_owned(),
+                        None => d,
+                    },
+                )
                 .collect(),
         )
     }
@@ -247,8 +251,8 @@ impl ExtensionTrees for FsExtensionTrees {
         let txn = TxnId(format!("txn-{}", new_id()));
         let dir = self.txn_dir(&txn);
         fs::create_dir_all(&dir).map_err(|e| io(dir.display(), e))?;
-        let bytes = serde_json::to_vec_pretty(journal)
-            .map_err(|e| TreeError(format!("journal: {e}")))?;
+        let bytes =
+            serde_json::to_vec_pretty(journal).map_err(|e| TreeError(format!("journal: {e}")))?;
         let path = dir.join("journal.json");
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -290,7 +294,10 @@ impl ExtensionTrees for FsExtensionTrees {
 
     fn move_aside(&self, txn: &TxnId, index: usize, key: &str) -> Result<(), TreeError> {
         let prior = self.txn_dir(txn).join("prior").join(index.to_string());
-        for (live, name) in [(self.ext_root(key), "ext"), (self.bundle_root(key), "bundles")] {
+        for (live, name) in [
+            (self.ext_root(key), "ext"),
+            (self.bundle_root(key), "bundles"),
+        ] {
             if exists(&live) {
                 rename(&live, &prior.join(name))?;
             }
@@ -314,7 +321,10 @@ impl ExtensionTrees for FsExtensionTrees {
         fresh_install: bool,
     ) -> Result<(), TreeError> {
         let prior = self.txn_dir(txn).join("prior").join(index.to_string());
-        for (live, name) in [(self.ext_root(key), "ext"), (self.bundle_root(key), "bundles")] {
+        for (live, name) in [
+            (self.ext_root(key), "ext"),
+            (self.bundle_root(key), "bundles"),
+        ] {
             let backup = prior.join(name);
             if exists(&backup) {
                 remove_tree(&live)?;
@@ -328,7 +338,10 @@ impl ExtensionTrees for FsExtensionTrees {
 
     fn move_out(&self, txn: &TxnId, index: usize, key: &str) -> Result<(), TreeError> {
         let removed = self.txn_dir(txn).join("removed").join(index.to_string());
-        for (live, name) in [(self.ext_root(key), "ext"), (self.bundle_root(key), "bundles")] {
+        for (live, name) in [
+            (self.ext_root(key), "ext"),
+            (self.bundle_root(key), "bundles"),
+        ] {
             if exists(&live) {
                 rename(&live, &removed.join(name))?;
             }
@@ -345,7 +358,10 @@ impl ExtensionTrees for FsExtensionTrees {
         let mut pruned = 0;
         for (stop, live) in [
             (self.root.join(PULLED_DIR), self.ext_root(key)),
-            (self.root.join(BUNDLES_DIR).join("pulled"), self.bundle_root(key)),
+            (
+                self.root.join(BUNDLES_DIR).join("pulled"),
+                self.bundle_root(key),
+            ),
         ] {
             let mut dir = live;
             // The root itself, when left empty, then its parents up to (not including) stop.
@@ -364,7 +380,10 @@ impl ExtensionTrees for FsExtensionTrees {
     }
 
     fn gc_scratch(&self) -> Collected {
-        scratch::collect(&self.scratch(), &self.root.join(fen_domain::layout::LOCAL_DIR))
+        scratch::collect(
+            &self.scratch(),
+            &self.root.join(fen_domain::layout::LOCAL_DIR),
+        )
     }
 }
 

@@ -111,10 +111,7 @@ pub(crate) fn collect(scratch: &Path, extensions_dir: &Path) -> Collected {
             let Some(rest) = name.strip_prefix(&temp_prefix) else {
                 continue;
             };
-            let pid = rest
-                .split('.')
-                .next()
-                .and_then(|p| p.parse::<u32>().ok());
+            let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
             let dead = pid.is_some_and(|p| p != std::process::id() && !pid_alive(p));
             if (dead || age(&entry.path()) > TEMP_AGE) && fs::remove_file(entry.path()).is_ok() {
                 out.removed.push(name);
@@ -156,7 +153,11 @@ mod tests {
         .unwrap();
         let ext = dir.path().join("extensions");
         fs::create_dir_all(&ext).unwrap();
-        fs::write(ext.join(".fen-tmp-upstream_extensions.json.2147483632.abcd"), b"x").unwrap();
+        fs::write(
+            ext.join(".fen-tmp-upstream_extensions.json.2147483632.abcd"),
+            b"x",
+        )
+        .unwrap();
         let collected = collect(&scratch, &ext);
         assert_eq!(
             collected.removed,
