@@ -18,12 +18,15 @@ use fen_infrastructure::catalog::{CatalogContext, CatalogOpener, OpenReport};
 use fen_infrastructure::datastore::{
     FileDistributedLock, LocalModelData, LockIdentity, RunLogSink,
 };
+use fen_infrastructure::faults::EnvFaults;
 use fen_infrastructure::indexer::SandboxBundleIndexer;
 use fen_infrastructure::lockfile::FsLockfileReader;
 use fen_infrastructure::locking::FileLifecycleLock;
 use fen_infrastructure::models::{JsonSchemaValidator, YamlModelDefinitions};
 use fen_infrastructure::runtime::QuickJsBundleRuntime;
 use fen_infrastructure::sources::{absolute_lexical, find_repo_root, read_mounts, FsSourceScanner};
+use fen_infrastructure::time::SystemClock;
+use fen_infrastructure::trees::FsExtensionTrees;
 use fen_lifecycle::index::{build_index, IndexSummary};
 use fen_lifecycle::loader::TypeLoader;
 use fen_lifecycle::models::{ModelPorts, Models};
@@ -153,6 +156,7 @@ impl Context {
             stack_bytes: SandboxLimits::STACK_BYTES,
         };
         let scanner = FsSourceScanner::new(root.clone(), mounts, policy);
+        let lockfile = Arc::new(FsLockfileReader::new(root.native.join(layout::LOCKFILE)));
         let adapters = Adapters {
             repo: repository.clone(),
             types: repository,
@@ -167,7 +171,11 @@ impl Context {
                 bundles_native.clone(),
                 scratch_native.clone(),
             )),
-            lockfile: Arc::new(FsLockfileReader::new(root.native.join(layout::LOCKFILE))),
+            lockfile: lockfile.clone(),
+            lockfile_store: lockfile,
+            trees: Arc::new(FsExtensionTrees::new(root.native.clone())),
+            faults: Arc::new(EnvFaults),
+            clock: Arc::new(SystemClock),
             layout: RepoLayout {
                 root_native: root.native.clone(),
                 root: root.canonical.clone(),

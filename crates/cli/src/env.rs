@@ -22,6 +22,12 @@ pub struct Settings {
     pub datastore_lock_ttl_ms: u64,
     /// `FEN_BUNDLE_CACHE_BYTES` and `FEN_BUNDLE_CACHE_ENTRIES` (spec 30 §5.4).
     pub bundle_cache: fen_lifecycle::loader::CacheBudget,
+    /// `FEN_HTTP_TIMEOUT_MS`: one registry request.
+    pub http_timeout: Duration,
+    /// `FEN_DOWNLOAD_TIMEOUT_MS`: one archive download.
+    pub download_timeout: Duration,
+    /// `FEN_HTTP_RETRIES`: attempts per registry request.
+    pub http_attempts: u32,
 }
 
 impl Settings {
@@ -60,6 +66,19 @@ impl Settings {
                 entries: usize::try_from(millis("FEN_BUNDLE_CACHE_ENTRIES", 32, 1, 100_000)?)
                     .unwrap_or(32),
             },
+            http_timeout: Duration::from_millis(millis(
+                "FEN_HTTP_TIMEOUT_MS",
+                15_000,
+                1,
+                3_600_000,
+            )?),
+            download_timeout: Duration::from_millis(millis(
+                "FEN_DOWNLOAD_TIMEOUT_MS",
+                120_000,
+                1,
+                3_600_000,
+            )?),
+            http_attempts: u32::try_from(millis("FEN_HTTP_RETRIES", 3, 1, 10)?).unwrap_or(3),
         })
     }
 }

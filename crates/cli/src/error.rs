@@ -308,6 +308,9 @@ pub struct CliError {
     pub hint: Option<String>,
     /// Detail fields for the JSON envelope.
     pub details: Map<String, Value>,
+    /// Top-level fields beside `error` (lifecycle commands: `warnings`, `recovered`,
+    /// `timings`).
+    pub beside: Map<String, Value>,
 }
 
 impl CliError {
@@ -331,6 +334,7 @@ impl CliError {
             message: one_line(message.into()),
             hint: None,
             details: Map::new(),
+            beside: Map::new(),
         }
     }
 
@@ -355,7 +359,9 @@ impl CliError {
         for (key, value) in &self.details {
             error.insert(key.clone(), value.clone());
         }
-        json!({ "error": error })
+        let mut document = self.beside.clone();
+        document.insert("error".into(), Value::Object(error));
+        Value::Object(document)
     }
 }
 
@@ -446,6 +452,18 @@ impl From<LifecycleError> for CliError {
             LifecycleError::Lock(inner) => inner.into(),
             LifecycleError::Lockfile(inner) => {
                 CliError::new(ErrorCode::LockfileInvalid, inner.to_string())
+            }
+            LifecycleError::Failed(failure) => {
+                let code = ErrorCode::from_code(failure.code).unwrap_or(ErrorCode::InternalError);
+                let mut error = match &failure.duplicate {
+                    Some(dup) => duplicate_type(dup),
+                    None => CliError::new(code, ""),
+                };
+                error.code = code;
+                error.message = one_line(failure.message);
+                error.hint = failure.hint.map(one_line);
+                error.details.extend(failure.details);
+                error
             }
             LifecycleError::Domain(inner) => {
                 CliError::new(ErrorCode::InternalError, inner.to_string())

@@ -72,3 +72,50 @@ impl Drop for IndexProgressBar {
         }
     }
 }
+
+/// A download bar on stderr, only on a terminal and never in `--json` mode.
+pub struct DownloadBar {
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+    enabled: bool,
+}
+
+impl DownloadBar {
+    /// `enabled` is false in JSON mode.
+    pub fn new(enabled: bool) -> DownloadBar {
+        DownloadBar {
+            bar: std::sync::Mutex::new(None),
+            enabled: enabled && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl fen_domain::ports::DownloadProgress for DownloadBar {
+    fn started(&self, total: Option<u64>) {
+        if !self.enabled {
+            return;
+        }
+        let bar = ProgressBar::new(total.unwrap_or(0));
+        if let Ok(style) = ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {eta}") {
+            bar.set_style(style);
+        }
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(old) = slot.replace(bar) {
+                old.finish_and_clear();
+            }
+        }
+    }
+
+    fn advanced(&self, bytes: u64) {
+        if let Ok(slot) = self.bar.lock() {
+            if let Some(bar) = slot.as_ref() {
+                bar.inc(bytes);
+                if bar
+                    .length()
+                    .is_some_and(|len| len > 0 && bar.position() >= len)
+                {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }
+}
