@@ -9,6 +9,7 @@ mod catalog;
 mod fixture;
 mod freshness;
 mod init;
+mod lifecycle;
 mod loading;
 mod lock;
 mod models;

@@ -1,0 +1,112 @@
+//! The crash matrix of spec 20 §13.4: an install of V2 over V1 (and a removal) is
+//! aborted at each fault point — the process really dies (`std::process::abort`, as
+//! SIGKILL) — and the next command's recovery converges: lockfile, owned roots and
+//! catalog agree, no `txn-*` is left, and the next command did not wait for a lock.
+
+use super::{Ext, World, V1, V2};
+
+fn world() -> World {
+    let a1 = Ext::model("@t/a", V1, "noop", "@t/a-model").with_file("files/v1-only.txt", "v1");
+    let a2 = Ext::model("@t/a", V2, "noop", "@t/a-model").with_model("extra", "@t/a-extra");
+    let b1 = Ext::model("@t/b", V1, "noop", "@t/b-model");
+    let world = World::new(&[a1, a2, b1]);
+    world.json(0, &["extension", "pull", &format!("@t/a@{V1}")]);
+    world.json(0, &["extension", "pull", "@t/b"]);
+    world
+}
+
+/// Lockfile, disk and catalog agree on `@t/a` at `version`, with nothing pending.
+fn converged(world: &World, version: &str) {
+    let status = world.status();
+    assert_eq!(status["drift"], serde_json::json!([]), "{status}");
+    assert_eq!(status["pendingTransactions"], serde_json::json!([]));
+    assert_eq!(world.lockfile()["extensions"]["@t/a"]["version"], version);
+    assert_eq!(
+        world.lockfile()["extensions"]["@t/a"]["filesDigest"],
+        world.disk_digest("@t/a").as_str()
+    );
+    assert!(world.scratch().is_empty(), "{:?}", world.scratch());
+}
+
+fn crash_install_at(point: &str) -> World {
+    let world = world();
+    let run = world.fen_env(
+        &[("FEN_TEST_FAULT", &format!("{point}=abort"))],
+        &["--json", "extension", "pull", &format!("@t/a@{V2}"), "--force"],
+    );
+    assert_ne!(run.code, 0, "the process must die at {point}");
+    assert!(run.stderr.contains(&format!("fen-test-fault: {point} abort")), "{}", run.stderr);
+    world
+}
+
+#[test]
+fn crash_after_staging_leaves_only_a_stage_dir_to_collect() {
+    let world = crash_install_at("install:after-stage");
+    world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    converged(&world, V1);
+}
+
+#[test]
+fn crash_right_after_the_lock_changes_nothing() {
+    let world = crash_install_at("install:after-lock");
+    world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    converged(&world, V1);
+}
+
+#[test]
+fn crash_after_the_swap_rolls_back_to_v1() {
+    // Scenario 37.
+    let world = crash_install_at("install:after-swap");
+    assert_eq!(world.status()["pendingTransactions"].as_array().unwrap().len(), 1);
+    let doc = world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    assert_eq!(doc["recovered"][0]["name"], "@t/a");
+    assert_eq!(doc["recovered"][0]["action"], "rolled_back");
+    assert!(doc["timings"]["lockWaitMs"].as_u64().unwrap() < 1000);
+    converged(&world, V1);
+    assert!(world.path(".fen/pulled-extensions/@t/a/files/v1-only.txt").exists());
+}
+
+#[test]
+fn crash_after_the_lockfile_write_rolls_forward_to_v2() {
+    let world = crash_install_at("install:after-lockfile-write");
+    let doc = world.json(0, &["extension", "status"]);
+    assert_eq!(doc["pendingTransactions"].as_array().unwrap().len(), 1);
+    let doc = world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    assert_eq!(doc["recovered"][0]["action"], "rolled_forward");
+    converged(&world, V2);
+}
+
+#[test]
+fn crash_before_the_catalog_commit_rolls_forward_to_v2() {
+    let world = crash_install_at("install:before-catalog-commit");
+    let doc = world.json(0, &["extension", "update"]);
+    assert_eq!(doc["recovered"][0]["action"], "rolled_forward");
+    converged(&world, V2);
+}
+
+#[test]
+fn crash_after_the_catalog_commit_rolls_forward_idempotently() {
+    let world = crash_install_at("install:after-catalog-commit");
+    let doc = world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    assert_eq!(doc["recovered"][0]["action"], "rolled_forward");
+    converged(&world, V2);
+}
+
+#[test]
+fn crashed_removals_are_completed() {
+    for point in ["rm:after-journal", "rm:after-catalog", "rm:after-lockfile"] {
+        let world = world();
+        let run = world.fen_env(
+            &[("FEN_TEST_FAULT", &format!("{point}=abort"))],
+            &["--json", "extension", "rm", "@t/a", "--yes"],
+        );
+        assert_ne!(run.code, 0, "{point}");
+        let doc = world.json(0, &["extension", "update"]);
+        assert_eq!(doc["recovered"][0]["op"], "rm", "{point}: {doc}");
+        let status = world.status();
+        assert_eq!(status["drift"], serde_json::json!([]), "{point}: {status}");
+        assert!(world.lockfile()["extensions"]["@t/a"].is_null(), "{point}");
+        assert!(!world.path(".fen/pulled-extensions/@t/a").exists(), "{point}");
+        assert!(world.scratch().is_empty(), "{point}");
+    }
+}
