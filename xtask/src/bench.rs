@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::fixture::{self, Fixture, FixtureSpec, Placement, VPC_TYPE};
 
+mod lifecycle;
 mod process;
 mod workload;
 
@@ -156,6 +157,7 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
     // Last: it edits the 2 000-local fixture the measures above read.
     bench.after_edit(&local_2000, &search)?;
     bench.workload_w()?;
+    bench.lifecycle(scratch.path())?;
 
     bench.print();
     let n_missed = bench.rows.iter().filter(|row| !row.ok).count();

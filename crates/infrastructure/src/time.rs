@@ -116,4 +116,8 @@ impl fen_domain::ports::Clock for SystemClock {
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
             .unwrap_or(0)
     }
+
+    fn host(&self) -> String {
+        crate::locking::hostname()
+    }
 }

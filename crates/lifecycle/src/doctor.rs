@@ -140,6 +140,7 @@ pub async fn doctor(ad: &Adapters, opts: DoctorOptions) -> Result<DoctorReport, 
         if mode == ReconcileMode::Apply && !report.operations.is_empty() {
             let _guard = ad.lock.acquire(&ad.command).await?;
             ad.stats.lock_acquired();
+            crate::extensions::recovery::recover(ad).await?;
             // Re-load and re-plan under the lock: only what is still true is applied.
             let loaded = ad.repo.load_all().await?;
             let (_, bundle_orphans) = orphans(ad, &loaded).await?;

@@ -45,6 +45,9 @@ impl BundleRebuilder for WarmRebuilder {
         if ad.scanners.new_pass().exists(&entry.bundle.path).await {
             let _guard = ad.lock.acquire(&ad.command).await.map_err(|e| fail(&e))?;
             ad.stats.lock_acquired();
+            crate::extensions::recovery::recover(ad)
+                .await
+                .map_err(|e| fail(&e))?;
             if ad.store.open(&entry.bundle).await.is_none() {
                 ad.store
                     .evict(&entry.bundle.path)
@@ -91,6 +94,9 @@ impl BundleRebuilder for WarmRebuilder {
         let fail = |e: &dyn std::fmt::Display| LoadError::Catalog(e.to_string());
         let _guard = ad.lock.acquire(&ad.command).await.map_err(|e| fail(&e))?;
         ad.stats.lock_acquired();
+        crate::extensions::recovery::recover(ad)
+            .await
+            .map_err(|e| fail(&e))?;
         // Re-load and re-check under the lock: only the row that was evaluated.
         let loaded = ad.repo.load_all().await.map_err(|e| fail(&e))?;
         let Some((ext, source)) = loaded

@@ -7,6 +7,8 @@ pub trait Clock: Send + Sync {
     fn now_rfc3339_millis(&self) -> String;
     /// Microseconds since the Unix epoch (`lockSpans`).
     fn unix_micros(&self) -> u64;
+    /// This host's name, for journals and owner records.
+    fn host(&self) -> String;
 }
 
 /// Test-only fault points (`FEN_TEST_FAULT`). `hit` returns `Err` for the `error`

@@ -536,7 +536,7 @@ impl Session {
         let journal = Journal {
             op: JournalOp::Install,
             pid: std::process::id(),
-            host: String::new(),
+            host: ad.clock.host(),
             started_at: ad.clock.now_rfc3339_millis(),
             targets: staged
                 .iter()

@@ -109,7 +109,7 @@ impl Session {
         let journal = Journal {
             op: JournalOp::Rm,
             pid: std::process::id(),
-            host: String::new(),
+            host: ad.clock.host(),
             started_at: ad.clock.now_rfc3339_millis(),
             targets: vec![JournalTarget {
                 name: name.clone(),
