@@ -3,3 +3,5 @@
 
 pub mod client;
 pub mod server;
+
+pub use client::{ClientConfig, HttpRegistryClient};
