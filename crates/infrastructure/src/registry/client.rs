@@ -21,6 +21,7 @@ use fen_domain::ports::{
 };
 use fen_domain::{ExtensionName, ExtensionVersion};
 
+pub(crate) use self::encode::encode_segment;
 use self::encode::{base_url, endpoint_path, request_url, Endpoint};
 use self::transport::{Answer, Request, Transport};
 

@@ -5,3 +5,4 @@ pub mod client;
 pub mod server;
 
 pub use client::{ClientConfig, HttpRegistryClient};
+pub use server::{RegistryServer, ServeConfig, ServeError};

@@ -1,0 +1,1 @@
+//! Server tests that need no client: routing details over raw HTTP.
