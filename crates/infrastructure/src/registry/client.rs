@@ -94,9 +94,8 @@ impl HttpRegistryClient {
         progress: &dyn DownloadProgress,
     ) -> Result<Answer, RegistryError> {
         let path = endpoint_path(endpoint, name, version);
-        let invalid = |detail: String| failure::protocol(registry, &path, &detail);
-        let base = base_url(registry).map_err(|e| invalid(format!("bad base URL: {e}")))?;
-        let url = request_url(registry, &path).map_err(|e| invalid(format!("bad URL: {e}")))?;
+        let base = base_url(registry).map_err(|e| failure::bad_url(registry, &e))?;
+        let url = request_url(registry, &path).map_err(|e| failure::bad_url(registry, &e))?;
         let subject = match version {
             Some(version) => format!("{name}@{version}"),
             None => name.to_string(),

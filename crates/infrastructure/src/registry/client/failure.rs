@@ -105,6 +105,19 @@ pub(crate) fn too_large(subject: &str, size: u64, max: u64) -> RegistryError {
     )
 }
 
+/// The base URL passed the scheme check of `RegistryUrl` but is no URL (a bad port,
+/// say): a configuration problem, like a missing URL.
+pub(crate) fn bad_url(registry: &RegistryUrl, cause: &str) -> RegistryError {
+    error(
+        RegistryErrorCode::NotConfigured,
+        format!(
+            "registry URL {registry} is not a valid URL: {}",
+            one_line(cause)
+        ),
+        Some("pass --registry http://HOST:PORT or set FEN_REGISTRY_URL"),
+    )
+}
+
 /// The client could not be built (no TLS backend, for instance).
 pub(crate) fn setup(cause: &str) -> RegistryError {
     error(

@@ -436,3 +436,19 @@ async fn a_path_prefix_is_kept() {
         "/reg/api/v1/extensions/%40s%2Fn/latest"
     );
 }
+
+#[tokio::test]
+async fn a_base_url_that_is_no_url_is_a_configuration_error() {
+    let url = RegistryUrl::parse("http://127.0.0.1:99999").unwrap();
+    let error = client(fast_config())
+        .latest(&url, &name("@s/n"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, RegistryErrorCode::NotConfigured);
+    assert!(
+        error
+            .message
+            .starts_with("registry URL http://127.0.0.1:99999 is not a valid URL"),
+        "{error}"
+    );
+}
