@@ -3,3 +3,6 @@
 
 pub mod client;
 pub mod server;
+
+pub use client::{ClientConfig, HttpRegistryClient};
+pub use server::{RegistryServer, ServeConfig, ServeError};
