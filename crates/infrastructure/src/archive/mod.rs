@@ -14,5 +14,8 @@ pub mod pack;
 mod limits;
 mod messages;
 mod paths;
+#[cfg(test)]
+mod test_support;
 
+pub use extract::{unpack_archive, TarGzUnpacker};
 pub use manifest::{check_file_set, parse_manifest, FileSetProblem, ManifestProblem};
