@@ -19,3 +19,6 @@ mod test_support;
 
 pub use extract::{unpack_archive, TarGzUnpacker};
 pub use manifest::{check_file_set, parse_manifest, FileSetProblem, ManifestProblem};
+pub use pack::{
+    default_archive_file_name, pack, write_packed, PackDestination, PackedArchive, WrittenArchive,
+};
