@@ -53,8 +53,8 @@ fn has_test_marker(name: &str) -> bool {
 }
 
 /// The loader kind of a path relative to an extension root when it names an entry
-/// point by the naming rules (`<kind-dir>/…/<candidate>`, no segment below the kind
-/// directory starting with `_` or equal to `node_modules`); the export pre-check is not
+/// point by the naming rules (`<kind-dir>/…/<candidate>`, no directory below the kind
+/// directory starting with `_` or equal to `node_modules`, as the loader's walk); the export pre-check is not
 /// applied.
 ///
 /// ```
@@ -68,11 +68,7 @@ pub fn entry_point_kind(relative: &str) -> Option<crate::kind::LoaderKind> {
     let kind = crate::kind::LoaderKind::from_kind_dir(segments.next()?)?;
     let rest: Vec<&str> = segments.collect();
     let (name, dirs) = rest.split_last()?;
-    if dirs
-        .iter()
-        .any(|d| d.starts_with('_') || *d == "node_modules")
-        || name.starts_with('_')
-    {
+    if dirs.iter().any(|d| d.starts_with('_') || *d == "node_modules") {
         return None;
     }
     is_candidate_name(name).then_some(kind)

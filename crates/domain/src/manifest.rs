@@ -1,5 +1,5 @@
 //! `Manifest`: what `extension/manifest.yaml` of a published archive declares
-//! (spec 20 §5.3). The YAML is parsed and checked in `fen_infrastructure::registry`;
+//! (spec 20 §5.3). The YAML is parsed and checked in `fen_infrastructure::archive::manifest`;
 //! this is the validated value the lifecycle services work with.
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use fen_domain::ports::RegistryUrl;
 use fen_domain::{ExtensionName, ExtensionRef};
-use fen_infrastructure::archive::extract::TarGzUnpacker;
+use fen_infrastructure::archive::TarGzUnpacker;
 use fen_infrastructure::registry::client::{ClientConfig, HttpRegistryClient};
 use fen_lifecycle::extensions::install::{InstallMode, InstallOutcome, InstallRequest};
 use fen_lifecycle::extensions::restore::Refresh;
