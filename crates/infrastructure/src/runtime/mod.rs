@@ -19,6 +19,7 @@
 
 mod bundle_file;
 mod heap;
+mod js_text;
 mod loader;
 mod prelude;
 mod sandbox;
@@ -47,7 +48,7 @@ use heap::HeapState;
 use worker::{spawn_worker, InstanceId, Request};
 
 pub(crate) use validate::RefuseExternal;
-pub use validate::{validate_export, ExportValidationError, ValidatedExport};
+pub use validate::{validate_export, ExportValidationError, ValidatedExport, MAX_DESCRIPTOR_BYTES};
 
 /// The level of a `console` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -14,6 +14,8 @@ use fen_domain::LoaderKind;
 
 use super::{validate_export, ConsoleLevel, ConsoleSink, QuickJsBundleRuntime};
 
+mod caps;
+
 const ENTRY: &str = "local:/models/a.ts#abcdef012345";
 const HELPER: &str = "local:/models/lib/helper.ts#abcdef012345";
 const EXT_ENTRY: &str = "local:/models/audit.ts#0123456789ab";
