@@ -13,7 +13,12 @@
 //!   and `fen:sdk`; a dynamic `import()` always fails (`loader`);
 //! - an accounting allocator that enforces the memory limit and records hitting it
 //!   (`heap`), a 1 MiB stack limit, and an interrupt handler enforcing the deadline;
-//! - an export snapshot that never calls getters (`snapshot`).
+//! - an export snapshot that never calls getters (`snapshot`);
+//! - caps on what extension code hands the host, checked by a string's length before
+//!   it is copied (`js_text`): an export over [`MAX_DESCRIPTOR_BYTES`] is refused,
+//!   thrown names, messages, codes and stacks are cut to
+//!   [`MAX_THROWN_BYTES`](fen_domain::text::MAX_THROWN_BYTES) with a note, results
+//!   over 1 MiB and resource data over 8 MiB are refused.
 //!
 //! [`validate::validate_export`] turns snapshots into the catalog's `TypeMeta`.
 

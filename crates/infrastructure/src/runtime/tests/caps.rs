@@ -2,15 +2,21 @@
 //! `MAX_DESCRIPTOR_BYTES` is refused, and thrown names, messages, codes and stacks
 //! are cut to `MAX_THROWN_BYTES` with a note.
 
+use std::sync::Arc;
+
 use serde_json::Value as Json;
 
 use fen_domain::ports::runtime::{CallError, RuntimeError};
 use fen_domain::text::MAX_THROWN_BYTES;
 
-use super::{call, evaluation_message, instance, instantiate, limits, model_with, runtime, single};
+use super::{
+    call, call_recorded, evaluation_message, instance, instantiate, limits, model_with, runtime,
+    single, RecordingHost,
+};
 
 const FORTY_MIB: usize = 40 * 1024 * 1024;
 const THIRTY_MIB: usize = 30 * 1024 * 1024;
+const TWENTY_MIB: usize = 20 * 1024 * 1024;
 const ONE_MIB: usize = 1024 * 1024;
 
 /// The message of an export that failed validation inside the sandbox (the indexer
@@ -194,4 +200,39 @@ async fn a_30_mib_top_level_throw_is_cut_in_the_evaluation_error() {
         "{message}"
     );
     assert!(message.len() < 2 * MAX_THROWN_BYTES, "{}", message.len());
+}
+
+/// Serializing doubles the string in the heap: 20 MiB stays under the 64 MiB limit.
+#[tokio::test]
+async fn huge_results_and_resource_data_are_refused_by_their_length() {
+    let instance = instance(&model_with(&format!(
+        r#"{{
+  result: {{ run() {{ return "x".repeat({TWENTY_MIB}); }} }},
+  write: {{ run(_a, ctx) {{
+    try {{ ctx.writeResource("verdict", "current", "d".repeat({TWENTY_MIB})); }}
+    catch (e) {{ return e.code + ": " + e.message; }}
+  }} }},
+}}"#
+    )))
+    .await;
+    match call(&instance, "result", Json::Null).await {
+        Err(CallError::InvalidReturn { reason }) => assert_eq!(
+            reason,
+            format!(
+                "the serialized result is at least {} bytes (at most 1048576)",
+                TWENTY_MIB + 2
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    let host = Arc::new(RecordingHost::default());
+    let answer = call_recorded(&instance, "write", &host).await;
+    assert_eq!(
+        answer,
+        Ok(Json::String(format!(
+            "invalid_argument: writeResource: data is at least {} bytes serialized (at most 8388608)",
+            TWENTY_MIB + 2
+        )))
+    );
+    assert!(host.lines.lock().expect("not poisoned").is_empty());
 }
