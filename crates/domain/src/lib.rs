@@ -28,6 +28,7 @@ pub mod reference;
 pub mod repo_root;
 pub mod row_state;
 pub mod source;
+pub mod text;
 pub mod type_name;
 pub mod version;
 

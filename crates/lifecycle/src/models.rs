@@ -688,6 +688,9 @@ impl Models {
             }
         };
         let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Thrown texts go into the record and the CLI's error: bounded whatever the
+        // runtime adapter did.
+        let result = result.map_err(CallError::with_thrown_texts_cut);
         let extension_code = match &result {
             Err(CallError::Threw { name, code, .. }) if name == "FenError" => code.clone(),
             _ => None,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod caps;
 mod catalog;
 mod fixture;
 mod freshness;

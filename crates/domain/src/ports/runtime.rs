@@ -240,7 +240,9 @@ pub trait HostApi: Send + Sync {
 #[non_exhaustive]
 pub enum CallError {
     /// The extension threw. Displays like JS `String(value)`: `name: message` for an
-    /// `Error`, just the text for any other thrown value.
+    /// `Error`, just the text for any other thrown value. Each text is at most
+    /// [`MAX_THROWN_BYTES`](crate::text::MAX_THROWN_BYTES), cut with a note
+    /// ([`crate::text::cut_with_note`]) by the adapter that read the thrown value.
     #[error("{}", threw_text(.name, .message))]
     Threw {
         /// Error name (`TypeError`, `FenError`, ...); empty when a non-`Error` value
@@ -295,6 +297,29 @@ pub enum CallError {
 
 /// `String(error)` of a JS error: `Error.prototype.toString` joins a non-empty name
 /// and message with `": "`.
+impl CallError {
+    /// The same error with the texts of `Threw` cut to
+    /// [`MAX_THROWN_BYTES`](crate::text::MAX_THROWN_BYTES): a no-op for an adapter
+    /// that keeps the contract, a bound for one that does not.
+    pub fn with_thrown_texts_cut(self) -> CallError {
+        let cut = |text: String| crate::text::cut_text(text, crate::text::MAX_THROWN_BYTES);
+        match self {
+            CallError::Threw {
+                name,
+                message,
+                code,
+                stack,
+            } => CallError::Threw {
+                name: cut(name),
+                message: cut(message),
+                code: code.map(cut),
+                stack: stack.map(cut),
+            },
+            other => other,
+        }
+    }
+}
+
 fn threw_text(name: &str, message: &str) -> String {
     match (name.is_empty(), message.is_empty()) {
         (true, _) => message.to_owned(),

@@ -13,12 +13,18 @@
 //!   and `fen:sdk`; a dynamic `import()` always fails (`loader`);
 //! - an accounting allocator that enforces the memory limit and records hitting it
 //!   (`heap`), a 1 MiB stack limit, and an interrupt handler enforcing the deadline;
-//! - an export snapshot that never calls getters (`snapshot`).
+//! - an export snapshot that never calls getters (`snapshot`);
+//! - caps on what extension code hands the host, checked by a string's length before
+//!   it is copied (`js_text`): an export over [`MAX_DESCRIPTOR_BYTES`] is refused,
+//!   thrown names, messages, codes and stacks are cut to
+//!   [`MAX_THROWN_BYTES`](fen_domain::text::MAX_THROWN_BYTES) with a note, results
+//!   over 1 MiB and resource data over 8 MiB are refused.
 //!
 //! [`validate::validate_export`] turns snapshots into the catalog's `TypeMeta`.
 
 mod bundle_file;
 mod heap;
+mod js_text;
 mod loader;
 mod prelude;
 mod sandbox;
@@ -47,7 +53,7 @@ use heap::HeapState;
 use worker::{spawn_worker, InstanceId, Request};
 
 pub(crate) use validate::RefuseExternal;
-pub use validate::{validate_export, ExportValidationError, ValidatedExport};
+pub use validate::{validate_export, ExportValidationError, ValidatedExport, MAX_DESCRIPTOR_BYTES};
 
 /// The level of a `console` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

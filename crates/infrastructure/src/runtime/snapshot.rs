@@ -8,6 +8,11 @@
 //! `{"$fn": true}`; an object with its own `$fn` key is refused so the marker cannot
 //! be forged. `undefined` and symbols are left out of objects and become `null` in
 //! arrays, as with `JSON.stringify`; non-finite numbers become `null`.
+//!
+//! An export becomes a catalog descriptor, so the walk counts the bytes of JSON it
+//! produces and stops at [`MAX_DESCRIPTOR_BYTES`]: the length of each string and key
+//! is looked at before the string is copied out of QuickJS, so an export holding a
+//! 40 MB string is refused without the host ever holding those 40 MB.
 
 use std::fmt::Write as _;
 use std::mem::MaybeUninit;
@@ -18,7 +23,10 @@ use serde_json::{Map, Number, Value as Json};
 use fen_domain::ports::runtime::{ExportSnapshot, FUNCTION_MARKER};
 use fen_domain::Kind;
 
+use super::js_text;
+use super::sandbox::format_bytes;
 use super::thrown::caught_text;
+use super::validate::MAX_DESCRIPTOR_BYTES;
 
 /// Deepest nesting the snapshot follows.
 const MAX_DEPTH: usize = 100;
@@ -153,6 +161,7 @@ pub(crate) fn snapshot_exports<'js>(
             ctx,
             ancestors: Vec::new(),
             n_nodes: 0,
+            n_bytes: 0,
             path: key.to_owned(),
         };
         let json = walker.convert(value)?.unwrap_or(Json::Null);
@@ -169,6 +178,9 @@ struct Walker<'a, 'js> {
     ctx: &'a Ctx<'js>,
     ancestors: Vec<Value<'js>>,
     n_nodes: usize,
+    /// Bytes of JSON text converted so far (at least: escapes and number digits
+    /// beyond the first are not counted; `validate_export` measures the result).
+    n_bytes: usize,
     /// The path of the value being converted (`model.resources.state`), for errors:
     /// extended and cut back in place, so converting allocates no path per value.
     path: String,
@@ -177,13 +189,16 @@ struct Walker<'a, 'js> {
 impl<'js> Walker<'_, 'js> {
     /// `None` for values JSON leaves out (`undefined`, symbols).
     fn convert(&mut self, value: Value<'js>) -> Result<Option<Json>, String> {
-        let path = &self.path;
         self.n_nodes += 1;
         if self.n_nodes > MAX_NODES {
             return Err(format!(
-                "{path}: the export holds more than {MAX_NODES} values"
+                "{}: the export holds more than {MAX_NODES} values",
+                self.path
             ));
         }
+        // A separator or a one-byte scalar, at least.
+        self.spend(1)?;
+        let path = &self.path;
         if value.is_proxy() {
             return Err(format!("{path} is a Proxy"));
         }
@@ -193,14 +208,7 @@ impl<'js> Walker<'_, 'js> {
             Type::Bool => Json::Bool(value.as_bool().unwrap_or(false)),
             Type::Int => Json::from(value.as_int().unwrap_or(0)),
             Type::Float => float(value.as_float().unwrap_or(f64::NAN)),
-            Type::String => {
-                let text = value
-                    .as_string()
-                    .map(|s| s.to_string())
-                    .transpose()
-                    .map_err(|e| format!("{path}: {e}"))?;
-                Json::String(text.unwrap_or_default())
-            }
+            Type::String => Json::String(self.string(&value)?),
             Type::BigInt => return Err(format!("{path} is a BigInt, which JSON cannot hold")),
             Type::Function | Type::Constructor => {
                 let mut marker = Map::new();
@@ -279,13 +287,13 @@ impl<'js> Walker<'_, 'js> {
 
     fn object(&mut self, object: Object<'js>) -> Result<Json, String> {
         let mut map = Map::new();
-        let keys: Vec<String> = object
-            .own_keys::<String>(Filter::new().string())
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.fail(e))?;
         let parent = self.path.len();
-        for key in keys {
+        for key in object.own_keys::<rquickjs::String>(Filter::new().string()) {
+            let key = key.map_err(|e| self.fail(e))?;
             self.path.truncate(parent);
+            // The quotes and the colon around the key.
+            self.spend(3)?;
+            let key = self.string(key.as_value())?;
             self.path.push('.');
             self.path.push_str(&key);
             if key == FUNCTION_MARKER {
@@ -312,6 +320,36 @@ impl<'js> Walker<'_, 'js> {
         }
         self.path.truncate(parent);
         Ok(Json::Object(map))
+    }
+
+    /// A string value or key: its length counted (before it is copied), then read.
+    fn string(&mut self, value: &Value<'js>) -> Result<String, String> {
+        let n_units = js_text::units(self.ctx, value).unwrap_or(0);
+        // Each UTF-16 unit is at least one byte of UTF-8: over budget without a copy.
+        self.spend(n_units.saturating_add(2))?;
+        let text = value
+            .as_string()
+            .map(|s| s.to_string())
+            .transpose()
+            .map_err(|e| format!("{}: {e}", self.path))?
+            .unwrap_or_default();
+        self.spend(text.len().saturating_sub(n_units))?;
+        Ok(text)
+    }
+
+    /// Counts `n_bytes` more bytes of JSON; fails once the export is over
+    /// [`MAX_DESCRIPTOR_BYTES`].
+    fn spend(&mut self, n_bytes: usize) -> Result<(), String> {
+        self.n_bytes = self.n_bytes.saturating_add(n_bytes);
+        if self.n_bytes > MAX_DESCRIPTOR_BYTES {
+            return Err(format!(
+                "{}: the descriptor would be at least {} bytes, over the {} limit",
+                self.path,
+                self.n_bytes,
+                format_bytes(MAX_DESCRIPTOR_BYTES)
+            ));
+        }
+        Ok(())
     }
 
     fn fail(&self, error: rquickjs::Error) -> String {

@@ -1,8 +1,14 @@
 //! Reading a thrown JS value into Rust: name, message, the `FenError` code and the
-//! stack (spec 30 §2.9).
+//! stack (spec 30 §2.9). Each text is read with [`js_text::read_capped`], so at most
+//! [`MAX_THROWN_BYTES`] of it (a head and a note saying it was cut) ever leaves the
+//! sandbox, whatever the extension threw.
 
 use rquickjs::convert::Coerced;
 use rquickjs::{Ctx, FromJs, Object, Value};
+
+use fen_domain::text::MAX_THROWN_BYTES;
+
+use super::js_text;
 
 /// How far up the prototype chain a `FenError` is looked for.
 const MAX_PROTOTYPE_HOPS: usize = 64;
@@ -114,7 +120,7 @@ fn inherits_from<'js>(object: &Object<'js>, prototype: &Object<'js>) -> bool {
 
 fn string_property<'js>(ctx: &Ctx<'js>, object: &Object<'js>, key: &str) -> Option<String> {
     match object.get::<_, Value>(key) {
-        Ok(value) => value.as_string().and_then(|s| s.to_string().ok()),
+        Ok(value) => js_text::read_capped(ctx, &value, MAX_THROWN_BYTES),
         Err(error) => {
             if error.is_exception() {
                 ctx.catch();
@@ -124,13 +130,16 @@ fn string_property<'js>(ctx: &Ctx<'js>, object: &Object<'js>, key: &str) -> Opti
     }
 }
 
+/// `String(value)`, capped like the other texts.
 fn coerced_text<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> String {
-    match Coerced::<String>::from_js(ctx, value) {
-        Ok(Coerced(text)) => text,
-        Err(error) => {
-            if error.is_exception() {
-                ctx.catch();
-            }
+    let text = Coerced::<rquickjs::String>::from_js(ctx, value)
+        .ok()
+        .and_then(|Coerced(text)| js_text::read_capped(ctx, text.as_value(), MAX_THROWN_BYTES));
+    match text {
+        Some(text) => text,
+        None => {
+            // A pending exception (from `toString`, or out of memory) is dropped.
+            drop(ctx.catch());
             "[a value that cannot be converted to a string]".to_owned()
         }
     }

@@ -18,6 +18,8 @@
 //! | vault | `type`, `description`, `configSchema?`, `get`, `put?`, `list?`, `x-*` |
 //! | driver | `type`, `description`, `configSchema?`, `execute`, `x-*` |
 //! | report | `name` (its type), `description`, `scope`, `labels?`, `run`, `x-*` |
+//!
+//! A descriptor is at most [`MAX_DESCRIPTOR_BYTES`]; a larger one fails validation.
 
 use std::fmt::Display;
 
@@ -26,6 +28,13 @@ use serde_json::{Map, Value as Json};
 use fen_domain::ports::runtime::ExportSnapshot;
 use fen_domain::{ExtensionVersion, Kind, LoaderKind, TypeMeta, TypeName};
 
+use super::sandbox::format_bytes;
+
+/// Largest descriptor, in bytes of canonical JSON. Descriptors of real types are a
+/// few KiB (a large resource schema some tens of KiB); a bigger one is hostile or a
+/// mistake, and every catalog read of the row would pay for it. The export snapshot
+/// stops at the same size, before it copies the rest out of the sandbox.
+pub const MAX_DESCRIPTOR_BYTES: usize = 1024 * 1024;
 /// Longest description, in characters.
 const MAX_DESCRIPTION_CHARS: usize = 2_000;
 /// Longest declared type, in characters.
@@ -76,6 +85,17 @@ pub fn validate_export(
     };
     let type_name = TypeName::parse(&declared_type)
         .map_err(|e| fail(&format!("{key}.{}", type_field(kind)), e))?;
+    let descriptor = canonical_text(&Json::Object(descriptor));
+    if descriptor.len() > MAX_DESCRIPTOR_BYTES {
+        return Err(fail(
+            key,
+            format!(
+                "the descriptor is {} bytes, over the {} limit",
+                descriptor.len(),
+                format_bytes(MAX_DESCRIPTOR_BYTES)
+            ),
+        ));
+    }
     Ok(ValidatedExport {
         kind,
         type_name,
@@ -83,7 +103,7 @@ pub fn validate_export(
         meta: TypeMeta {
             declared_version,
             description,
-            descriptor: canonical_text(&Json::Object(descriptor)),
+            descriptor,
         },
     })
 }

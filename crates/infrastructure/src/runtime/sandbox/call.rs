@@ -14,6 +14,7 @@ use fen_domain::ports::runtime::{
     CallError, CallInput, CallTarget, CtxError, HostApi, SandboxLimits,
 };
 
+use super::super::js_text;
 use super::super::snapshot::own_data;
 use super::super::thrown::{caught, caught_text, thrown, Thrown};
 use super::{one_line, restore, settle, LogBudget, Sandbox, Settled};
@@ -162,7 +163,7 @@ impl Sandbox {
             let clock = self.clock.clone();
             Function::new(
                 ctx.clone(),
-                move |op: String, a: String, b: String, c: String| -> String {
+                move |op: String, a: String, b: String, c: rquickjs::String<'js>| -> String {
                     if revoked.get() {
                         return r#"{"expired":true}"#.to_owned();
                     }
@@ -177,7 +178,12 @@ impl Sandbox {
                         return r#"{"error":{"code":"time_limit","message":"the call's time limit has passed"}}"#
                             .to_owned();
                     }
-                    resource_op(host.as_ref(), &op, &a, &b, &c)
+                    // `c` is the serialized data of a write (a version or empty for the
+                    // other operations): its size is checked before it is copied.
+                    match host_text(&c, MAX_RESOURCE_BYTES) {
+                        Ok(c) => resource_op(host.as_ref(), &op, &a, &b, &c),
+                        Err(error) => envelope(Err(error)),
+                    }
                 },
             )
             .map_err(fail)?
@@ -254,6 +260,11 @@ fn resource_op(host: &dyn HostApi, op: &str, a: &str, b: &str, c: &str) -> Strin
             format!("unknown host operation {other:?}"),
         )),
     };
+    envelope(outcome)
+}
+
+/// The answer to the prelude: `{"value": ...}` or `{"error": {"code", "message"}}`.
+fn envelope(outcome: Result<String, CtxError>) -> String {
     match outcome {
         // The value is JSON text already; splice it instead of parsing it again.
         Ok(value) => format!("{{\"value\":{value}}}"),
@@ -262,6 +273,27 @@ fn resource_op(host: &dyn HostApi, op: &str, a: &str, b: &str, c: &str) -> Strin
         })
         .to_string(),
     }
+}
+
+/// A string argument of a host operation, refused without a copy when it has more
+/// UTF-16 units than `max_bytes` (each unit is at least one byte of UTF-8); the
+/// operation checks the exact size.
+fn host_text(text: &rquickjs::String<'_>, max_bytes: usize) -> Result<String, CtxError> {
+    let n_units = js_text::units(text.ctx(), text.as_value()).unwrap_or(0);
+    if n_units > max_bytes {
+        return Err(CtxError::new(
+            "invalid_argument",
+            format!(
+                "writeResource: data is at least {n_units} bytes serialized (at most {max_bytes})"
+            ),
+        ));
+    }
+    text.to_string().map_err(|e| {
+        CtxError::new(
+            "invalid_argument",
+            format!("writeResource: data cannot be read: {e}"),
+        )
+    })
 }
 
 /// Finds the function a target names and its `this`, reading own data properties
@@ -337,9 +369,17 @@ fn return_value<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Result<Json, CallErro
         | Type::Unknown => {}
     }
     let text = match ctx.json_stringify(value) {
-        Ok(Some(text)) => text
-            .to_string()
-            .map_err(|e| invalid(format!("the result cannot be read: {e}")))?,
+        Ok(Some(text)) => {
+            // Refused before the copy when its length alone is over the limit.
+            let n_units = js_text::units(ctx, text.as_value()).unwrap_or(0);
+            if n_units > MAX_RETURN_BYTES {
+                return Err(invalid(format!(
+                    "the serialized result is at least {n_units} bytes (at most {MAX_RETURN_BYTES})"
+                )));
+            }
+            text.to_string()
+                .map_err(|e| invalid(format!("the result cannot be read: {e}")))?
+        }
         Ok(None) => return Ok(Json::Null),
         Err(error) => {
             let reason = caught_text(ctx, error);

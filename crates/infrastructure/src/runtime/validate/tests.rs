@@ -460,3 +460,22 @@ fn canonical_text_is_the_sorted_copy_serialized() {
         );
     }
 }
+
+#[test]
+fn descriptors_over_the_limit_are_refused_by_their_exact_size() {
+    // 300 000 control characters count 300 000 bytes in the snapshot's walk, but are
+    // 1.8 MB once escaped (`\u0001`): the canonical text is what is measured.
+    let model = model_with("/x-escaped", Some(json!("\u{1}".repeat(300_000))));
+    let error = validate_export(LoaderKind::Model, &snapshots(&[("model", model)]))
+        .expect_err("over the limit");
+    let size = 1_800_000 + super::canonical_text(&good_model()).len() + r#","x-escaped":"""#.len();
+    assert_eq!(
+        error.to_string(),
+        format!("model: the descriptor is {size} bytes, over the 1 MiB limit")
+    );
+    let fits = model_with(
+        "/x-notes",
+        Some(json!("n".repeat(super::MAX_DESCRIPTOR_BYTES / 2))),
+    );
+    model_case(fits, Ok(Kind::Model));
+}
