@@ -68,7 +68,10 @@ pub fn entry_point_kind(relative: &str) -> Option<crate::kind::LoaderKind> {
     let kind = crate::kind::LoaderKind::from_kind_dir(segments.next()?)?;
     let rest: Vec<&str> = segments.collect();
     let (name, dirs) = rest.split_last()?;
-    if dirs.iter().any(|d| d.starts_with('_') || *d == "node_modules") {
+    if dirs
+        .iter()
+        .any(|d| d.starts_with('_') || *d == "node_modules")
+    {
         return None;
     }
     is_candidate_name(name).then_some(kind)

@@ -88,7 +88,10 @@ fn setup(fen_bin: &Path, scratch: &Path) -> Result<(Server, String, std::path::P
     )
     .map_err(io)?;
     let mut pack = fen(fen_bin, scratch);
-    pack.args(["extension", "pack"]).arg(&src).arg("--registry-dir").arg(&registry);
+    pack.args(["extension", "pack"])
+        .arg(&src)
+        .arg("--registry-dir")
+        .arg(&registry);
     checked(pack, "pack")?;
 
     let mut serve = fen(fen_bin, scratch);
@@ -96,7 +99,9 @@ fn setup(fen_bin: &Path, scratch: &Path) -> Result<(Server, String, std::path::P
         .args(["registry", "serve", "--quiet", "--dir"])
         .arg(&registry)
         .stderr(Stdio::null());
-    let mut child = serve.spawn().map_err(|e| format!("cannot start the registry: {e}"))?;
+    let mut child = serve
+        .spawn()
+        .map_err(|e| format!("cannot start the registry: {e}"))?;
     let stdout = child.stdout.take().ok_or("registry stdout")?;
     let server = Server(child);
     let mut line = String::new();
@@ -115,7 +120,10 @@ fn setup(fen_bin: &Path, scratch: &Path) -> Result<(Server, String, std::path::P
 
 fn timed(fen_bin: &Path, repo: &Path, url: &str, args: &[&str]) -> Result<Timed, String> {
     let mut command = fen(fen_bin, repo);
-    command.env("FEN_REGISTRY_URL", url).arg("--json").args(args);
+    command
+        .env("FEN_REGISTRY_URL", url)
+        .arg("--json")
+        .args(args);
     let started = Instant::now();
     let output = checked(command, &args.join(" "))?;
     let wall = started.elapsed();
@@ -158,11 +166,22 @@ impl Bench {
             "~0.7 s per command; 50x4 in 2 min 57 s (~3.5 s per round of 4)",
         );
         self.lifecycle_rows("rm", &rms, 20.0, "~0.7 s per command");
-        self.lifecycle_rows("update, nothing to do", &updates, 15.0, "~0.7 s per command");
+        self.lifecycle_rows(
+            "update, nothing to do",
+            &updates,
+            15.0,
+            "~0.7 s per command",
+        );
         Ok(())
     }
 
-    fn lifecycle_rows(&mut self, metric: &str, samples: &[Timed], goal_ms: f64, swamp: &'static str) {
+    fn lifecycle_rows(
+        &mut self,
+        metric: &str,
+        samples: &[Timed],
+        goal_ms: f64,
+        swamp: &'static str,
+    ) {
         let walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
         let holds: Vec<Duration> = samples.iter().map(|s| s.lock_held).collect();
         let goal = Duration::from_secs_f64(goal_ms / 1000.0);

@@ -32,10 +32,21 @@ fn crash_install_at(point: &str) -> World {
     let world = world();
     let run = world.fen_env(
         &[("FEN_TEST_FAULT", &format!("{point}=abort"))],
-        &["--json", "extension", "pull", &format!("@t/a@{V2}"), "--force"],
+        &[
+            "--json",
+            "extension",
+            "pull",
+            &format!("@t/a@{V2}"),
+            "--force",
+        ],
     );
     assert_ne!(run.code, 0, "the process must die at {point}");
-    assert!(run.stderr.contains(&format!("fen-test-fault: {point} abort")), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("fen-test-fault: {point} abort")),
+        "{}",
+        run.stderr
+    );
     world
 }
 
@@ -57,13 +68,21 @@ fn crash_right_after_the_lock_changes_nothing() {
 fn crash_after_the_swap_rolls_back_to_v1() {
     // Scenario 37.
     let world = crash_install_at("install:after-swap");
-    assert_eq!(world.status()["pendingTransactions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        world.status()["pendingTransactions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let doc = world.json(0, &["extension", "rm", "@t/b", "--yes"]);
     assert_eq!(doc["recovered"][0]["name"], "@t/a");
     assert_eq!(doc["recovered"][0]["action"], "rolled_back");
     assert!(doc["timings"]["lockWaitMs"].as_u64().unwrap() < 1000);
     converged(&world, V1);
-    assert!(world.path(".fen/pulled-extensions/@t/a/files/v1-only.txt").exists());
+    assert!(world
+        .path(".fen/pulled-extensions/@t/a/files/v1-only.txt")
+        .exists());
 }
 
 #[test]
@@ -106,7 +125,10 @@ fn crashed_removals_are_completed() {
         let status = world.status();
         assert_eq!(status["drift"], serde_json::json!([]), "{point}: {status}");
         assert!(world.lockfile()["extensions"]["@t/a"].is_null(), "{point}");
-        assert!(!world.path(".fen/pulled-extensions/@t/a").exists(), "{point}");
+        assert!(
+            !world.path(".fen/pulled-extensions/@t/a").exists(),
+            "{point}"
+        );
         assert!(world.scratch().is_empty(), "{point}");
     }
 }

@@ -34,7 +34,10 @@ impl Ext {
         Ext {
             name,
             version,
-            files: vec![(format!("models/{stem}.ts"), model_source(ty, "from the registry"))],
+            files: vec![(
+                format!("models/{stem}.ts"),
+                model_source(ty, "from the registry"),
+            )],
             models: vec![format!("{stem}.ts")],
             dependencies: Vec::new(),
         }
@@ -167,7 +170,11 @@ impl World {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let run = self.fen(&all);
-        assert_eq!(run.code, expect, "fen {args:?}\nstdout {}\nstderr {}", run.stdout, run.stderr);
+        assert_eq!(
+            run.code, expect,
+            "fen {args:?}\nstdout {}\nstderr {}",
+            run.stdout, run.stderr
+        );
         run.json()
     }
 
@@ -194,7 +201,9 @@ impl World {
                 entries
                     .flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with("txn-") || n.starts_with("stage-") || n.starts_with("build-"))
+                    .filter(|n| {
+                        n.starts_with("txn-") || n.starts_with("stage-") || n.starts_with("build-")
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -215,7 +224,10 @@ impl World {
         for file in lock["extensions"][name]["files"].as_array().unwrap() {
             let path = file.as_str().unwrap();
             let bytes = std::fs::read(self.path(path)).unwrap();
-            let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            let hex: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             text.push_str(&format!("{hex}  {path}\n"));
         }
         Sha256::digest(text.as_bytes())
@@ -246,5 +258,9 @@ fn pack(work: &Path, registry_dir: &Path, ext: &Ext) {
         .output()
         .unwrap()
         .into();
-    assert_eq!(run.code, 0, "pack {}: {} {}", ext.name, run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "pack {}: {} {}",
+        ext.name, run.stdout, run.stderr
+    );
 }

@@ -39,7 +39,10 @@ fn latest_resolution_pins_the_served_checksum() {
 
 fn fen_sha(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -57,10 +60,19 @@ fn no_registry_and_unknown_names_fail_cleanly() {
     // Scenario 3: the flag beats the environment.
     let run = world.fen_env(
         &[("FEN_REGISTRY_URL", "http://127.0.0.1:1")],
-        &["extension", "pull", "@t/a", "--registry", &world.url.clone()],
+        &[
+            "extension",
+            "pull",
+            "@t/a",
+            "--registry",
+            &world.url.clone(),
+        ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(world.lockfile()["extensions"]["@t/a"]["registry"], world.url.as_str());
+    assert_eq!(
+        world.lockfile()["extensions"]["@t/a"]["registry"],
+        world.url.as_str()
+    );
     // Scenario 4: unknown extension.
     let run = world.fen(&["extension", "pull", "@t/zz"]);
     assert_eq!(run.code, 3);
@@ -71,7 +83,10 @@ fn no_registry_and_unknown_names_fail_cleanly() {
     // Scenario 5: unknown version.
     let doc = world.json(3, &["extension", "pull", "@t/a@2026.01.01.9"]);
     assert_eq!(doc["error"]["code"], "registry_not_found");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("@t/a@2026.01.01.9"));
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("@t/a@2026.01.01.9"));
     // A bad name.
     let doc = world.json(3, &["extension", "pull", "@T/a"]);
     assert_eq!(doc["error"]["code"], "invalid_name");
@@ -81,7 +96,10 @@ fn no_registry_and_unknown_names_fail_cleanly() {
 fn checksum_mismatch_installs_nothing() {
     // Scenario 6.
     let world = World::new(&[a1()]);
-    let sidecar = world.registry_dir.join("@t/a").join(format!("{V1}.tar.gz.sha256"));
+    let sidecar = world
+        .registry_dir
+        .join("@t/a")
+        .join(format!("{V1}.tar.gz.sha256"));
     std::fs::write(&sidecar, format!("{}  {V1}.tar.gz\n", "0".repeat(64))).unwrap();
     let doc = world.json(5, &["extension", "pull", &format!("@t/a@{V1}")]);
     assert_eq!(doc["error"]["code"], "checksum_mismatch");
@@ -109,20 +127,32 @@ fn fresh_install_layout_and_reinstall_rules() {
     // Scenario 15.
     let lock = world.lockfile();
     let entry = &lock["extensions"]["@t/a"];
-    let files: Vec<&str> = entry["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let files: Vec<&str> = entry["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     let mut sorted = files.clone();
     sorted.sort();
     assert_eq!(files, sorted);
     assert!(files.contains(&".fen/pulled-extensions/@t/a/manifest.yaml"));
     assert!(files.iter().all(|f| !f.starts_with(".fen/bundles/")));
     let manifest = world.path(".fen/pulled-extensions/@t/a/manifest.yaml");
-    assert!(std::fs::read_to_string(&manifest).unwrap().starts_with("# Read-only"));
+    assert!(std::fs::read_to_string(&manifest)
+        .unwrap()
+        .starts_with("# Read-only"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&manifest).unwrap().permissions().mode() & 0o777, 0o444);
+        assert_eq!(
+            std::fs::metadata(&manifest).unwrap().permissions().mode() & 0o777,
+            0o444
+        );
     }
-    assert!(world.path(".fen/bundles/pulled/@t/a/models/noop.ts.bundle.json").exists());
+    assert!(world
+        .path(".fen/bundles/pulled/@t/a/models/noop.ts.bundle.json")
+        .exists());
     assert_eq!(entry["filesDigest"], world.disk_digest("@t/a").as_str());
     let status = world.status();
     assert_eq!(status["drift"], serde_json::json!([]));
@@ -144,19 +174,31 @@ fn fresh_install_layout_and_reinstall_rules() {
     let doc = world.json(0, &["extension", "pull", &format!("@t/a@{V1}"), "--force"]);
     assert_eq!(doc["installed"]["outcome"], "reinstalled");
     let after = world.lockfile();
-    assert_eq!(after["extensions"]["@t/a"]["pulledAt"], lock["extensions"]["@t/a"]["pulledAt"]);
-    assert_eq!(after["extensions"]["@t/a"]["checksum"], lock["extensions"]["@t/a"]["checksum"]);
+    assert_eq!(
+        after["extensions"]["@t/a"]["pulledAt"],
+        lock["extensions"]["@t/a"]["pulledAt"]
+    );
+    assert_eq!(
+        after["extensions"]["@t/a"]["checksum"],
+        lock["extensions"]["@t/a"]["checksum"]
+    );
 
     // Scenario 19: a version change needs update or --force.
     let run = world.fen(&["extension", "pull", &format!("@t/a@{V2}")]);
     assert_eq!(run.code, 4);
-    assert!(run.stderr.contains("fen extension update @t/a"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("fen extension update @t/a"),
+        "{}",
+        run.stderr
+    );
 
     // Scenario 18: a forced upgrade is atomic and prunes V1-only files.
     let doc = world.json(0, &["extension", "pull", &format!("@t/a@{V2}"), "--force"]);
     assert_eq!(doc["installed"]["outcome"], "upgraded");
     assert_eq!(catalog_versions(&world, "@t/a"), [V2]);
-    assert!(!world.path(".fen/pulled-extensions/@t/a/files/v1-only.txt").exists());
+    assert!(!world
+        .path(".fen/pulled-extensions/@t/a/files/v1-only.txt")
+        .exists());
     assert_eq!(world.status()["drift"], serde_json::json!([]));
 }
 
@@ -170,7 +212,10 @@ fn duplicate_type_rolls_back_everything() {
     let before = world.lockfile_bytes();
     let doc = world.json(4, &["extension", "pull", "@t/b"]);
     assert_eq!(doc["error"]["code"], "duplicate_type");
-    assert_eq!(doc["error"]["duplicateType"]["existing"]["extensionName"], "@t/a");
+    assert_eq!(
+        doc["error"]["duplicateType"]["existing"]["extensionName"],
+        "@t/a"
+    );
     assert_eq!(doc["error"]["duplicateType"]["existingIsGhost"], false);
     assert_eq!(world.lockfile_bytes(), before);
     assert!(!world.path(".fen/pulled-extensions/@t/b").exists());
@@ -187,7 +232,10 @@ fn dependencies_install_in_one_commit() {
     let doc = world.json(0, &["extension", "pull", "@t/c"]);
     assert_eq!(doc["installed"]["dependencies"][0]["name"], "@t/a");
     let lock = world.lockfile();
-    assert_eq!(lock["extensions"]["@t/a"]["pulledAt"], lock["extensions"]["@t/c"]["pulledAt"]);
+    assert_eq!(
+        lock["extensions"]["@t/a"]["pulledAt"],
+        lock["extensions"]["@t/c"]["pulledAt"]
+    );
     assert_eq!(world.status()["drift"], serde_json::json!([]));
     // Scenario 28: dependents are named on removal.
     let doc = world.json(0, &["extension", "rm", "@t/a", "--yes"]);
@@ -206,7 +254,12 @@ fn partially_applied_install_is_finished_by_the_next_command() {
     assert_eq!(run.json()["error"]["code"], "partially_applied");
     assert!(world.lockfile()["extensions"]["@t/a"].is_object());
     let status = world.status();
-    assert!(status["drift"].to_string().contains("lockfile_without_catalog"), "{status}");
+    assert!(
+        status["drift"]
+            .to_string()
+            .contains("lockfile_without_catalog"),
+        "{status}"
+    );
     assert_eq!(status["pendingTransactions"].as_array().unwrap().len(), 1);
     let doc = world.json(0, &["extension", "update"]);
     assert_eq!(doc["recovered"][0]["name"], "@t/a");
@@ -238,7 +291,10 @@ fn remove_cleans_every_partial_state() {
     // Scenario 26: double rm.
     let run = world.fen(&["extension", "rm", "@t/a", "--yes"]);
     assert_eq!(run.code, 3);
-    assert_eq!(run.stderr.trim_end(), "error: extension @t/a is not installed");
+    assert_eq!(
+        run.stderr.trim_end(),
+        "error: extension @t/a is not installed"
+    );
     // Scenario 27: catalog-only state.
     world.json(0, &["extension", "pull", "@t/a"]);
     std::fs::write(
@@ -299,19 +355,35 @@ fn restore_and_the_integrity_anchor() {
     for item in doc["extensions"].as_array().unwrap() {
         assert_eq!(item["status"], "restored", "{doc}");
     }
-    assert_eq!(world.lockfile()["extensions"]["@t/a"]["filesDigest"], world.disk_digest("@t/a").as_str());
+    assert_eq!(
+        world.lockfile()["extensions"]["@t/a"]["filesDigest"],
+        world.disk_digest("@t/a").as_str()
+    );
     assert_eq!(world.status()["drift"], serde_json::json!([]));
     // Up to date the second time.
     let doc = world.json(0, &["extension", "install"]);
-    assert!(doc["extensions"].as_array().unwrap().iter().all(|i| i["status"] == "up_to_date"), "{doc}");
+    assert!(
+        doc["extensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] == "up_to_date"),
+        "{doc}"
+    );
 
     // Scenario 33: same version, new bytes.
-    let changed = Ext::model("@t/a", V1, "noop", "@t/a-model").with_file("files/v1-only.txt", "changed");
+    let changed =
+        Ext::model("@t/a", V1, "noop", "@t/a-model").with_file("files/v1-only.txt", "changed");
     world.publish(&changed);
     std::fs::remove_dir_all(world.path(".fen/pulled-extensions")).unwrap();
     let before = world.lockfile_bytes();
     let doc = world.json(5, &["extension", "install"]);
-    let a = doc["extensions"].as_array().unwrap().iter().find(|i| i["name"] == "@t/a").unwrap();
+    let a = doc["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "@t/a")
+        .unwrap();
     assert_eq!(a["error"]["code"], "lockfile_checksum_mismatch", "{doc}");
     assert_eq!(world.lockfile_bytes(), before);
 }
