@@ -460,6 +460,7 @@ impl From<LifecycleError> for CliError {
                     None => CliError::new(code, ""),
                 };
                 error.code = code;
+                let failure = *failure;
                 error.message = one_line(failure.message);
                 error.hint = failure.hint.map(one_line);
                 error.details.extend(failure.details);

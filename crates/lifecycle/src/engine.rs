@@ -59,7 +59,7 @@ pub enum LifecycleError {
     Io(String),
     /// A lifecycle command failed with a coded error (spec 20 §15.3–§15.4).
     #[error("{0}")]
-    Failed(crate::extensions::Failure),
+    Failed(Box<crate::extensions::Failure>),
 }
 
 /// Which rows a pass owns.

@@ -343,7 +343,7 @@ fn clone_error(error: &LifecycleError) -> LifecycleError {
         LifecycleError::Failed(failure) => LifecycleError::Failed(failure.clone()),
         other => {
             let failure = fen_lifecycle::extensions::Failure::new(other.code(), other.to_string());
-            LifecycleError::Failed(failure)
+            failure.into()
         }
     }
 }

@@ -39,6 +39,9 @@ impl StageDir {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TxnId(pub String);
 
+/// A transaction directory with its journal, or why the journal cannot be read.
+pub type PendingTxn = (TxnId, Result<Journal, String>);
+
 /// Which owned roots of a key exist.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RootsPresent {
@@ -101,7 +104,7 @@ pub trait ExtensionTrees: Send + Sync {
     /// Creates `txn-<id>/` and writes `journal.json` (fsynced) before any mutation.
     fn begin_txn(&self, journal: &Journal) -> Result<TxnId, TreeError>;
     /// Every `txn-*` in id order, with its journal (or why it cannot be read).
-    fn txns(&self) -> Result<Vec<(TxnId, Result<Journal, String>)>, TreeError>;
+    fn txns(&self) -> Result<Vec<PendingTxn>, TreeError>;
     /// Deletes a transaction directory with its backups.
     fn delete_txn(&self, txn: &TxnId) -> Result<(), TreeError>;
     /// Renames the live roots of `key` that exist to `txn/prior/<index>/{ext,bundles}`.

@@ -26,8 +26,6 @@ use super::cache::{FastHasher, FastMap, FreshnessCache};
 use super::scan_text::ExportMask;
 use super::stats::{FileRecord, Probe, StatsText};
 
-/// Extensions of source files.
-
 /// The candidate entry points under `root.dir`, sorted by canonical path.
 ///
 /// A readable candidate is kept only if its text passes the export pre-check for the

@@ -267,7 +267,7 @@ impl ExtensionTrees for FsExtensionTrees {
         Ok(txn)
     }
 
-    fn txns(&self) -> Result<Vec<(TxnId, Result<Journal, String>)>, TreeError> {
+    fn txns(&self) -> Result<Vec<fen_domain::ports::trees::PendingTxn>, TreeError> {
         let entries = match fs::read_dir(self.scratch()) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -79,7 +79,7 @@ impl Failure {
 
 impl From<Failure> for LifecycleError {
     fn from(failure: Failure) -> LifecycleError {
-        LifecycleError::Failed(failure)
+        LifecycleError::Failed(Box::new(failure))
     }
 }
 
