@@ -894,7 +894,7 @@ async fn index_item(
     (key, result)
 }
 
-fn count(ad: &Adapters, result: &Result<IndexOutcome, IndexError>) {
+pub(crate) fn count(ad: &Adapters, result: &Result<IndexOutcome, IndexError>) {
     match result {
         Ok(IndexOutcome::Indexed { bundle, reused, .. }) => {
             if !reused {

@@ -91,6 +91,63 @@ fn extras_json(extras: &Extras) -> Map<String, Value> {
     map
 }
 
+/// Runs `work` with SIGINT/SIGTERM noted in the session (spec 20 §8.5): the first
+/// signal stops the work at its next safe point outside a locked section (exit 130,
+/// staging deleted); a second one ends the process at once, which recovery treats like
+/// any crash. The signals are watched on a thread of their own, so the flag is set even
+/// while the command's (current-thread) runtime is busy.
+async fn with_signals<T>(session: &Session, work: impl std::future::Future<Output = T>) -> T {
+    let flag = Arc::clone(&session.interrupted);
+    let (registered, ready) = std::sync::mpsc::channel::<()>();
+    let watcher = std::thread::Builder::new()
+        .name("fen-signals".to_owned())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    // `signal` installs the handler when called, before any await.
+                    let (Ok(mut int), Ok(mut term)) = (
+                        signal(SignalKind::interrupt()),
+                        signal(SignalKind::terminate()),
+                    ) else {
+                        return;
+                    };
+                    let _ = registered.send(());
+                    for _ in 0..2 {
+                        tokio::select! {
+                            _ = int.recv() => {}
+                            _ = term.recv() => {}
+                        }
+                        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            std::process::exit(130);
+                        }
+                    }
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = registered.send(());
+                    let _ = tokio::signal::ctrl_c().await;
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = tokio::signal::ctrl_c().await;
+                    std::process::exit(130);
+                }
+            });
+        });
+    if watcher.is_ok() {
+        // The handlers are installed once the watcher's first poll ran; waiting for
+        // that keeps a signal sent right after start-up from killing the process.
+        let _ = ready.recv_timeout(std::time::Duration::from_millis(200));
+    }
+    work.await
+}
+
 /// Finishes a command: warnings on stderr (human), extras beside the result (JSON).
 fn finish(
     ctx: &Context,
@@ -142,32 +199,41 @@ pub async fn pull(
         allow_unverified,
         mode: InstallMode::Pull { force },
     };
-    let result = session.install(request).await.map(|outcome| match outcome {
-        InstallOutcome::Done(report) => {
-            let line = |r: &fen_lifecycle::extensions::install::InstallReport| {
-                let replaced = match (r.outcome, r.previous_version) {
-                    ("upgraded" | "downgraded", Some(v)) => format!(" — replaced {v}"),
-                    _ => String::new(),
-                };
-                format!(
-                    "Installed {}@{} ({} files, {} types, sha256 {}){replaced}",
-                    r.name,
-                    r.version,
-                    r.files.len(),
-                    r.types.len(),
-                    &r.checksum[..12.min(r.checksum.len())]
-                )
-            };
-            let mut human = line(&report);
-            for dep in &report.dependencies {
-                human.push_str(&format!("\n  + {}", line(dep)));
-            }
-            let mut fields = Map::new();
-            fields.insert("installed".into(), report.to_json());
-            (human, fields, 0)
-        }
-        InstallOutcome::UpToDate | InstallOutcome::Skipped(_) => (String::new(), Map::new(), 0),
-    });
+    let _bar = crate::progress::IndexProgressBar::after_delay(
+        ctx.mode == Mode::Human,
+        Arc::clone(&ctx.stats),
+    );
+    let result =
+        with_signals(&session, session.install(request))
+            .await
+            .map(|outcome| match outcome {
+                InstallOutcome::Done(report) => {
+                    let line = |r: &fen_lifecycle::extensions::install::InstallReport| {
+                        let replaced = match (r.outcome, r.previous_version) {
+                            ("upgraded" | "downgraded", Some(v)) => format!(" — replaced {v}"),
+                            _ => String::new(),
+                        };
+                        format!(
+                            "Installed {}@{} ({} files, {} types, sha256 {}){replaced}",
+                            r.name,
+                            r.version,
+                            r.files.len(),
+                            r.types.len(),
+                            &r.checksum[..12.min(r.checksum.len())]
+                        )
+                    };
+                    let mut human = line(&report);
+                    for dep in &report.dependencies {
+                        human.push_str(&format!("\n  + {}", line(dep)));
+                    }
+                    let mut fields = Map::new();
+                    fields.insert("installed".into(), report.to_json());
+                    (human, fields, 0)
+                }
+                InstallOutcome::UpToDate | InstallOutcome::Skipped(_) => {
+                    (String::new(), Map::new(), 0)
+                }
+            });
     finish(ctx, &session, result)
 }
 
@@ -187,19 +253,21 @@ pub async fn rm(ctx: &Context, name: &str, yes: bool) -> Result<Outcome, CliErro
             exit_code: 0,
         });
     }
-    let result = session.remove(&name).await.map(|report| {
-        let human = format!(
-            "Removed {}{} ({} files deleted, {} already missing, {} empty directories pruned)",
-            report.name,
-            report.version.map(|v| format!("@{v}")).unwrap_or_default(),
-            report.files_deleted,
-            report.files_missing,
-            report.dirs_pruned
-        );
-        let mut fields = Map::new();
-        fields.insert("removed".into(), report.to_json());
-        (human, fields, 0)
-    });
+    let result = with_signals(&session, session.remove(&name))
+        .await
+        .map(|report| {
+            let human = format!(
+                "Removed {}{} ({} files deleted, {} already missing, {} empty directories pruned)",
+                report.name,
+                report.version.map(|v| format!("@{v}")).unwrap_or_default(),
+                report.files_deleted,
+                report.files_missing,
+                report.dirs_pruned
+            );
+            let mut fields = Map::new();
+            fields.insert("removed".into(), report.to_json());
+            (human, fields, 0)
+        });
     finish(ctx, &session, result)
 }
 
@@ -366,17 +434,19 @@ pub async fn update(
     } else {
         UpdateMode::Apply
     };
-    let result = session
-        .update(name.as_ref(), mode, registry.as_ref())
-        .await
-        .map(|items| {
-            if items.is_empty() {
-                let mut fields = Map::new();
-                fields.insert("extensions".into(), json!([]));
-                return ("No pulled extensions installed.".to_owned(), fields, 0);
-            }
-            bulk_result(items, "updated")
-        });
+    let result = with_signals(
+        &session,
+        session.update(name.as_ref(), mode, registry.as_ref()),
+    )
+    .await
+    .map(|items| {
+        if items.is_empty() {
+            let mut fields = Map::new();
+            fields.insert("extensions".into(), json!([]));
+            return ("No pulled extensions installed.".to_owned(), fields, 0);
+        }
+        bulk_result(items, "updated")
+    });
     finish(ctx, &session, result)
 }
 
@@ -393,8 +463,7 @@ pub async fn install(
     } else {
         Refresh::Changed
     };
-    let result = session
-        .restore(refresh, registry.as_ref())
+    let result = with_signals(&session, session.restore(refresh, registry.as_ref()))
         .await
         .map(|items| {
             if items.is_empty() {

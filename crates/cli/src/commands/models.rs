@@ -238,7 +238,7 @@ fn is_interruption(error: &ModelError) -> bool {
 
 /// Resolves on the first SIGINT or SIGTERM (Ctrl-C elsewhere) with the signal's name;
 /// never, if no handler can be installed.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

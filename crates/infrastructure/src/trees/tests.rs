@@ -1,3 +1,5 @@
+//! Tests of `FsExtensionTrees`: swaps, roll-backs and removals through a transaction.
+
 use super::*;
 use fen_domain::journal::{JournalOp, JournalTarget};
 

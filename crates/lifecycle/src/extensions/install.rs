@@ -152,6 +152,7 @@ impl Session {
             )
             .await?;
             self.fault("install:after-stage")?;
+            self.check_interrupted()?;
             self.commit(&req, &mut staged).await
         }
         .await;
@@ -232,10 +233,12 @@ impl Session {
                 })?
             }
         };
+        self.check_interrupted()?;
         let archive = self
             .registry
             .download(registry, name, &version, self.progress.as_ref())
             .await?;
+        self.check_interrupted()?;
         let local = sha256_hex(&archive);
         let integrity = match self.registry.checksum(registry, name, &version).await? {
             Some(published) if published.eq_ignore_ascii_case(&local) => "verified",
@@ -355,7 +358,10 @@ impl Session {
             Vec::new(),
         )?;
         let key = name.directory_key();
-        for relative in unpacked.manifest.entry_point_paths() {
+        let entry_points = unpacked.manifest.entry_point_paths();
+        self.ad.stats.plan_indexing(entry_points.len());
+        for relative in entry_points {
+            self.check_interrupted()?;
             let Some(loader_kind) = fen_domain::layout::entry_point_kind(&relative) else {
                 continue;
             };

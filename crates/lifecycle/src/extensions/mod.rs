@@ -15,6 +15,7 @@ pub mod restore;
 pub mod status;
 pub mod upgrade;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -180,6 +181,9 @@ pub struct Session {
     pub unpacker: Arc<dyn Unpacker>,
     /// Download progress (a bar on a terminal).
     pub progress: Arc<dyn DownloadProgress>,
+    /// Set by the composition root on SIGINT/SIGTERM (spec 20 §8.5): work outside a
+    /// locked section stops at the next safe point, a locked section finishes first.
+    pub interrupted: Arc<AtomicBool>,
     state: Mutex<SessionState>,
 }
 
@@ -214,8 +218,19 @@ impl Session {
             registry,
             unpacker,
             progress,
+            interrupted: Arc::new(AtomicBool::new(false)),
             state: Mutex::new(SessionState::default()),
         }
+    }
+
+    /// `interrupted` (exit 130) when a signal arrived; called at safe points outside
+    /// locked sections, where stopping changes nothing (staging is deleted on the way
+    /// out).
+    pub fn check_interrupted(&self) -> Result<(), LifecycleError> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            return Err(Failure::new("interrupted", "interrupted; nothing was changed").into());
+        }
+        Ok(())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {

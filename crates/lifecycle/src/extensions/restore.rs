@@ -31,6 +31,7 @@ impl Session {
         let document = self.ad.lockfile_store.read().await?;
         let mut items = Vec::new();
         for (name, entry) in &document.extensions {
+            self.check_interrupted()?;
             items.push(self.restore_one(name, entry, refresh, registry).await);
         }
         Ok(items)

@@ -109,6 +109,7 @@ impl Session {
             if name.is_some_and(|n| n != entry_name) {
                 continue;
             }
+            self.check_interrupted()?;
             items.push(self.update_one(entry_name, entry, mode, registry).await);
         }
         if name.is_none() && mode == UpdateMode::Apply {

@@ -132,3 +132,45 @@ fn crashed_removals_are_completed() {
         assert!(world.scratch().is_empty(), "{point}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_signal_outside_the_lock_stops_the_pull_and_changes_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // Spec 20 §8.5: interrupted while staging → exit 130, staging deleted, nothing
+    // installed.
+    let world = world();
+    let before = world.lockfile_bytes();
+    let mut child = crate::util::fen(&world.repo)
+        .env("FEN_REGISTRY_URL", &world.url)
+        .env("FEN_TEST_FAULT", "install:after-stage=sleep:1500")
+        .args([
+            "--json",
+            "extension",
+            "pull",
+            &format!("@t/a@{V2}"),
+            "--force",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("fen-test-fault: install:after-stage") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no fault line");
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["error"]["code"], "interrupted");
+    assert_eq!(world.lockfile_bytes(), before);
+    converged(&world, V1);
+}

@@ -1,3 +1,5 @@
+//! Tests of `archive::manifest`: the text rules of spec 20 §5.3 and the file-set checks.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
