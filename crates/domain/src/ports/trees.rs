@@ -97,9 +97,9 @@ pub trait ExtensionTrees: Send + Sync {
     fn list_bundle_files(&self, key: &str) -> Result<Vec<String>, TreeError>;
     /// Which owned roots of `key` exist.
     fn roots(&self, key: &str) -> RootsPresent;
-    /// The `dependencies` of the installed manifest of `key`, as names (any version);
-    /// `None` when it is missing or unreadable.
-    fn installed_dependencies(&self, key: &str) -> Option<Vec<String>>;
+    /// The installed (read-only) manifest of `key`; `None` when it is missing or does
+    /// not parse.
+    fn installed_manifest(&self, key: &str) -> Option<crate::manifest::Manifest>;
 
     /// Creates `txn-<id>/` and writes `journal.json` (fsynced) before any mutation.
     fn begin_txn(&self, journal: &Journal) -> Result<TxnId, TreeError>;

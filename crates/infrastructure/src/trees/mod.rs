@@ -226,25 +226,11 @@ impl ExtensionTrees for FsExtensionTrees {
         }
     }
 
-    fn installed_dependencies(&self, key: &str) -> Option<Vec<String>> {
-        #[derive(serde::Deserialize)]
-        struct Deps {
-            #[serde(default)]
-            dependencies: Vec<String>,
-        }
+    fn installed_manifest(&self, key: &str) -> Option<fen_domain::Manifest> {
         let text = fs::read_to_string(self.ext_root(key).join("manifest.yaml")).ok()?;
-        let deps: Deps = serde_norway::from_str(&text).ok()?;
-        Some(
-            deps.dependencies
-                .into_iter()
-                .map(
-                    |d| match d.char_indices().skip(1).find(|(_, c)| *c == '@') {
-                        Some((i, _)) => d[..i].to_owned(),
-                        None => d,
-                    },
-                )
-                .collect(),
-        )
+        crate::archive::parse_manifest(&text)
+            .ok()
+            .map(|(manifest, _)| manifest)
     }
 
     fn begin_txn(&self, journal: &Journal) -> Result<TxnId, TreeError> {

@@ -300,7 +300,10 @@ pub(crate) fn root_prefix(name: &ExtensionName) -> String {
     format!("{PULLED_DIR}/{}/", name.directory_key())
 }
 
-/// The entry points an entry's `files[]` lists, as canonical paths.
+/// The entry points an entry's `files[]` lists, as canonical paths: the kind lists of
+/// the installed manifest (which equal the archive's entry points, spec 20 §5.3) that
+/// `files[]` holds; without a readable manifest, every listed file that is an entry
+/// point by the naming rules (spec 20 §5.1).
 pub(crate) fn listed_entry_points(
     ad: &Adapters,
     name: &ExtensionName,
@@ -308,11 +311,19 @@ pub(crate) fn listed_entry_points(
 ) -> Vec<CanonicalPath> {
     let prefix = root_prefix(name);
     let root = ad.layout.pulled_root(name);
+    let declared: Option<Vec<String>> = ad
+        .trees
+        .installed_manifest(&name.directory_key())
+        .filter(|m| m.name == *name && m.version == entry.version)
+        .map(|m| m.entry_point_paths());
     let mut out: Vec<CanonicalPath> = entry
         .files
         .iter()
         .filter_map(|f| f.strip_prefix(&prefix))
-        .filter(|rel| entry_point_kind(rel).is_some())
+        .filter(|rel| match &declared {
+            Some(paths) => paths.iter().any(|p| p == rel),
+            None => entry_point_kind(rel).is_some(),
+        })
         .map(|rel| root.join(rel))
         .collect();
     out.sort();

@@ -77,8 +77,8 @@ impl Session {
         // Dependents: warn, never block.
         let mut dependents = Vec::new();
         for other in document.extensions.keys().filter(|n| *n != name) {
-            if let Some(deps) = ad.trees.installed_dependencies(&other.directory_key()) {
-                if deps.iter().any(|d| d == name.as_str()) {
+            if let Some(manifest) = ad.trees.installed_manifest(&other.directory_key()) {
+                if manifest.dependencies.iter().any(|d| &d.name == name) {
                     dependents.push(other.as_str().to_owned());
                 }
             }

@@ -7,7 +7,7 @@ use fen_domain::{ExtensionName, ExtensionRef};
 
 use super::install::{InstallMode, InstallOutcome, InstallRequest};
 use super::upgrade::{registry_for, BulkItem};
-use super::{root_prefix, Session};
+use super::Session;
 use crate::engine::LifecycleError;
 
 /// Which entries are re-downloaded.
@@ -102,7 +102,6 @@ impl Session {
         if self.check_files(name, entry).is_err() {
             return false;
         }
-        let _ = root_prefix(name);
         match self.ad.trees.list_root_files(&name.directory_key()) {
             Ok((files, odd)) => !odd && files == entry.files,
             Err(_) => false,

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use fen_domain::layout::{entry_point_kind, PULLED_DIR};
+use fen_domain::layout::PULLED_DIR;
 use fen_domain::ports::lockfile::files_digest;
 use fen_domain::{ExtensionName, ExtensionOrigin, RowState};
 use serde_json::{json, Value};
 
-use super::{listed_entry_points, live, root_prefix};
+use super::{listed_entry_points, live};
 use crate::adapters::Adapters;
 use crate::engine::LifecycleError;
 
@@ -145,13 +145,10 @@ pub async fn status(ad: &Adapters) -> Result<StatusReport, LifecycleError> {
                 format!("{} unlisted file(s) in the extension root", unlisted.len()),
             );
         }
-        let prefix = root_prefix(name);
-        let expected_bundles: BTreeSet<String> = entry
-            .files
+        let root = ad.layout.pulled_root(name);
+        let expected_bundles: BTreeSet<String> = listed_entry_points(ad, name, entry)
             .iter()
-            .filter_map(|f| f.strip_prefix(&prefix))
-            .filter(|rel| entry_point_kind(rel).is_some())
-            .map(|rel| format!("{rel}.bundle.json"))
+            .filter_map(|p| p.relative_to(&root).map(|rel| format!("{rel}.bundle.json")))
             .collect();
         let stray: Vec<String> = ad
             .trees

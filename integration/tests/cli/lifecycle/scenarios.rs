@@ -423,3 +423,35 @@ fn concurrent_pulls_serialise_on_the_lifecycle_lock() {
         assert!(pair[0].1 <= pair[1].0, "overlapping lock spans {pair:?}");
     }
 }
+
+#[test]
+fn a_helper_beside_the_entry_points_is_not_mistaken_for_one() {
+    // `models/util.ts` has no kind export: the loader treats it as a helper, so the
+    // catalog has one row, and update/status must agree with that.
+    let ext = Ext {
+        name: "@t/h",
+        version: V1,
+        files: vec![
+            (
+                "models/util.ts".to_owned(),
+                "export const PREFIX = \"h\";\n".to_owned(),
+            ),
+            (
+                "models/noop.ts".to_owned(),
+                format!(
+                    "import {{ PREFIX }} from \"./util.ts\";\n{}",
+                    crate::fixture::model_source("@t/h-model", "helper user")
+                ),
+            ),
+        ],
+        models: vec!["noop.ts".to_owned()],
+        dependencies: Vec::new(),
+    };
+    let world = World::new(&[ext]);
+    world.json(0, &["extension", "pull", "@t/h"]);
+    assert_eq!(world.status()["drift"], serde_json::json!([]));
+    let doc = world.json(0, &["extension", "update"]);
+    assert_eq!(doc["extensions"][0]["status"], "up_to_date", "{doc}");
+    let doc = world.json(0, &["extension", "install"]);
+    assert_eq!(doc["extensions"][0]["status"], "up_to_date", "{doc}");
+}
