@@ -289,10 +289,17 @@ async fn confirm(session: &Session, name: &ExtensionName) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
+/// The report of `update` and `install` (spec 20 §11): one line per extension and a
+/// summary; exit code of the first `failed` or `not_found` item.
 fn bulk_result(
     items: Vec<BulkItem>,
     done_status: &'static str,
 ) -> (String, Map<String, Value>, u8) {
+    if items.is_empty() {
+        let mut fields = Map::new();
+        fields.insert("extensions".into(), json!([]));
+        return ("No pulled extensions installed.".to_owned(), fields, 0);
+    }
     let mut lines = Vec::new();
     let mut exit = 0u8;
     let mut counts = [0usize; 6]; // done, up_to_date, reconciled, skipped, not_found, failed
@@ -439,14 +446,7 @@ pub async fn update(
         session.update(name.as_ref(), mode, registry.as_ref()),
     )
     .await
-    .map(|items| {
-        if items.is_empty() {
-            let mut fields = Map::new();
-            fields.insert("extensions".into(), json!([]));
-            return ("No pulled extensions installed.".to_owned(), fields, 0);
-        }
-        bulk_result(items, "updated")
-    });
+    .map(|items| bulk_result(items, "updated"));
     finish(ctx, &session, result)
 }
 
@@ -465,14 +465,7 @@ pub async fn install(
     };
     let result = with_signals(&session, session.restore(refresh, registry.as_ref()))
         .await
-        .map(|items| {
-            if items.is_empty() {
-                let mut fields = Map::new();
-                fields.insert("extensions".into(), json!([]));
-                return ("No pulled extensions installed.".to_owned(), fields, 0);
-            }
-            bulk_result(items, "restored")
-        });
+        .map(|items| bulk_result(items, "restored"));
     finish(ctx, &session, result)
 }
 
