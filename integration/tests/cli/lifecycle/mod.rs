@@ -1,10 +1,11 @@
 //! The extension lifecycle against a real `fen registry serve` on 127.0.0.1, port 0
 //! (spec 20 §18): a packed registry directory, a fresh `fen init` repo, and the
 //! `pull | rm | update | install | status` commands, including crashes at the fault
-//! points of spec 20 §15.6 (the process really aborts), and hand-built archives
-//! ([`RawTar`]).
+//! points of spec 20 §15.6 (the process really aborts), hand-built hostile archives
+//! ([`RawTar`]) and hostile servers.
 
 mod crash;
+mod hostile;
 mod more_scenarios;
 mod scenarios;
 
@@ -428,6 +429,22 @@ impl RawTar {
         self.header(path, b'0', data.len() as u64, "");
         self.bytes.extend_from_slice(data);
         self.pad();
+        self
+    }
+
+    /// A file of `size` zero bytes.
+    pub fn zeros(mut self, path: &str, size: u64) -> RawTar {
+        self.header(path, b'0', size, "");
+        self.bytes
+            .resize(self.bytes.len() + usize::try_from(size).unwrap(), 0);
+        self.pad();
+        self
+    }
+
+    /// An entry without data: `kind` is the typeflag (`b'1'` hard link, `b'2'`
+    /// symlink, `b'5'` directory, `b'6'` FIFO), `link` the link target.
+    pub fn special(mut self, path: &str, kind: u8, link: &str) -> RawTar {
+        self.header(path, kind, 0, link);
         self
     }
 
