@@ -452,6 +452,7 @@ impl From<LifecycleError> for CliError {
             LifecycleError::Lock(inner) => inner.into(),
             LifecycleError::Lockfile(inner) => {
                 CliError::new(ErrorCode::LockfileInvalid, inner.to_string())
+                    .with_hint(fen_domain::ports::lockfile::LOCKFILE_INVALID_HINT)
             }
             LifecycleError::Failed(failure) => {
                 let code = ErrorCode::from_code(failure.code).unwrap_or(ErrorCode::InternalError);

@@ -98,9 +98,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes))
 }
 
-/// The lockfile cannot be used (`lockfile_invalid`, exit 3). Never treated as empty.
+/// What to do about an invalid lockfile (the `hint` of `lockfile_invalid`).
+pub const LOCKFILE_INVALID_HINT: &str = "fix it or restore it from version control";
+
+/// The lockfile cannot be used (`lockfile_invalid`, exit 3; hint
+/// [`LOCKFILE_INVALID_HINT`]). Never treated as empty.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("extensions/upstream_extensions.json is not valid ({detail}); fix it or restore it from version control")]
+#[error("extensions/upstream_extensions.json is not valid ({detail})")]
 pub struct LockfileError {
     /// Where and what (`line L, column C: DETAIL`).
     pub detail: String,

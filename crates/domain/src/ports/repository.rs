@@ -120,7 +120,7 @@ impl DuplicateType {
     /// What the user should do.
     pub fn hint(&self) -> String {
         if self.existing_is_ghost {
-            "run 'fen doctor extensions' to clear stale catalog entries, then retry".to_owned()
+            "the existing catalog entry points at a file that no longer exists; run 'fen doctor extensions' to clear stale catalog entries, then retry".to_owned()
         } else {
             format!(
                 "run 'fen extension rm {}' first if you meant to replace it",

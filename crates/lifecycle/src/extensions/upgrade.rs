@@ -195,7 +195,11 @@ impl Session {
                     item.status = "skipped";
                     item.reason = Some(reason);
                 }
-                Err(error) => return BulkItem::failed(name, from, error),
+                Err(error) => {
+                    let mut failed = BulkItem::failed(name, from, error);
+                    failed.to = Some(latest);
+                    return failed;
+                }
             }
             return item;
         }

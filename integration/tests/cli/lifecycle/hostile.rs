@@ -438,7 +438,6 @@ fn an_unparsable_lockfile_stops_every_command_and_is_kept() {
 }
 
 #[test]
-#[ignore = "bug: lockfile_invalid keeps 'fix it or restore it from version control' in the message; spec 20 §15.4 makes that clause the hint"]
 fn an_unparsable_lockfile_has_the_fix_it_hint() {
     let world = world_with_broken_lockfile();
     let error = world.refused(&[], &["extension", "status"], 3, "lockfile_invalid");

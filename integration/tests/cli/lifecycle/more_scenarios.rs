@@ -377,7 +377,6 @@ fn an_upgrade_collision_restores_the_prior_version() {
 }
 
 #[test]
-#[ignore = "bug: a failed update item reports \"to\": null instead of the version it tried to install (spec 20 §11)"]
 fn a_failed_upgrade_names_the_version_it_tried() {
     let (_world, _lock, doc) = upgrade_collision();
     let item = &doc["extensions"][0];
@@ -417,7 +416,6 @@ fn a_ghost_row_gets_the_doctor_hint() {
 }
 
 #[test]
-#[ignore = "bug: the ghost duplicate_type hint drops 'the existing catalog entry points at a file that no longer exists;' (spec 20 §9.4), and the message does not say it either"]
 fn a_ghost_row_hint_says_the_file_is_gone() {
     let (_world, _lock, doc) = ghost_collision();
     assert_eq!(
