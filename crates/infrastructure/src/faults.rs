@@ -11,9 +11,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Every point fen knows.
-pub const POINTS: [&str; 10] = [
+pub const POINTS: [&str; 12] = [
     "install:after-stage",
     "install:after-lock",
+    "install:after-journal",
+    "install:after-move-aside",
     "install:after-swap",
     "install:after-lockfile-write",
     "install:before-catalog-commit",

@@ -562,15 +562,17 @@ impl Session {
         };
         let txn = ad.trees.begin_txn(&journal)?;
         let swapped = (|| {
+            self.fault("install:after-journal")?;
             for (i, target) in staged.iter().enumerate() {
                 ad.trees.move_aside(&txn, i, &target.key)?;
+                self.fault("install:after-move-aside")?;
                 ad.trees.move_in(&target.stage, &target.key)?;
             }
-            Ok::<(), fen_domain::ports::TreeError>(())
+            Ok::<(), LifecycleError>(())
         })();
         if let Err(error) = swapped {
             self.undo_swap(&txn, &journal)?;
-            return Err(error.into());
+            return Err(error);
         }
         if let Err(error) = self.fault("install:after-swap") {
             self.undo_swap(&txn, &journal)?;

@@ -65,6 +65,72 @@ fn crash_right_after_the_lock_changes_nothing() {
 }
 
 #[test]
+fn crash_after_the_journal_rolls_back_a_no_op() {
+    let world = crash_install_at("install:after-journal");
+    assert_eq!(
+        world.status()["pendingTransactions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let doc = world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    assert_eq!(doc["recovered"][0]["action"], "rolled_back");
+    converged(&world, V1);
+}
+
+#[test]
+fn crash_with_the_prior_moved_aside_restores_v1() {
+    // The replacement window: V1's roots are in the txn, nothing is live.
+    let world = crash_install_at("install:after-move-aside");
+    assert!(!world.path(".fen/pulled-extensions/@t/a").exists());
+    let doc = world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    assert_eq!(doc["recovered"][0]["action"], "rolled_back");
+    converged(&world, V1);
+    assert!(world
+        .path(".fen/pulled-extensions/@t/a/files/v1-only.txt")
+        .exists());
+}
+
+#[test]
+fn a_writer_killed_holding_the_lock_leaves_nothing_for_good() {
+    // Issue 8: a warm-pass writer killed inside its commit left its build-* directory
+    // in .fen/scratch for good, without an owner record. Now the directory carries
+    // owner.json and the next locked section collects it.
+    let world = world();
+    std::fs::write(
+        world.path("extensions/models/local.ts"),
+        crate::fixture::model_source("@t/local", "a local type"),
+    )
+    .unwrap();
+    let run = world.fen_env(
+        &[("FEN_TEST_FAULT", "lock:acquired=abort")],
+        &["model", "type", "search", "local"],
+    );
+    assert_ne!(run.code, 0);
+    let left = world.scratch();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("build-"));
+    assert!(world
+        .path(".fen/scratch")
+        .join(&left[0])
+        .join("owner.json")
+        .exists());
+    // A lifecycle command kills its lock at lock:acquired too: no txn, nothing changed.
+    let run = world.fen_env(
+        &[("FEN_TEST_FAULT", "lock:acquired=abort")],
+        &["extension", "rm", "@t/b", "--yes"],
+    );
+    assert_ne!(run.code, 0);
+    assert!(world.lockfile()["extensions"]["@t/b"].is_object());
+    // The next locked section recovers: the dead owner's build dir is gone.
+    let run = world.fen(&["model", "type", "search", "local"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("@t/local"), "{}", run.stdout);
+    converged(&world, V1);
+}
+
+#[test]
 fn crash_after_the_swap_rolls_back_to_v1() {
     // Scenario 37.
     let world = crash_install_at("install:after-swap");
