@@ -528,6 +528,19 @@ impl Session {
                 index += 1;
             }
         }
+        let staged_names: BTreeSet<&ExtensionName> = staged.iter().map(|t| &t.name).collect();
+        let mut vanished = BTreeSet::new();
+        for target in staged.iter() {
+            for dep in &target.dependencies {
+                if !staged_names.contains(&dep.name) && !document.extensions.contains_key(&dep.name)
+                {
+                    vanished.insert(dep.name.clone());
+                }
+            }
+        }
+        for name in vanished {
+            self.warn(format!("dependency {name} is no longer installed"));
+        }
 
         let guards_fresh = {
             let scanner = ad.scanners.new_pass();
