@@ -224,7 +224,7 @@ pub(crate) async fn full_rollback(
 }
 
 /// True when every entry point of a staged aggregate still has its journaled
-/// fingerprint on disk.
+/// fingerprint on disk, and every bundle it names exists.
 async fn fingerprints_match(ad: &Adapters, aggregate: &Extension) -> bool {
     let scanner = ad.scanners.new_pass();
     let pair = [(aggregate.id().name.clone(), aggregate.root().clone())];
@@ -237,6 +237,14 @@ async fn fingerprints_match(ad: &Adapters, aggregate: &Extension) -> bool {
     for source in aggregate.sources() {
         if matches!(source.state(), RowState::Tombstoned { .. }) {
             continue;
+        }
+        // A reinstall of the same bytes leaves the lockfile equal to the journal's new
+        // entry before the commit point; a swap cut between its renames is told apart
+        // by the bundles the journal promises.
+        if let Some(bundle) = source.state().bundle() {
+            if !scanner.exists(&bundle.path).await {
+                return false;
+            }
         }
         let Some(rel) = source.path().relative_to(aggregate.root()) else {
             return false;

@@ -240,3 +240,30 @@ fn a_signal_outside_the_lock_stops_the_pull_and_changes_nothing() {
     assert_eq!(world.lockfile_bytes(), before);
     converged(&world, V1);
 }
+
+#[test]
+fn a_same_bytes_reinstall_cut_between_its_renames_is_rolled_back() {
+    // A forced reinstall of the same archive leaves the lockfile equal to the journal's
+    // new entry before the commit point. Here the process dies after the swap, and the
+    // bundle root is removed by hand to stand for a kill between the two renames of the
+    // swap: recovery must not roll forward to rows whose bundles are missing.
+    let world = world();
+    let run = world.fen_env(
+        &[("FEN_TEST_FAULT", "install:after-swap=abort")],
+        &[
+            "--json",
+            "extension",
+            "pull",
+            &format!("@t/a@{V1}"),
+            "--force",
+        ],
+    );
+    assert_ne!(run.code, 0);
+    std::fs::remove_dir_all(world.path(".fen/bundles/pulled/@t/a")).unwrap();
+    let doc = world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    assert_eq!(doc["recovered"][0]["action"], "rolled_back", "{doc}");
+    converged(&world, V1);
+    assert!(world
+        .path(".fen/bundles/pulled/@t/a/models/noop.ts.bundle.json")
+        .exists());
+}
