@@ -1,3 +1,5 @@
+//! Unit tests of `FsExtensionTrees`: the swap and its rollback, removal through the txn.
+
 use super::*;
 use fen_domain::journal::{JournalOp, JournalTarget};
 

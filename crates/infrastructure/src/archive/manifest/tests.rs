@@ -1,3 +1,5 @@
+//! Unit tests of the manifest rules (spec 20 §5.3): parsing, field checks and file sets.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
