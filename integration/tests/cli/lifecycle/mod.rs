@@ -4,6 +4,7 @@
 //! points of spec 20 §15.6 (the process really aborts).
 
 mod crash;
+mod races;
 mod scenarios;
 
 use std::io::{BufRead, BufReader};
