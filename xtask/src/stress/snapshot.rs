@@ -132,14 +132,15 @@ impl Snapshot {
     }
 
     /// `scratch` entries directly below `.fen/scratch` whose names start with
-    /// `txn-`, `stage-` or `build-`.
+    /// `txn-`, `stage-` or `build-`, or `.fen-tmp-` (a directory being filled, or a
+    /// tree being deleted).
     pub fn scratch_dirs(&self) -> Vec<String> {
         self.scratch
             .iter()
             .filter_map(|node| node.rel.strip_prefix(&format!("{SCRATCH}/")))
             .filter(|rest| !rest.contains('/'))
             .filter(|name| {
-                ["txn-", "stage-", "build-"]
+                ["txn-", "stage-", "build-", ".fen-tmp-"]
                     .iter()
                     .any(|p| name.starts_with(p))
             })
