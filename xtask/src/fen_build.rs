@@ -23,7 +23,7 @@ pub fn release(workspace: &Path) -> Result<PathBuf, String> {
         .unwrap_or_default();
     let build = ["build", "--release", "-p", "fen-cli"];
     eprintln!("$ {target_note}cargo {}", build.join(" "));
-    let status = Command::new(&cargo)
+    let status = without_package_env(Command::new(&cargo))
         .args(build)
         .current_dir(workspace)
         .stdout(Stdio::null())
@@ -36,7 +36,7 @@ pub fn release(workspace: &Path) -> Result<PathBuf, String> {
     }
     let metadata = ["metadata", "--format-version", "1", "--no-deps"];
     eprintln!("$ {target_note}cargo {}", metadata.join(" "));
-    let output = Command::new(&cargo)
+    let output = without_package_env(Command::new(&cargo))
         .args(metadata)
         .current_dir(workspace)
         .stderr(Stdio::inherit())
@@ -59,4 +59,29 @@ pub fn release(workspace: &Path) -> Result<PathBuf, String> {
     }
     eprintln!("binary: {}", bin.display());
     Ok(bin)
+}
+
+/// Removes what `cargo run` set for the xtask process itself (`CARGO_PKG_*`,
+/// `CARGO_MANIFEST_DIR`, ...). Build scripts declare `rerun-if-env-changed` on some of
+/// them (ring's does on `CARGO_PKG_NAME` and `CARGO_MANIFEST_DIR`), so a nested build
+/// that inherits xtask's values reruns them and recompiles everything above ring (about
+/// three minutes on 2 cores), and the next build from a shell does it again.
+fn without_package_env(mut command: Command) -> Command {
+    const SET_BY_CARGO_RUN: [&str; 8] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("CARGO_PKG_") || SET_BY_CARGO_RUN.contains(&key_text.as_ref()) {
+            command.env_remove(&key);
+        }
+    }
+    command
 }
