@@ -320,7 +320,11 @@ fn execute(args: StressArgs) -> Result<Passed, Failed> {
         let passed = runtime.block_on(async {
             match mode {
                 Mode::Rounds | Mode::RandomKill => {
-                    let report = rounds::run(&harness, &args, mode == Mode::RandomKill).await?;
+                    let kills = match mode {
+                        Mode::RandomKill => rounds::Kills::EveryOtherRound,
+                        _ => rounds::Kills::None,
+                    };
+                    let report = rounds::run(&harness, &args, kills).await?;
                     Ok::<Passed, Failure>(Passed {
                         text: report.text(),
                         json: report.json(),

@@ -76,7 +76,7 @@ pub struct Cell {
     pub left: String,
     /// The next command's `recovered` list (or what it collected).
     pub recovered: String,
-    /// `ok`, or `FAIL` with the problems.
+    /// Empty when the cell passed.
     pub problems: Vec<String>,
 }
 

@@ -41,10 +41,10 @@ pub struct KillStats {
 }
 
 impl Stats {
-    /// Empty figures; `random_kill` adds the kill counts.
-    pub fn new(random_kill: bool) -> Stats {
+    /// Empty figures that also count random kills.
+    pub fn with_kills() -> Stats {
         Stats {
-            kills: random_kill.then(KillStats::default),
+            kills: Some(KillStats::default()),
             ..Stats::default()
         }
     }
