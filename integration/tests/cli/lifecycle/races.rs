@@ -28,12 +28,13 @@ fn b1() -> Ext {
 }
 
 /// Starts `fen --json extension update` holding the lock for 300 ms at its first
-/// acquisition, with the registry delaying `GET …/<delayed>/latest` by 1.5 s, and
-/// returns once the updater holds the lock.
+/// acquisition, with the registry delaying `GET …/<delayed>/latest` by 3 s, and
+/// returns once the updater holds the lock. The delay is long enough for a loaded
+/// machine to finish the concurrent pull in it.
 fn start_update(world: &World, delayed: &str) -> Child {
     std::fs::write(
         world.registry_dir.join("_faults.json"),
-        format!(r#"[{{"match":"{delayed}/latest","delayMs":1500}}]"#),
+        format!(r#"[{{"match":"{delayed}/latest","delayMs":3000}}]"#),
     )
     .unwrap();
     let mut child = crate::util::fen(&world.repo)
