@@ -22,7 +22,8 @@ mod lifecycle;
 mod process;
 mod workload;
 
-use process::{build_release, Fen, RssProbe, Sample, Stats};
+use process::{Fen, RssProbe, Sample, Stats};
+use xtask::fen_build;
 
 /// Whether a missed goal fails the command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +70,7 @@ impl Effort {
 /// table.
 pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
     let fen = Fen {
-        bin: build_release(workspace)?,
+        bin: fen_build::release(workspace)?,
     };
     let scratch = tempfile::Builder::new()
         .prefix("fen-bench-")
@@ -158,6 +159,7 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
     bench.after_edit(&local_2000, &search)?;
     bench.workload_w()?;
     bench.lifecycle(scratch.path())?;
+    bench.stress()?;
 
     bench.print();
     let n_missed = bench.rows.iter().filter(|row| !row.ok).count();

@@ -7,10 +7,11 @@ mod fixture;
 mod migrate;
 mod tidy;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use xtask::fen_build::workspace_root;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "fen maintenance tasks")]
@@ -25,6 +26,8 @@ enum Task {
     Tidy,
     /// Measure the performance targets of spec 30 §8.3 on a release build of fen.
     Bench(BenchArgs),
+    /// The cross-process lifecycle stress harness of spec 20 §16 (and its crash modes).
+    Stress(xtask::stress::StressArgs),
     /// Apply pending catalog migrations to a catalog file (under the lock beside it)
     /// and verify its schema.
     Migrate {
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Task::Tidy => run_tidy(),
         Task::Bench(args) => run_bench(args),
         Task::Migrate { db, dry_run } => migrate::run(&db, dry_run),
+        Task::Stress(args) => xtask::stress::run(args).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,11 +91,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The workspace root (the parent of this crate's directory).
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn run_tidy() -> Result<(), String> {

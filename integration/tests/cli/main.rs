@@ -16,4 +16,5 @@ mod lock;
 mod models;
 mod output;
 mod reconcile;
+mod stress;
 mod util;

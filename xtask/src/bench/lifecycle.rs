@@ -204,3 +204,40 @@ impl Bench {
         });
     }
 }
+
+impl Bench {
+    /// `cargo xtask stress` (50x4, seed 1) as three rows: the whole run, the children's
+    /// wall times and the lifecycle lock's holds, beside swamp's 2 min 57 s.
+    pub(super) fn stress(&mut self) -> Result<(), String> {
+        let bin = self.fen.bin.display().to_string();
+        let args = xtask::stress::StressArgs::parse(&["--fen", &bin, "--seed", "1"])?;
+        let report = xtask::stress::measure(args)?.json;
+        let figure = |value: &serde_json::Value| {
+            Duration::from_secs_f64(value.as_f64().unwrap_or(f64::NAN).max(0.0) / 1000.0)
+        };
+        let wall = figure(&report["wallMs"]);
+        self.rows.push(Row {
+            metric: "stress 50x4, whole run".to_owned(),
+            p50: format!("{:.1} s", wall.as_secs_f64()),
+            p95: "-".to_owned(),
+            goal: "<= 20 s".to_owned(),
+            swamp: "2 min 57 s",
+            ok: wall <= Duration::from_secs(20),
+        });
+        for (metric, key, goal_ms, swamp) in [
+            ("stress 50x4, per child", "all", 300, "~0.7 s per command"),
+            ("stress 50x4, lifecycle lock held", "lockHeld", 30, "-"),
+        ] {
+            let p95 = figure(&report[key]["p95Ms"]);
+            self.rows.push(Row {
+                metric: metric.to_owned(),
+                p50: show_ms(figure(&report[key]["p50Ms"])),
+                p95: show_ms(p95),
+                goal: format!("p95 <= {goal_ms} ms"),
+                swamp,
+                ok: p95 <= Duration::from_millis(goal_ms),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,4 +1,4 @@
-//! Running processes for `cargo xtask bench`: the release build, timed `fen --stats`
+//! Running processes for `cargo xtask bench`: timed `fen --stats`
 //! runs with their parsed counters, and peak RSS.
 //!
 //! Peak RSS comes from `wait4` through `/usr/bin/time -f %M`: the workspace forbids
@@ -229,55 +229,6 @@ impl RssProbe {
 fn vm_hwm_kib(status: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-// ---------------------------------------------------------------------------------------
-// Building fen.
-
-/// `cargo build --release -p fen-cli`, then the binary's path from `cargo metadata`
-/// (which honours `CARGO_TARGET_DIR` and `build.target-dir`, so a fresh clone works).
-pub(super) fn build_release(workspace: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let target_note = std::env::var("CARGO_TARGET_DIR")
-        .map(|dir| format!("CARGO_TARGET_DIR={dir} "))
-        .unwrap_or_default();
-    let build = ["build", "--release", "-p", "fen-cli"];
-    println!("$ {target_note}cargo {}", build.join(" "));
-    let status = Command::new(&cargo)
-        .args(build)
-        .current_dir(workspace)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "cargo build --release -p fen-cli failed ({status})"
-        ));
-    }
-    let metadata = ["metadata", "--format-version", "1", "--no-deps"];
-    println!("$ {target_note}cargo {}", metadata.join(" "));
-    let output = Command::new(&cargo)
-        .args(metadata)
-        .current_dir(workspace)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("cargo metadata failed ({})", output.status));
-    }
-    let value: Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("cargo metadata printed invalid JSON: {e}"))?;
-    let target = value
-        .get("target_directory")
-        .and_then(Value::as_str)
-        .ok_or("cargo metadata has no target_directory")?;
-    let bin = Path::new(target)
-        .join("release")
-        .join(format!("fen{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        return Err(format!("{} was not built", bin.display()));
-    }
-    println!("binary: {}", bin.display());
-    Ok(bin)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use fen_domain::ports::{
 };
 use sha2::{Digest, Sha256};
 
-pub use scratch::{new_id, write_owner_record};
+pub use scratch::{new_id, new_owned_dir, write_owner_record};
 
 /// The adapter for one repository.
 pub struct FsExtensionTrees {
@@ -150,17 +150,12 @@ fn walk_files(dir: &Path) -> Result<(Vec<String>, bool), TreeError> {
 
 impl ExtensionTrees for FsExtensionTrees {
     fn new_stage(&self) -> Result<StageDir, TreeError> {
-        let path = self.scratch().join(format!("stage-{}", new_id()));
-        fs::create_dir_all(&path).map_err(|e| io(path.display(), e))?;
-        write_owner_record(&path).map_err(|e| io(path.display(), e))?;
+        let path = new_owned_dir(&self.scratch(), "stage").map_err(|e| io("stage", e))?;
         Ok(StageDir { path })
     }
 
     fn new_build(&self) -> Result<PathBuf, TreeError> {
-        let path = self.scratch().join(format!("build-{}", new_id()));
-        fs::create_dir_all(&path).map_err(|e| io(path.display(), e))?;
-        write_owner_record(&path).map_err(|e| io(path.display(), e))?;
-        Ok(path)
+        new_owned_dir(&self.scratch(), "build").map_err(|e| io("build", e))
     }
 
     fn remove_scratch(&self, dir: &Path) {

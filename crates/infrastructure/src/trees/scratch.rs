@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fen_domain::ports::Collected;
@@ -43,6 +43,40 @@ pub fn write_owner_record(dir: &Path) -> std::io::Result<()> {
         .create_new(true)
         .open(dir.join("owner.json"))?;
     file.write_all(record.to_string().as_bytes())
+}
+
+/// Creates `scratch/<kind>-<id>/` with its owner record inside and returns its path.
+///
+/// The directory is filled under `scratch/.fen-tmp-<kind>-<id>.<pid>` and renamed to
+/// its final name, so a process killed at any instant leaves either a temp directory
+/// whose name carries its pid or a `stage-*` / `build-*` with a whole record: recovery
+/// can always tell a dead owner's leftovers at once (spec 20 §9.5). Created in place,
+/// a kill between `mkdir` and the record's write left a directory without a readable
+/// record that waited 60 s for collection (issue 9, `cargo xtask stress --random-kill`).
+pub fn new_owned_dir(scratch: &Path, kind: &str) -> std::io::Result<PathBuf> {
+    let id = new_id();
+    let path = scratch.join(format!("{kind}-{id}"));
+    let temp = scratch.join(format!(
+        "{}{kind}-{id}.{}",
+        fen_domain::layout::TEMP_PREFIX,
+        std::process::id()
+    ));
+    fs::create_dir_all(&temp)?;
+    let filled = write_owner_record(&temp).and_then(|()| fs::rename(&temp, &path));
+    if let Err(error) = filled {
+        let _ = fs::remove_dir_all(&temp);
+        return Err(error);
+    }
+    Ok(path)
+}
+
+/// The pid in a `.fen-tmp-stage-<id>.<pid>` / `.fen-tmp-build-<id>.<pid>` name.
+fn temp_dir_pid(name: &str) -> Option<Option<u32>> {
+    let rest = name.strip_prefix(fen_domain::layout::TEMP_PREFIX)?;
+    if !(rest.starts_with("stage-") || rest.starts_with("build-")) {
+        return None;
+    }
+    Some(rest.rsplit_once('.').and_then(|(_, pid)| pid.parse().ok()))
 }
 
 /// True when a process with this pid exists (Linux: `/proc/<pid>`; elsewhere assumed).
@@ -85,18 +119,26 @@ fn abandoned(dir: &Path, host: &str) -> bool {
     }
 }
 
-/// Removes abandoned scratch directories and stray lockfile temp files.
+/// Removes abandoned scratch directories (and the temp directories they are filled in)
+/// and stray lockfile temp files.
 pub(crate) fn collect(scratch: &Path, extensions_dir: &Path) -> Collected {
     let mut out = Collected::default();
     let host = crate::locking::hostname();
     if let Ok(entries) = fs::read_dir(scratch) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("stage-") || name.starts_with("build-")) {
-                continue;
-            }
             let path = entry.path();
-            if abandoned(&path, &host) && fs::remove_dir_all(&path).is_ok() {
+            let abandoned = if let Some(pid) = temp_dir_pid(&name) {
+                // Killed while filling it (see `new_owned_dir`), like the lockfile's
+                // temp files: its pid is dead, or it is older than 60 s.
+                pid.is_some_and(|p| p != std::process::id() && !pid_alive(p))
+                    || age(&path) > TEMP_AGE
+            } else if name.starts_with("stage-") || name.starts_with("build-") {
+                abandoned(&path, &host)
+            } else {
+                continue;
+            };
+            if abandoned && fs::remove_dir_all(&path).is_ok() {
                 out.removed.push(name);
             }
         }
@@ -158,14 +200,38 @@ mod tests {
             b"x",
         )
         .unwrap();
+        // What a process killed inside `new_owned_dir` leaves, and one still filling.
+        let killed = scratch.join(".fen-tmp-stage-01KILLED.2147483632");
+        fs::create_dir_all(&killed).unwrap();
+        let filling = scratch.join(format!(".fen-tmp-build-01LIVE.{}", std::process::id()));
+        fs::create_dir_all(&filling).unwrap();
         let collected = collect(&scratch, &ext);
         assert_eq!(
             collected.removed,
             [
+                ".fen-tmp-stage-01KILLED.2147483632",
                 ".fen-tmp-upstream_extensions.json.2147483632.abcd",
                 "build-dead"
             ]
         );
         assert!(live.exists());
+        assert!(filling.exists());
+    }
+
+    #[test]
+    fn owned_dirs_appear_with_their_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join("scratch");
+        let stage = new_owned_dir(&scratch, "stage").unwrap();
+        let name = stage.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("stage-") && name.len() == "stage-".len() + 26,
+            "{name}"
+        );
+        let record: serde_json::Value =
+            serde_json::from_slice(&fs::read(stage.join("owner.json")).unwrap()).unwrap();
+        assert_eq!(record["pid"], std::process::id());
+        // Nothing else: the temp name is gone.
+        assert_eq!(fs::read_dir(&scratch).unwrap().count(), 1);
     }
 }

@@ -54,7 +54,10 @@ impl Session {
         };
         if refresh == Refresh::Changed && self.files_in_place(name, entry) {
             match self.reconcile_if_drifted(name, entry).await {
-                Ok(status) => item.status = status,
+                Ok((status, reason)) => {
+                    item.status = status;
+                    item.reason = reason;
+                }
                 Err(error) => {
                     item.status = "failed";
                     item.error = Some(error);

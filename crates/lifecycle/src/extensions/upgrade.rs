@@ -4,13 +4,17 @@
 //! transaction; a failure never undoes the extensions already updated, and other
 //! processes may interleave between extensions.
 
+use std::collections::BTreeSet;
+
 use fen_domain::ports::{LockEntry, RegistryUrl};
 use fen_domain::{ExtensionName, ExtensionOrigin, ExtensionRef, ExtensionVersion};
 
 use super::install::{InstallMode, InstallOutcome, InstallRequest};
 use super::{agrees, live, Failure, Session};
 use crate::engine::LifecycleError;
-use crate::reconcile::{reconcile, Guardrail, Rebuild, ReconcileMode, ReconcileOptions};
+use crate::reconcile::{
+    reconcile, Guardrail, Rebuild, ReconcileMode, ReconcileOptions, ReconcileReport,
+};
 
 /// One extension's result in a bulk command.
 #[derive(Debug)]
@@ -128,11 +132,17 @@ impl Session {
                 .map(|e| (e.id().name.clone(), e.id().version))
                 .collect();
             if !orphans.is_empty() {
-                self.reconcile_all().await?;
+                // `document` was read before this step, without the lock: a name it
+                // lacks may have been installed since. The commit re-reads the
+                // lockfile under the lock; only what it retired was reconciled.
+                let report = self.reconcile_all().await?;
+                let retired = changed_names(&report);
                 for (orphan, version) in orphans {
-                    let mut item = BulkItem::new(&orphan, "reconciled");
-                    item.from = Some(version);
-                    items.push(item);
+                    if retired.contains(&orphan) {
+                        let mut item = BulkItem::new(&orphan, "reconciled");
+                        item.from = Some(version);
+                        items.push(item);
+                    }
                 }
             }
         }
@@ -207,7 +217,10 @@ impl Session {
             return item;
         }
         match self.reconcile_if_drifted(name, entry).await {
-            Ok(status) => item.status = status,
+            Ok((status, reason)) => {
+                item.status = status;
+                item.reason = reason;
+            }
             Err(error) => return BulkItem::failed(name, from, error),
         }
         item
@@ -216,32 +229,72 @@ impl Session {
     /// §9.7 for one entry: `up_to_date` when catalog and lockfile agree; otherwise the
     /// files must match `filesDigest` (else `drift`) and a reconcile commit repairs the
     /// catalog from disk (`reconciled`).
+    ///
+    /// `entry` was read earlier without the lock, so a disagreement may be another
+    /// writer's doing: an entry that was removed or replaced since is `skipped`
+    /// (§9.7 step 2), never drift; files that do not match are re-checked under the
+    /// lock, where no writer is between its swap and its lockfile write, before they
+    /// are called drift; and an entry that agrees after the commit is `reconciled` only
+    /// if this command's commit changed its rows (`up_to_date` when another writer
+    /// finished the job).
     pub(crate) async fn reconcile_if_drifted(
         &self,
         name: &ExtensionName,
         entry: &LockEntry,
-    ) -> Result<&'static str, LifecycleError> {
+    ) -> Result<(&'static str, Option<&'static str>), LifecycleError> {
         let current = live(self.ad.repo.load_by_name(name).await?);
         if agrees(&self.ad, name, &current, entry) {
-            return Ok("up_to_date");
+            return Ok(("up_to_date", None));
         }
-        self.check_files(name, entry)?;
-        self.reconcile_all().await?;
+        if let Some(reason) = self.entry_moved(name, entry).await? {
+            return Ok(("skipped", Some(reason)));
+        }
+        if self.check_files(name, entry).is_err() {
+            let held = self.lock(None).await?;
+            let confirmed = match self.entry_moved(name, entry).await {
+                Ok(None) => self.check_files(name, entry).map(|()| None),
+                other => other,
+            };
+            self.unlock(held);
+            if let Some(reason) = confirmed? {
+                return Ok(("skipped", Some(reason)));
+            }
+        }
+        let report = self.reconcile_all().await?;
         let after = live(self.ad.repo.load_by_name(name).await?);
-        let document = self.ad.lockfile_store.read().await?;
-        match document.extensions.get(name) {
-            None => Ok("skipped"),
-            Some(now) if agrees(&self.ad, name, &after, now) => Ok("reconciled"),
-            Some(_) => Err(Failure::new(
-                "drift",
-                format!(
-                    "{name}@{} could not be reconciled with the lockfile",
-                    entry.version
-                ),
-            )
-            .hint("run 'fen doctor extensions' to see why")
-            .into()),
+        if let Some(reason) = self.entry_moved(name, entry).await? {
+            return Ok(("skipped", Some(reason)));
         }
+        if agrees(&self.ad, name, &after, entry) {
+            return Ok(match changed_names(&report).contains(name) {
+                true => ("reconciled", None),
+                false => ("up_to_date", None),
+            });
+        }
+        Err(Failure::new(
+            "drift",
+            format!(
+                "{name}@{} could not be reconciled with the lockfile",
+                entry.version
+            ),
+        )
+        .hint("run 'fen doctor extensions' to see why")
+        .into())
+    }
+
+    /// Why `entry`, read earlier, is no longer the lockfile's entry for `name`:
+    /// `removed concurrently`, `changed concurrently`, or `None` when it still is.
+    async fn entry_moved(
+        &self,
+        name: &ExtensionName,
+        entry: &LockEntry,
+    ) -> Result<Option<&'static str>, LifecycleError> {
+        let document = self.ad.lockfile_store.read().await?;
+        Ok(match document.extensions.get(name) {
+            None => Some("removed concurrently"),
+            Some(now) if now != entry => Some("changed concurrently"),
+            Some(_) => None,
+        })
     }
 
     /// Every `files[]` path exists and `filesDigest` matches, else `drift`.
@@ -283,7 +336,7 @@ impl Session {
         .into())
     }
 
-    async fn reconcile_all(&self) -> Result<(), LifecycleError> {
+    async fn reconcile_all(&self) -> Result<ReconcileReport, LifecycleError> {
         let report = reconcile(
             &self.ad,
             ReconcileOptions {
@@ -293,9 +346,21 @@ impl Session {
             },
         )
         .await?;
-        for warning in report.warnings {
-            self.warn(warning);
+        for warning in &report.warnings {
+            self.warn(warning.clone());
         }
-        Ok(())
+        Ok(report)
+    }
+}
+
+/// The names whose rows a reconcile commit changed (nothing when it saved nothing).
+fn changed_names(report: &ReconcileReport) -> BTreeSet<ExtensionName> {
+    match report.applied {
+        true => report
+            .transitions
+            .iter()
+            .map(|t| t.extension.name.clone())
+            .collect(),
+        false => BTreeSet::new(),
     }
 }

@@ -7,6 +7,7 @@
 mod crash;
 mod hostile;
 mod more_scenarios;
+mod races;
 mod scenarios;
 
 use std::collections::BTreeMap;
