@@ -34,11 +34,14 @@ use super::rounds::run_one;
 use super::snapshot::Snapshot;
 use super::{Failure, Harness};
 
-/// Every point of §15.6, in the order a pull passes them.
-pub const POINTS: [&str; 10] = [
+/// Every point of §15.6, and the two fen adds inside the swap (journal written, prior
+/// moved aside), in the order a pull passes them.
+pub const POINTS: [&str; 12] = [
     "lock:acquired",
     "install:after-stage",
     "install:after-lock",
+    "install:after-journal",
+    "install:after-move-aside",
     "install:after-swap",
     "install:after-lockfile-write",
     "install:before-catalog-commit",
@@ -101,8 +104,13 @@ fn expectation(point: &str, op: Op) -> Expect {
         // finds its entry already equal to (newVersion, newChecksum), so recovery
         // cannot tell the write apart from no write and rolls forward (the staged
         // copy has the same bytes); a version change is rolled back.
-        "install:after-swap" if changes_version(op) => Expect::Install("rolled_back"),
-        "install:after-swap" => Expect::Install("rolled_forward"),
+        "install:after-journal" | "install:after-swap" if changes_version(op) => {
+            Expect::Install("rolled_back")
+        }
+        "install:after-journal" | "install:after-swap" => Expect::Install("rolled_forward"),
+        // The replacement window: the prior roots are in the txn and nothing is live,
+        // so even a same-bytes reinstall fails the journal's file check and is undone.
+        "install:after-move-aside" => Expect::Install("rolled_back"),
         "install:after-lockfile-write"
         | "install:before-catalog-commit"
         | "install:after-catalog-commit" => Expect::Install("rolled_forward"),
