@@ -85,3 +85,21 @@ fn without_package_env(mut command: Command) -> Command {
     }
     command
 }
+
+/// `fen` in `cwd` with stdin closed, stdout and stderr piped, and no inherited `FEN_*`
+/// variable, so that nothing in the caller's environment changes a measured or
+/// stressed run.
+pub fn clean_command(bin: &Path, cwd: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(bin);
+    command
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("FEN_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}

@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// Every point fen knows.
+/// Every point fen knows, in the order an install passes them (then `rm`'s): those of
+/// spec 20 §15.6 and two inside the swap (journal written, prior moved aside).
 pub const POINTS: [&str; 12] = [
+    "lock:acquired",
     "install:after-stage",
     "install:after-lock",
     "install:after-journal",
@@ -23,7 +25,6 @@ pub const POINTS: [&str; 12] = [
     "rm:after-journal",
     "rm:after-catalog",
     "rm:after-lockfile",
-    "lock:acquired",
 ];
 
 /// What a point does when hit.

@@ -31,18 +31,7 @@ struct Timed {
 }
 
 fn fen(bin: &Path, cwd: &Path) -> Command {
-    let mut command = Command::new(bin);
-    command
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("FEN_") {
-            command.env_remove(key);
-        }
-    }
-    command
+    xtask::fen_build::clean_command(bin, cwd)
 }
 
 fn checked(mut command: Command, what: &str) -> Result<std::process::Output, String> {

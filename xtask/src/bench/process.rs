@@ -37,21 +37,12 @@ pub(super) struct Stats {
 impl Fen {
     /// `fen --repo-dir DIR --stats ARGS`, with no inherited `FEN_*` variables.
     pub(super) fn command(&self, repo: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bin);
+        let mut command = xtask::fen_build::clean_command(&self.bin, repo);
         command
-            .current_dir(repo)
             .arg("--repo-dir")
             .arg(repo)
             .arg("--stats")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FEN_") {
-                command.env_remove(key);
-            }
-        }
+            .args(args);
         command
     }
 

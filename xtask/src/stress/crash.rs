@@ -33,23 +33,7 @@ use super::report::secs;
 use super::rounds::run_one;
 use super::snapshot::Snapshot;
 use super::{Failure, Harness};
-
-/// Every point of §15.6, and the two fen adds inside the swap (journal written, prior
-/// moved aside), in the order a pull passes them.
-pub const POINTS: [&str; 12] = [
-    "lock:acquired",
-    "install:after-stage",
-    "install:after-lock",
-    "install:after-journal",
-    "install:after-move-aside",
-    "install:after-swap",
-    "install:after-lockfile-write",
-    "install:before-catalog-commit",
-    "install:after-catalog-commit",
-    "rm:after-journal",
-    "rm:after-catalog",
-    "rm:after-lockfile",
-];
+use fen_infrastructure::faults::POINTS;
 
 /// The OPS menu and the restore path.
 const SWEEP_OPS: [Op; 5] = [

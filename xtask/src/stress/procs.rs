@@ -66,18 +66,7 @@ impl Fen {
 
     /// A blocking command with the clean environment.
     pub fn command(&self, cwd: &Path) -> std::process::Command {
-        let mut command = std::process::Command::new(&self.bin);
-        command
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FEN_") {
-                command.env_remove(key);
-            }
-        }
-        command
+        crate::fen_build::clean_command(&self.bin, cwd)
     }
 
     /// Runs `fen ARGS` to completion; non-zero exit is an error with its output.
