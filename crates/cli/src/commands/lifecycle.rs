@@ -125,16 +125,17 @@ async fn with_signals<T>(session: &Session, work: impl std::future::Future<Outpu
                             _ = int.recv() => {}
                             _ = term.recv() => {}
                         }
-                        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        if flag.is_raised() {
                             std::process::exit(130);
                         }
+                        flag.raise();
                     }
                 }
                 #[cfg(not(unix))]
                 {
                     let _ = registered.send(());
                     let _ = tokio::signal::ctrl_c().await;
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    flag.raise();
                     let _ = tokio::signal::ctrl_c().await;
                     std::process::exit(130);
                 }

@@ -16,6 +16,9 @@ pub mod status;
 pub mod upgrade;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::{self, Either};
+use futures::task::AtomicWaker;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -128,6 +131,43 @@ impl LifecycleError {
     }
 }
 
+/// A signal flag set from outside the command's runtime, with a waker so that a
+/// pending lock wait notices it at once.
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    raised: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Interrupt {
+    /// Records the signal and wakes a waiting lock acquisition.
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// Whether a signal arrived; `raise` returns the previous value through this.
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once raised.
+    fn wait(&self) -> impl std::future::Future<Output = ()> + '_ {
+        future::poll_fn(move |cx| {
+            self.waker.register(cx.waker());
+            if self.is_raised() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
+}
+
+fn interrupted() -> LifecycleError {
+    Failure::new("interrupted", "interrupted; nothing was changed").into()
+}
+
 /// How a journaled transaction was finished by recovery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovered {
@@ -181,9 +221,10 @@ pub struct Session {
     pub unpacker: Arc<dyn Unpacker>,
     /// Download progress (a bar on a terminal).
     pub progress: Arc<dyn DownloadProgress>,
-    /// Set by the composition root on SIGINT/SIGTERM (spec 20 §8.5): work outside a
-    /// locked section stops at the next safe point, a locked section finishes first.
-    pub interrupted: Arc<AtomicBool>,
+    /// Raised by the composition root on SIGINT/SIGTERM (spec 20 §8.5): work outside a
+    /// locked section stops at the next safe point, a lock wait stops at once, a locked
+    /// section finishes first.
+    pub interrupted: Arc<Interrupt>,
     state: Mutex<SessionState>,
 }
 
@@ -218,7 +259,7 @@ impl Session {
             registry,
             unpacker,
             progress,
-            interrupted: Arc::new(AtomicBool::new(false)),
+            interrupted: Arc::new(Interrupt::default()),
             state: Mutex::new(SessionState::default()),
         }
     }
@@ -227,8 +268,8 @@ impl Session {
     /// locked sections, where stopping changes nothing (staging is deleted on the way
     /// out).
     pub fn check_interrupted(&self) -> Result<(), LifecycleError> {
-        if self.interrupted.load(Ordering::SeqCst) {
-            return Err(Failure::new("interrupted", "interrupted; nothing was changed").into());
+        if self.interrupted.is_raised() {
+            return Err(interrupted());
         }
         Ok(())
     }
@@ -255,7 +296,14 @@ impl Session {
     /// Takes the lifecycle lock, fires `after_point` (if any), then runs recovery.
     pub(crate) async fn lock(&self, after_point: Option<&str>) -> Result<Held, LifecycleError> {
         let waiting = Instant::now();
-        let guard = self.ad.lock.acquire(&self.ad.command).await?;
+        self.check_interrupted()?;
+        // A signal during the wait stops it at once: nothing was done yet.
+        let acquire = self.ad.lock.acquire(&self.ad.command);
+        let guard = match future::select(Box::pin(acquire), Box::pin(self.interrupted.wait())).await
+        {
+            Either::Left((acquired, _)) => acquired?,
+            Either::Right(((), _)) => return Err(interrupted()),
+        };
         let since_us = self.ad.clock.unix_micros();
         self.ad.stats.lock_acquired();
         let held = Held {

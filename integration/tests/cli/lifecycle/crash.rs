@@ -267,3 +267,66 @@ fn a_same_bytes_reinstall_cut_between_its_renames_is_rolled_back() {
         .path(".fen/bundles/pulled/@t/a/models/noop.ts.bundle.json")
         .exists());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_signal_while_waiting_for_the_lock_stops_the_wait_at_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // Spec 20 §8.5: waiting for the lock is outside any locked section; a signal ends
+    // the wait at once (exit 130) while the holder keeps the lock.
+    let world = world();
+    let spawn = |env: &[(&str, &str)], args: &[&str]| {
+        crate::util::fen(&world.repo)
+            .env("FEN_REGISTRY_URL", &world.url)
+            .envs(env.iter().copied())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let read_until = |child: &mut std::process::Child, needle: &str| {
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains(needle) {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "no line with {needle:?}"
+            );
+        }
+    };
+    let mut holder = spawn(
+        &[("FEN_TEST_FAULT", "install:after-lock=sleep:10000")],
+        &["extension", "pull", "@t/b", "--force"],
+    );
+    read_until(&mut holder, "fen-test-fault: install:after-lock");
+    let mut waiter = spawn(
+        &[],
+        &[
+            "--json",
+            "extension",
+            "pull",
+            &format!("@t/a@{V2}"),
+            "--force",
+        ],
+    );
+    read_until(&mut waiter, "waiting for the lifecycle lock");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &waiter.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = waiter.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doc["error"]["code"], "interrupted");
+    // The holder was still holding the lock when the waiter gave up.
+    assert!(holder.try_wait().unwrap().is_none());
+    let _ = holder.kill();
+    let _ = holder.wait();
+    // The killed holder's staging goes with the next locked section's recovery.
+    world.json(0, &["extension", "rm", "@t/b", "--yes"]);
+    converged(&world, V1);
+}
