@@ -3,7 +3,9 @@
 //! SIGKILL) — and the next command's recovery converges: lockfile, owned roots and
 //! catalog agree, no `txn-*` is left, and the next command did not wait for a lock.
 
-use super::{Ext, World, V1, V2};
+use std::io::BufReader;
+
+use super::{read_until, Ext, World, V1, V2};
 
 fn world() -> World {
     let a1 = Ext::model("@t/a", V1, "noop", "@t/a-model").with_file("files/v1-only.txt", "v1");
@@ -202,43 +204,41 @@ fn crashed_removals_are_completed() {
 #[cfg(unix)]
 #[test]
 fn a_signal_outside_the_lock_stops_the_pull_and_changes_nothing() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     // Spec 20 §8.5: interrupted while staging → exit 130, staging deleted, nothing
     // installed.
     let world = world();
     let before = world.lockfile_bytes();
-    let mut child = crate::util::fen(&world.repo)
-        .env("FEN_REGISTRY_URL", &world.url)
-        .env("FEN_TEST_FAULT", "install:after-stage=sleep:1500")
-        .args([
+    let mut child = world.spawn(
+        &[("FEN_TEST_FAULT", "install:after-stage=sleep:1500")],
+        &[
             "--json",
             "extension",
             "pull",
             &format!("@t/a@{V2}"),
             "--force",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("fen-test-fault: install:after-stage") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no fault line");
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    read_until(&mut stderr, "pull", &|l| {
+        l.contains("fen-test-fault: install:after-stage")
+    });
+    interrupt(&child);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));
     let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(doc["error"]["code"], "interrupted");
     assert_eq!(world.lockfile_bytes(), before);
     converged(&world, V1);
+}
+
+/// Sends SIGINT.
+#[cfg(unix)]
+fn interrupt(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 #[test]
@@ -271,38 +271,18 @@ fn a_same_bytes_reinstall_cut_between_its_renames_is_rolled_back() {
 #[cfg(unix)]
 #[test]
 fn a_signal_while_waiting_for_the_lock_stops_the_wait_at_once() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     // Spec 20 §8.5: waiting for the lock is outside any locked section; a signal ends
     // the wait at once (exit 130) while the holder keeps the lock.
     let world = world();
-    let spawn = |env: &[(&str, &str)], args: &[&str]| {
-        crate::util::fen(&world.repo)
-            .env("FEN_REGISTRY_URL", &world.url)
-            .envs(env.iter().copied())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let read_until = |child: &mut std::process::Child, needle: &str| {
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains(needle) {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "no line with {needle:?}"
-            );
-        }
-    };
-    let mut holder = spawn(
+    let mut holder = world.spawn(
         &[("FEN_TEST_FAULT", "install:after-lock=sleep:10000")],
         &["extension", "pull", "@t/b", "--force"],
     );
-    read_until(&mut holder, "fen-test-fault: install:after-lock");
-    let mut waiter = spawn(
+    let mut holder_err = BufReader::new(holder.stderr.take().unwrap());
+    read_until(&mut holder_err, "holder", &|l| {
+        l.contains("fen-test-fault: install:after-lock")
+    });
+    let mut waiter = world.spawn(
         &[],
         &[
             "--json",
@@ -312,12 +292,11 @@ fn a_signal_while_waiting_for_the_lock_stops_the_wait_at_once() {
             "--force",
         ],
     );
-    read_until(&mut waiter, "waiting for the lifecycle lock");
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &waiter.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let mut waiter_err = BufReader::new(waiter.stderr.take().unwrap());
+    read_until(&mut waiter_err, "waiter", &|l| {
+        l.contains("waiting for the lifecycle lock")
+    });
+    interrupt(&waiter);
     let output = waiter.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));
     let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

@@ -458,27 +458,20 @@ fn a_helper_beside_the_entry_points_is_not_mistaken_for_one() {
 
 #[test]
 fn a_dependency_removed_between_plan_and_lock_is_warned_about() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
+    use std::io::BufReader;
     // Spec 20 §9.2: a dependency present at plan time that vanished by the locked
     // section is a warning, and the install continues.
     let c = Ext::model("@t/c", V1, "noop", "@t/c-model").depends_on("@t/a");
     let world = World::new(&[a1(), c]);
     world.json(0, &["extension", "pull", "@t/a"]);
-    let mut child = crate::util::fen(&world.repo)
-        .env("FEN_REGISTRY_URL", &world.url)
-        .env("FEN_TEST_FAULT", "install:after-stage=sleep:1500")
-        .args(["--json", "extension", "pull", "@t/c"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = world.spawn(
+        &[("FEN_TEST_FAULT", "install:after-stage=sleep:1500")],
+        &["--json", "extension", "pull", "@t/c"],
+    );
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("fen-test-fault: install:after-stage") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no fault line");
-    }
+    super::read_until(&mut stderr, "pull", &|l| {
+        l.contains("fen-test-fault: install:after-stage")
+    });
     world.json(0, &["extension", "rm", "@t/a", "--yes"]);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0));
