@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use fen_domain::journal::{Journal, JournalOp, JournalSource, JournalTarget};
 use fen_domain::ports::lockfile::{files_digest, sha256_hex};
 use fen_domain::ports::{
-    EntryPoint, GuardVerdict, IndexError, IndexOutcome, LockDocument, LockEntry, RegistryUrl,
-    RepoError, Reuse, ScanRoot, ScannedEntry, StageDir,
+    EntryPoint, IndexError, IndexOutcome, LockDocument, LockEntry, RegistryUrl, RepoError, Reuse,
+    ScanRoot, ScannedEntry, StageDir,
 };
 use fen_domain::{
     Extension, ExtensionId, ExtensionName, ExtensionOrigin, ExtensionRef, ExtensionVersion, Kind,
@@ -24,7 +24,7 @@ use fen_domain::{
 use serde_json::{json, Value};
 
 use super::{agrees, live, root_prefix, Failure, Session};
-use crate::engine::{guard_inputs, LifecycleError};
+use crate::engine::LifecycleError;
 
 /// Deepest dependency chain.
 const MAX_DEPTH: usize = 10;
@@ -542,14 +542,7 @@ impl Session {
             self.warn(format!("dependency {name} is no longer installed"));
         }
 
-        let guards_fresh = {
-            let scanner = ad.scanners.new_pass();
-            let inputs = guard_inputs(ad, &document.locked(), scanner.as_ref());
-            matches!(
-                ad.repo.invalidation_guards(&inputs).await?,
-                GuardVerdict::Fresh
-            )
-        };
+        let guards_fresh = self.guards_fresh(&document).await?;
 
         // Phase 9: journal, then swap.
         let journal = Journal {
@@ -673,9 +666,7 @@ impl Session {
             self.warn(format!("could not delete {}: {error}", txn.0));
         }
         if guards_fresh {
-            let scanner = ad.scanners.new_pass();
-            let inputs = guard_inputs(ad, &next.locked(), scanner.as_ref());
-            ad.repo.mark_populated(&inputs).await?;
+            self.mark_populated(&next).await?;
         }
         Ok(InstallOutcome::Done(
             self.report(staged, &document, outcome),

@@ -378,6 +378,64 @@ pub(crate) fn listed_entry_points(
     out
 }
 
+/// How an entry's files compare with its `files[]` and `filesDigest`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FilesState {
+    /// Listed files that are not regular files on disk.
+    pub missing: usize,
+    /// All present, but their digest differs from `filesDigest`.
+    pub modified: bool,
+}
+
+impl FilesState {
+    /// Every file present and the digest matching (or not pinned).
+    pub fn intact(self) -> bool {
+        self.missing == 0 && !self.modified
+    }
+}
+
+/// Hashes an entry's files and compares them with its pins.
+pub(crate) fn files_state(ad: &Adapters, entry: &LockEntry) -> Result<FilesState, LifecycleError> {
+    let hashes = ad.trees.hash_files(&ad.layout.root_native, &entry.files)?;
+    let missing = hashes.iter().filter(|h| h.is_none()).count();
+    let modified = missing == 0
+        && entry.files_digest.as_ref().is_some_and(|expected| {
+            let lines = entry
+                .files
+                .iter()
+                .zip(&hashes)
+                .filter_map(|(p, h)| h.map(|h| (p.as_str(), h)));
+            &fen_domain::ports::lockfile::files_digest(lines) != expected
+        });
+    Ok(FilesState { missing, modified })
+}
+
+impl Session {
+    /// Whether the catalog's guard keys match the scan roots of `document` (spec 10
+    /// §5.8); read before a change so that only a populated catalog is marked again.
+    pub(crate) async fn guards_fresh(
+        &self,
+        document: &fen_domain::ports::LockDocument,
+    ) -> Result<bool, LifecycleError> {
+        let scanner = self.ad.scanners.new_pass();
+        let inputs = crate::engine::guard_inputs(&self.ad, &document.locked(), scanner.as_ref());
+        Ok(matches!(
+            self.ad.repo.invalidation_guards(&inputs).await?,
+            fen_domain::ports::GuardVerdict::Fresh
+        ))
+    }
+
+    /// Writes the guard keys for the scan roots of `document` (after a change).
+    pub(crate) async fn mark_populated(
+        &self,
+        document: &fen_domain::ports::LockDocument,
+    ) -> Result<(), LifecycleError> {
+        let scanner = self.ad.scanners.new_pass();
+        let inputs = crate::engine::guard_inputs(&self.ad, &document.locked(), scanner.as_ref());
+        Ok(self.ad.repo.mark_populated(&inputs).await?)
+    }
+}
+
 /// Aggregates with at least one source that is not `Tombstoned`.
 pub(crate) fn live(aggregates: Vec<Extension>) -> Vec<Extension> {
     aggregates

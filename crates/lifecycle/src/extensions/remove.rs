@@ -7,7 +7,7 @@ use fen_domain::{ExtensionName, ExtensionOrigin, ExtensionVersion};
 use serde_json::{json, Value};
 
 use super::{live, Failure, Session};
-use crate::engine::{guard_inputs, LifecycleError};
+use crate::engine::LifecycleError;
 
 /// What `rm` did (spec 20 §10.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,22 +89,22 @@ impl Session {
                 dependents.join(", ")
             ));
         }
+        // Only counted (spec 20 §10.1): existence, not contents, and one directory
+        // listing per parent through the scanner's cache.
         let (files_deleted, files_missing) = match &prior {
             Some(p) => {
-                let hashes = ad.trees.hash_files(&ad.layout.root_native, &p.files)?;
-                let present = hashes.iter().filter(|h| h.is_some()).count();
-                (present, hashes.len() - present)
+                let scanner = ad.scanners.new_pass();
+                let mut present = 0;
+                for file in &p.files {
+                    if scanner.exists(&ad.layout.root.join(file)).await {
+                        present += 1;
+                    }
+                }
+                (present, p.files.len() - present)
             }
             None => (0, 0),
         };
-        let guards_fresh = {
-            let scanner = ad.scanners.new_pass();
-            let inputs = guard_inputs(ad, &document.locked(), scanner.as_ref());
-            matches!(
-                ad.repo.invalidation_guards(&inputs).await?,
-                fen_domain::ports::GuardVerdict::Fresh
-            )
-        };
+        let guards_fresh = self.guards_fresh(&document).await?;
 
         let journal = Journal {
             op: JournalOp::Rm,
@@ -157,9 +157,7 @@ impl Session {
         }
         let dirs_pruned = ad.trees.prune_parents(&key);
         if guards_fresh {
-            let scanner = ad.scanners.new_pass();
-            let inputs = guard_inputs(ad, &next.locked(), scanner.as_ref());
-            ad.repo.mark_populated(&inputs).await?;
+            self.mark_populated(&next).await?;
         }
         Ok(RemoveReport {
             name: name.clone(),

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use fen_domain::layout::PULLED_DIR;
-use fen_domain::ports::lockfile::files_digest;
 use fen_domain::{ExtensionName, ExtensionOrigin, RowState};
 use serde_json::{json, Value};
 
@@ -113,27 +112,23 @@ pub async fn status(ad: &Adapters) -> Result<StatusReport, LifecycleError> {
                 );
             }
         }
-        let hashes = ad.trees.hash_files(&ad.layout.root_native, &entry.files)?;
-        let missing = hashes.iter().filter(|h| h.is_none()).count();
-        if missing > 0 {
+        let files = super::files_state(ad, entry)?;
+        if files.missing > 0 {
             push(
                 name.as_str(),
                 "missing_files",
-                format!("{missing} of {} files are missing", entry.files.len()),
+                format!(
+                    "{} of {} files are missing",
+                    files.missing,
+                    entry.files.len()
+                ),
             );
-        } else if let Some(expected) = &entry.files_digest {
-            let lines = entry
-                .files
-                .iter()
-                .zip(&hashes)
-                .filter_map(|(p, h)| h.map(|h| (p.as_str(), h)));
-            if &files_digest(lines) != expected {
-                push(
-                    name.as_str(),
-                    "modified_files",
-                    "file contents differ from filesDigest".to_owned(),
-                );
-            }
+        } else if files.modified {
+            push(
+                name.as_str(),
+                "modified_files",
+                "file contents differ from filesDigest".to_owned(),
+            );
         }
         let (on_disk, odd) = ad.trees.list_root_files(&key)?;
         let listed: BTreeSet<&String> = entry.files.iter().collect();

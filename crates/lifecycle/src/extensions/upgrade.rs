@@ -303,27 +303,15 @@ impl Session {
         name: &ExtensionName,
         entry: &LockEntry,
     ) -> Result<(), LifecycleError> {
-        let hashes = self
-            .ad
-            .trees
-            .hash_files(&self.ad.layout.root_native, &entry.files)?;
-        let missing = hashes.iter().filter(|h| h.is_none()).count();
-        let digest_ok = missing == 0 && {
-            let lines = entry
-                .files
-                .iter()
-                .zip(&hashes)
-                .filter_map(|(p, h)| h.map(|h| (p.as_str(), h)));
-            Some(fen_domain::ports::lockfile::files_digest(lines)) == entry.files_digest
-                || entry.files_digest.is_none()
-        };
-        if missing == 0 && digest_ok {
+        let state = super::files_state(&self.ad, entry)?;
+        if state.intact() {
             return Ok(());
         }
-        let modified = if digest_ok {
-            "0 modified"
-        } else {
+        let missing = state.missing;
+        let modified = if state.modified {
             "contents modified"
+        } else {
+            "0 modified"
         };
         Err(Failure::new(
             "drift",
