@@ -19,7 +19,7 @@ use fen_domain::ports::{
 };
 use fen_domain::{
     Extension, ExtensionId, ExtensionName, ExtensionOrigin, ExtensionRef, ExtensionVersion, Kind,
-    LoaderKind, Observation, Origin, RowState, SourceLocation,
+    LoaderKind, Observation, Origin, RowState, SourceLocation, TypeName,
 };
 use serde_json::{json, Value};
 
@@ -83,6 +83,8 @@ pub struct InstallReport {
     pub types: Vec<(Kind, String, String)>,
     /// `(sourcePath, state, error)` of every source that failed.
     pub failed_sources: Vec<(String, String, String)>,
+    /// Indexed types of this extension that a local source shadows (spec 20 §9.3).
+    pub shadowed_types: Vec<Shadowed>,
     /// Installed dependencies.
     pub dependencies: Vec<InstallReport>,
 }
@@ -100,10 +102,29 @@ impl InstallReport {
             "files": self.files,
             "types": self.types.iter().map(|(k, t, p)| json!({"kind": k.as_str(), "type": t, "sourcePath": p})).collect::<Vec<_>>(),
             "failedSources": self.failed_sources.iter().map(|(p, s, e)| json!({"sourcePath": p, "state": s, "error": e})).collect::<Vec<_>>(),
-            "shadowedTypes": [],
+            "shadowedTypes": self.shadowed_types.iter().map(|s| json!({
+                "kind": s.kind.as_str(),
+                "type": s.type_name,
+                "sourcePath": s.source_path,
+                "shadowedBy": s.shadowed_by,
+            })).collect::<Vec<_>>(),
             "dependencies": self.dependencies.iter().map(InstallReport::to_json).collect::<Vec<_>>(),
         })
     }
+}
+
+/// A pulled type that a local source claiming the same `(kind, type)` hides: the local
+/// row is the visible one (origin precedence, spec 10 §5.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shadowed {
+    /// The kind.
+    pub kind: Kind,
+    /// The type.
+    pub type_name: String,
+    /// The pulled entry point.
+    pub source_path: String,
+    /// The local entry point that wins.
+    pub shadowed_by: String,
 }
 
 /// How an install ended when it did not fail.
@@ -668,9 +689,49 @@ impl Session {
         if guards_fresh {
             self.mark_populated(&next).await?;
         }
-        Ok(InstallOutcome::Done(
-            self.report(staged, &document, outcome),
-        ))
+        let mut report = self.report(staged, &document, outcome);
+        self.find_shadowed(&mut report).await?;
+        Ok(InstallOutcome::Done(report))
+    }
+
+    /// Fills `shadowed_types` of a report and its dependencies from the type index (one
+    /// lookup per indexed type, after the commit: the visible row of a `(kind, type)` a
+    /// local source also claims is the local one) and warns once per shadowed type.
+    async fn find_shadowed(&self, report: &mut InstallReport) -> Result<(), LifecycleError> {
+        report.shadowed_types = self.shadowed_in(report).await?;
+        for dep in report.dependencies.iter_mut() {
+            dep.shadowed_types = self.shadowed_in(dep).await?;
+        }
+        Ok(())
+    }
+
+    async fn shadowed_in(&self, report: &InstallReport) -> Result<Vec<Shadowed>, LifecycleError> {
+        let mut out = Vec::new();
+        for (kind, type_name, source_path) in &report.types {
+            if *kind == Kind::Extension {
+                continue;
+            }
+            let Ok(ty) = TypeName::parse(type_name) else {
+                continue;
+            };
+            let Some(visible) = self.ad.types.find_type(*kind, &ty).await? else {
+                continue;
+            };
+            if visible.source_path.as_str() != source_path {
+                self.warn(format!(
+                    "type {type_name} from {} is shadowed by local source {}",
+                    report.name,
+                    visible.source_path.as_str()
+                ));
+                out.push(Shadowed {
+                    kind: *kind,
+                    type_name: type_name.clone(),
+                    source_path: source_path.clone(),
+                    shadowed_by: visible.source_path.as_str().to_owned(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn undo_swap(
@@ -761,6 +822,7 @@ impl Session {
                 files: t.files.clone(),
                 types,
                 failed_sources: failed,
+                shadowed_types: Vec::new(),
                 dependencies: Vec::new(),
             }
         };

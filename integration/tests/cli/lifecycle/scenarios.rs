@@ -484,3 +484,55 @@ fn a_dependency_removed_between_plan_and_lock_is_warned_about() {
     assert!(world.lockfile()["extensions"]["@t/a"].is_null());
     assert!(world.lockfile()["extensions"]["@t/c"].is_object());
 }
+
+#[test]
+fn a_local_source_of_the_same_type_shadows_the_pulled_one() {
+    // Spec 20 §9.3: origin precedence is reported, not an error.
+    let world = World::new(&[a1()]);
+    let local = world.path("extensions/models/mine.ts");
+    std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+    std::fs::write(
+        &local,
+        crate::fixture::model_source("@t/a-model", "the local one"),
+    )
+    .unwrap();
+    // The local source is indexed first, by any command that reads types.
+    world.json(0, &["model", "type", "search"]);
+    let doc = world.json(0, &["extension", "pull", "@t/a"]);
+    let shadowed = doc["installed"]["shadowedTypes"].as_array().unwrap();
+    assert_eq!(shadowed.len(), 1, "{doc}");
+    assert_eq!(shadowed[0]["type"], "@t/a-model");
+    assert_eq!(shadowed[0]["kind"], "model");
+    assert!(shadowed[0]["sourcePath"]
+        .as_str()
+        .unwrap()
+        .contains(".fen/pulled-extensions/@t/a/models/noop.ts"));
+    assert!(shadowed[0]["shadowedBy"]
+        .as_str()
+        .unwrap()
+        .ends_with("extensions/models/mine.ts"));
+    let warnings: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w
+            .starts_with("type @t/a-model from @t/a is shadowed by local source ")
+            && w.ends_with("extensions/models/mine.ts")),
+        "{warnings:?}"
+    );
+    // The local type is the one described.
+    let described = world.json(0, &["model", "type", "describe", "@t/a-model"]);
+    assert_eq!(described["description"], "the local one", "{described}");
+    // Once the catalog knows the local source is gone, nothing is shadowed.
+    std::fs::remove_file(&local).unwrap();
+    world.json(0, &["model", "type", "search"]);
+    let doc = world.json(0, &["extension", "pull", "@t/a", "--force"]);
+    assert_eq!(
+        doc["installed"]["shadowedTypes"],
+        serde_json::json!([]),
+        "{doc}"
+    );
+}
