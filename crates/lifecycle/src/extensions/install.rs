@@ -131,7 +131,7 @@ pub struct Shadowed {
 #[derive(Clone, Debug, PartialEq)]
 pub enum InstallOutcome {
     /// Installed.
-    Done(InstallReport),
+    Done(Box<InstallReport>),
     /// Upgrade/restore CAS lost: the entry changed under us.
     Skipped(&'static str),
     /// Upgrade found the target version already installed.
@@ -691,7 +691,7 @@ impl Session {
         }
         let mut report = self.report(staged, &document, outcome);
         self.find_shadowed(&mut report).await?;
-        Ok(InstallOutcome::Done(report))
+        Ok(InstallOutcome::Done(Box::new(report)))
     }
 
     /// Fills `shadowed_types` of a report and its dependencies from the type index (one
