@@ -73,6 +73,11 @@ pub fn new_owned_dir(scratch: &Path, kind: &str) -> std::io::Result<PathBuf> {
 /// The pid in a `.fen-tmp-stage-<id>.<pid>` / `.fen-tmp-build-<id>.<pid>` name.
 fn temp_dir_pid(name: &str) -> Option<Option<u32>> {
     let rest = name.strip_prefix(fen_domain::layout::TEMP_PREFIX)?;
+    if let Some(doomed) = rest.strip_prefix("bundles-") {
+        // A bundles tree renamed aside by `FsBundleStore::clear_blocking` and killed
+        // while deleting it: `bundles-<pid>-<nanos>-<n>`.
+        return Some(doomed.split('-').next().and_then(|pid| pid.parse().ok()));
+    }
     if !(rest.starts_with("stage-") || rest.starts_with("build-")) {
         return None;
     }
@@ -205,10 +210,16 @@ mod tests {
         fs::create_dir_all(&killed).unwrap();
         let filling = scratch.join(format!(".fen-tmp-build-01LIVE.{}", std::process::id()));
         fs::create_dir_all(&filling).unwrap();
+        // A bundles tree renamed aside by a clear that was killed, and one being deleted.
+        let doomed = scratch.join(".fen-tmp-bundles-2147483632-17-0");
+        fs::create_dir_all(doomed.join("local")).unwrap();
+        let deleting = scratch.join(format!(".fen-tmp-bundles-{}-18-1", std::process::id()));
+        fs::create_dir_all(&deleting).unwrap();
         let collected = collect(&scratch, &ext);
         assert_eq!(
             collected.removed,
             [
+                ".fen-tmp-bundles-2147483632-17-0",
                 ".fen-tmp-stage-01KILLED.2147483632",
                 ".fen-tmp-upstream_extensions.json.2147483632.abcd",
                 "build-dead"
@@ -216,6 +227,7 @@ mod tests {
         );
         assert!(live.exists());
         assert!(filling.exists());
+        assert!(deleting.exists());
     }
 
     #[test]
