@@ -339,7 +339,7 @@ impl Context {
 
     /// Prints a `warning:` line on stderr (both modes).
     pub fn warn(&self, message: &str) {
-        eprintln!("warning: {message}");
+        eprintln!("{} {message}", crate::colour::warning_prefix());
     }
 
     /// Repo-relative in human mode, canonical absolute in JSON mode.

@@ -1,0 +1,367 @@
+//! `fen extension why TYPE`: which source provides a type, and why every other
+//! candidate does not, answered from catalog rows alone. Nothing here evaluates a
+//! bundle, builds one or takes a lock; the only reads beyond the rows are the bundle
+//! usability check of [`BundleStore::is_usable`] and the [`SourceProbe`] that asks
+//! whether a failed source declares the type.
+//!
+//! A failed or tombstoned row records no type (spec 10 §4.3: `type_normalized` is
+//! `''` unless `Indexed`), so its link to the type is found in this order: an I2
+//! tombstone's winner claims the type; the row's last error names the type; the
+//! entry point's text names it (a quoted string literal); the file stem equals the
+//! type's last segment (`models/ec2_vpc.ts` for `@acme/ec2_vpc`).
+
+use std::collections::BTreeSet;
+
+use fen_domain::ports::{BundleStore, Loaded};
+use fen_domain::{CanonicalPath, Extension, Kind, RowState, Source, TombstoneReason, TypeName};
+
+use crate::registry::suggestions;
+
+/// Reads entry-point text for the "does this failed source declare the type" test.
+pub trait SourceProbe: Send + Sync {
+    /// The entry point's text, when it exists and is readable (bounded by the adapter).
+    fn text(&self, path: &CanonicalPath) -> Option<String>;
+}
+
+/// Why a candidate is not the winner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// A pulled `Indexed` row hidden by a local or mounted source of the same slot
+    /// (spec 10 §5.6).
+    ShadowedByLocal,
+    /// Lost the intra-extension duplicate rule I2 to another source of its extension.
+    I2Loser,
+    /// Retired (a `Renamed` tombstone whose winner left the slot; the next command that
+    /// indexes revives it).
+    Tombstoned,
+    /// The bundle build failed.
+    BundleBuildFailed,
+    /// The bundle was built but its export was rejected.
+    ValidationFailed,
+    /// The entry point cannot be read (or a pulled file is missing).
+    EntryPointUnreadable,
+    /// The source file is gone; only its bundle is left.
+    OrphanedBundleOnly,
+}
+
+impl Reason {
+    /// snake_case text for `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::ShadowedByLocal => "shadowed_by_local",
+            Reason::I2Loser => "i2_loser",
+            Reason::Tombstoned => "tombstoned",
+            Reason::BundleBuildFailed => "bundle_build_failed",
+            Reason::ValidationFailed => "validation_failed",
+            Reason::EntryPointUnreadable => "entry_point_unreadable",
+            Reason::OrphanedBundleOnly => "orphaned_bundle_only",
+        }
+    }
+}
+
+/// One row of the report: the winner or a candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The entry point.
+    pub source_path: CanonicalPath,
+    /// `local`, `source_mounted` or `pulled`.
+    pub origin: &'static str,
+    /// The owning extension id (`@scope/name@version`).
+    pub extension: String,
+    /// The owning extension's version.
+    pub extension_version: String,
+    /// The version the export declares (`Indexed` rows only).
+    pub declared_version: Option<String>,
+    /// The catalog state tag.
+    pub state: &'static str,
+    /// The stored fingerprint.
+    pub fingerprint: Option<String>,
+    /// The bundle the row points at.
+    pub bundle: Option<CanonicalPath>,
+    /// Whether that bundle file exists and is usable for the row's fingerprint and this
+    /// binary's layout (spec 30 §3.5); `None` when the row has no bundle.
+    pub bundle_usable: Option<bool>,
+    /// Why the row is not the winner (`None` for the winner and extension rows).
+    pub reason: Option<Reason>,
+    /// The stored error of a failure state.
+    pub error: Option<String>,
+    /// The path this row lost to (shadowing or I2).
+    pub lost_to: Option<CanonicalPath>,
+}
+
+/// The answer for one `(kind, type)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    /// The kind.
+    pub kind: Kind,
+    /// The normalised type.
+    pub type_name: TypeName,
+    /// The visible row, if any.
+    pub winner: Option<Row>,
+    /// Every losing or failed candidate, ordered by path.
+    pub candidates: Vec<Row>,
+    /// `extension` rows targeting the type (model types only), visible or failed.
+    pub extended_by: Vec<Row>,
+    /// Close visible names, when there is no winner.
+    pub suggestions: Vec<String>,
+}
+
+/// Why `explain` gave no answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WhyError {
+    /// Nothing in the catalog is, or may be, this type.
+    #[error("unknown type \"{name}\"")]
+    UnknownType {
+        /// The name asked for.
+        name: String,
+        /// Up to three close visible names.
+        suggestions: Vec<String>,
+    },
+    /// The type has rows under several kinds; `--kind` must pick one.
+    #[error("type \"{name}\" exists as several kinds: {}", kinds.join(", "))]
+    Ambiguous {
+        /// The name.
+        name: String,
+        /// The kinds.
+        kinds: Vec<String>,
+    },
+}
+
+/// Explains `raw` (normalised first) under `kind`, or under the one kind that has rows
+/// for it.
+pub async fn explain(
+    loaded: &Loaded,
+    kind: Option<Kind>,
+    raw: &str,
+    store: &dyn BundleStore,
+    probe: &dyn SourceProbe,
+) -> Result<Explanation, WhyError> {
+    let unknown = |suggestions| WhyError::UnknownType {
+        name: raw.trim().to_owned(),
+        suggestions,
+    };
+    let Ok(name) = TypeName::parse(raw) else {
+        return Err(unknown(Vec::new()));
+    };
+    let kinds: Vec<Kind> = match kind {
+        Some(kind) => vec![kind],
+        None => Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::Extension)
+            .collect(),
+    };
+    let mut found = Vec::new();
+    for kind in &kinds {
+        let explanation = explain_kind(loaded, *kind, &name, store, probe).await;
+        if explanation.winner.is_some()
+            || !explanation.candidates.is_empty()
+            || (*kind == Kind::Extension && !explanation.extended_by.is_empty())
+        {
+            found.push(explanation);
+        }
+    }
+    match found.len() {
+        0 => {
+            let known: BTreeSet<&str> = visible(loaded)
+                .filter(|(s, _)| kinds.contains(&s.kind()))
+                .map(|(_, t)| t.as_str())
+                .collect();
+            Err(unknown(suggestions(name.as_str(), known.into_iter())))
+        }
+        1 => {
+            let mut one = found.remove(0);
+            if one.winner.is_none() {
+                let known: BTreeSet<&str> = visible(loaded)
+                    .filter(|(s, _)| s.kind() == one.kind)
+                    .map(|(_, t)| t.as_str())
+                    .collect();
+                one.suggestions = suggestions(name.as_str(), known.into_iter());
+            }
+            Ok(one)
+        }
+        _ => {
+            // A winner under exactly one kind decides; else `--kind` must.
+            let with_winner: Vec<usize> = (0..found.len())
+                .filter(|i| found[*i].winner.is_some())
+                .collect();
+            if let [only] = with_winner.as_slice() {
+                return Ok(found.swap_remove(*only));
+            }
+            Err(WhyError::Ambiguous {
+                name: name.to_string(),
+                kinds: found.iter().map(|e| e.kind.as_str().to_owned()).collect(),
+            })
+        }
+    }
+}
+
+/// Every visible `Indexed` source with its type.
+fn visible(loaded: &Loaded) -> impl Iterator<Item = (&Source, &TypeName)> {
+    loaded
+        .extensions
+        .iter()
+        .flat_map(Extension::visible_sources)
+        .filter_map(|s| match s.state() {
+            RowState::Indexed { type_name, .. } => Some((s, type_name)),
+            _ => None,
+        })
+}
+
+async fn explain_kind(
+    loaded: &Loaded,
+    kind: Kind,
+    name: &TypeName,
+    store: &dyn BundleStore,
+    probe: &dyn SourceProbe,
+) -> Explanation {
+    let mut winner = None;
+    let mut candidates = Vec::new();
+    let mut extended_by = Vec::new();
+    // Paths that claim the type while `Indexed`: the winners that I2 tombstones point at.
+    let claimants: BTreeSet<&CanonicalPath> = loaded
+        .extensions
+        .iter()
+        .flat_map(Extension::sources)
+        .filter(|s| s.kind() == kind && indexed_type(s) == Some(name))
+        .map(Source::path)
+        .collect();
+    for ext in &loaded.extensions {
+        for source in ext.sources() {
+            let state = source.state();
+            if kind != Kind::Extension && source.kind() == Kind::Extension {
+                if kind == Kind::Model && indexed_type(source) == Some(name) {
+                    extended_by.push(row(ext, source, None, None, store).await);
+                }
+                continue;
+            }
+            if source.kind() != kind {
+                continue;
+            }
+            match state {
+                RowState::Indexed { type_name, .. } if type_name == name => {
+                    if kind == Kind::Extension {
+                        extended_by.push(row(ext, source, None, None, store).await);
+                    } else if let Some(by) = source.superseded_by() {
+                        let lost = Some(by.clone());
+                        let reason = Some(Reason::ShadowedByLocal);
+                        candidates.push(row(ext, source, reason, lost, store).await);
+                    } else if winner.is_none() {
+                        winner = Some(row(ext, source, None, None, store).await);
+                    } else {
+                        // I-Repo-1 keeps this from happening; show it rather than hide it.
+                        candidates.push(row(ext, source, None, None, store).await);
+                    }
+                }
+                RowState::Indexed { .. } | RowState::Bundled { .. } => {}
+                RowState::Tombstoned {
+                    reason: TombstoneReason::Renamed { winner: Some(w) },
+                } => {
+                    if claimants.contains(w) {
+                        let reason = Some(Reason::I2Loser);
+                        candidates.push(row(ext, source, reason, Some(w.clone()), store).await);
+                    }
+                }
+                RowState::Tombstoned { .. } => {
+                    if declares(source, name, probe) {
+                        let reason = Some(Reason::Tombstoned);
+                        candidates.push(row(ext, source, reason, None, store).await);
+                    }
+                }
+                RowState::BundleBuildFailed { .. }
+                | RowState::ValidationFailed { .. }
+                | RowState::EntryPointUnreadable { .. }
+                | RowState::OrphanedBundleOnly { .. } => {
+                    if declares(source, name, probe) {
+                        let reason = Some(match state.tag() {
+                            fen_domain::RowStateTag::BundleBuildFailed => Reason::BundleBuildFailed,
+                            fen_domain::RowStateTag::ValidationFailed => Reason::ValidationFailed,
+                            fen_domain::RowStateTag::EntryPointUnreadable => {
+                                Reason::EntryPointUnreadable
+                            }
+                            _ => Reason::OrphanedBundleOnly,
+                        });
+                        candidates.push(row(ext, source, reason, None, store).await);
+                    }
+                }
+            }
+        }
+    }
+    candidates.sort_by(|a, b| a.source_path.cmp(&b.source_path));
+    extended_by.sort_by(|a, b| a.source_path.cmp(&b.source_path));
+    Explanation {
+        kind,
+        type_name: name.clone(),
+        winner,
+        candidates,
+        extended_by,
+        suggestions: Vec::new(),
+    }
+}
+
+fn indexed_type(source: &Source) -> Option<&TypeName> {
+    match source.state() {
+        RowState::Indexed { type_name, .. } => Some(type_name),
+        _ => None,
+    }
+}
+
+/// Whether a row without a recorded type (failed, orphaned, tombstoned) declares
+/// `name`: its error names it, its text quotes it, or its file stem is its last segment.
+fn declares(source: &Source, name: &TypeName, probe: &dyn SourceProbe) -> bool {
+    let wanted = name.as_str().to_lowercase();
+    if let Some(error) = source.state().last_error() {
+        if error.to_lowercase().contains(&wanted) {
+            return true;
+        }
+    }
+    if let Some(text) = probe.text(source.path()) {
+        let text = text.to_lowercase();
+        if ['"', '\'', '`']
+            .iter()
+            .any(|q| text.contains(&format!("{q}{wanted}{q}")))
+        {
+            return true;
+        }
+    }
+    let file = source
+        .path()
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let stem = file.split('.').next().unwrap_or_default().to_lowercase();
+    let last = wanted.rsplit('/').next().unwrap_or_default();
+    !stem.is_empty() && stem == last
+}
+
+async fn row(
+    ext: &Extension,
+    source: &Source,
+    reason: Option<Reason>,
+    lost_to: Option<CanonicalPath>,
+    store: &dyn BundleStore,
+) -> Row {
+    let state = source.state();
+    let bundle = state.bundle();
+    let bundle_usable = match bundle {
+        Some(bundle) => Some(store.is_usable(bundle).await),
+        None => None,
+    };
+    Row {
+        source_path: source.path().clone(),
+        origin: source.origin().as_str(),
+        extension: ext.id().to_string(),
+        extension_version: ext.id().version.to_string(),
+        declared_version: match state {
+            RowState::Indexed { meta, .. } => Some(meta.declared_version.clone()),
+            _ => None,
+        },
+        state: state.tag().as_str(),
+        fingerprint: source.fingerprint().map(ToString::to_string),
+        bundle: bundle.map(|b| b.path.clone()),
+        bundle_usable,
+        reason,
+        error: state.last_error().map(str::to_owned),
+        lost_to,
+    }
+}
