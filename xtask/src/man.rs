@@ -16,12 +16,21 @@ mod args;
 pub fn run(root: &Path) -> Result<usize, String> {
     let dir = root.join("target").join("man");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let command = args::Args::command();
+    let dir = dir.canonicalize().unwrap_or(dir);
+    let command = built();
     let mut written = 0;
     write_pages(&dir, command, "fen", &mut written)?;
     println!("man: wrote {written} pages to {}", dir.display());
     println!("man: read one with `man {}/fen.1`", dir.display());
     Ok(written)
+}
+
+/// The command with global flags propagated to every subcommand, so each page lists
+/// `--json`, `--repo-dir`, ...
+fn built() -> clap::Command {
+    let mut command = args::Args::command();
+    command.build();
+    command
 }
 
 fn write_pages(
@@ -41,7 +50,7 @@ fn write_pages(
     std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     *written += 1;
     for sub in command.get_subcommands() {
-        if sub.is_hide_set() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
             continue;
         }
         let sub_name = format!("{name}-{}", sub.get_name());
@@ -58,10 +67,15 @@ mod tests {
     fn every_subcommand_gets_a_page_naming_its_flags() {
         let dir = tempfile::tempdir().unwrap();
         let mut written = 0;
-        write_pages(dir.path(), args::Args::command(), "fen", &mut written).unwrap();
+        write_pages(dir.path(), built(), "fen", &mut written).unwrap();
         assert!(written > 20, "{written}");
         let why = std::fs::read_to_string(dir.path().join("fen-extension-why.1")).unwrap();
         assert!(why.contains("kind"), "{why}");
+        assert!(
+            why.contains("json"),
+            "global flags reach subcommand pages: {why}"
+        );
+        assert!(!dir.path().join("fen-help.1").exists());
         let top = std::fs::read_to_string(dir.path().join("fen.1")).unwrap();
         assert!(top.contains("no\\-color"), "{top}");
     }

@@ -1,4 +1,8 @@
 //! The command line, defined with clap's derive API.
+//!
+//! The doc comments here are the `--help` texts (and the man pages of `cargo xtask
+//! man`), written for a terminal: `<NAME>` placeholders are meant literally, not as HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 

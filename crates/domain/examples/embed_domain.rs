@@ -65,8 +65,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 4. a.ts is deleted: retiring it tombstones it, and b.ts, whose winner left the
     //    slot, keeps a tombstone without a winner until its next observation.
     let local = local.record_source_missing(a.location.canonical(), RetireReason::SourceDeleted)?;
+    println!("\nafter a.ts was deleted:");
+    print_sources(&local);
     let local = local.apply([indexed(&b, &vpc, "2026.01.01.0")?])?;
-    println!("\nafter a.ts was deleted and b.ts re-observed:");
+    println!("\nafter b.ts was observed again:");
     print_sources(&local);
     block_on(catalog.save(&local))?;
     let winner = block_on(catalog.find_type(Kind::Model, &vpc))?;
