@@ -170,7 +170,8 @@ pub async fn explain(
         }
         1 => {
             let mut one = found.remove(0);
-            if one.winner.is_none() {
+            // `--kind extension` has no winner by nature: its rows are all listed.
+            if one.winner.is_none() && one.kind != Kind::Extension {
                 let known: BTreeSet<&str> = visible(loaded)
                     .filter(|(s, _)| s.kind() == one.kind)
                     .map(|(_, t)| t.as_str())
@@ -363,5 +364,212 @@ async fn row(
         reason,
         error: state.last_error().map(str::to_owned),
         lost_to,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use async_trait::async_trait;
+    use fen_domain::ports::{BundleStoreError, StagedBundle};
+    use fen_domain::{
+        BundleLocation, Change, ExtensionId, ExtensionName, ExtensionOrigin, ExtensionVersion,
+        Observation, Origin, PathPolicy, SourceFingerprint, SourceLocation, TypeMeta,
+    };
+
+    use super::*;
+
+    fn cp(text: &str) -> CanonicalPath {
+        CanonicalPath::from_text(text, PathPolicy::Posix).unwrap()
+    }
+
+    fn obs(path: &str, root: &str, origin: Origin, n: u8) -> Observation {
+        Observation {
+            location: SourceLocation::from_canonical(cp(path), cp(root)),
+            kind: Kind::Model,
+            origin,
+            fingerprint: SourceFingerprint::Content([n; 32]),
+            mtime: None,
+        }
+    }
+
+    fn indexed(o: &Observation, ty: &str) -> Change {
+        Change::Indexed {
+            obs: o.clone(),
+            type_name: TypeName::parse(ty).unwrap(),
+            bundle: BundleLocation {
+                path: cp(&format!("{}.bundle.json", o.location.canonical())),
+                fingerprint: o.fingerprint,
+            },
+            meta: TypeMeta::default(),
+        }
+    }
+
+    /// Bundles are usable unless listed as broken; texts by path.
+    struct Fake {
+        broken: Vec<String>,
+        texts: BTreeMap<String, String>,
+    }
+
+    #[async_trait]
+    impl BundleStore for Fake {
+        async fn is_usable(&self, bundle: &BundleLocation) -> bool {
+            !self.broken.iter().any(|b| b == bundle.path.as_str())
+        }
+        async fn publish(&self, _: &StagedBundle) -> Result<(), BundleStoreError> {
+            Ok(())
+        }
+        async fn evict(&self, _: &CanonicalPath) -> Result<(), BundleStoreError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<CanonicalPath>, BundleStoreError> {
+            Ok(Vec::new())
+        }
+        async fn open(&self, _: &BundleLocation) -> Option<String> {
+            None
+        }
+        async fn clear(&self) -> Result<(), BundleStoreError> {
+            Ok(())
+        }
+    }
+
+    impl SourceProbe for Fake {
+        fn text(&self, path: &CanonicalPath) -> Option<String> {
+            self.texts.get(path.as_str()).cloned()
+        }
+    }
+
+    /// Local: a.ts and b.ts claim @me/t (b loses I2), broken.ts failed to build and
+    /// quotes @me/t, other.ts failed and does not. Pulled: t.ts claims @me/t, hidden by
+    /// a.ts.
+    fn catalog() -> (Loaded, Fake) {
+        let a = obs("/r/extensions/models/a.ts", "/r", Origin::Local, 1);
+        let b = obs("/r/extensions/models/b.ts", "/r", Origin::Local, 2);
+        let broken = obs("/r/extensions/models/broken.ts", "/r", Origin::Local, 3);
+        let other = obs("/r/extensions/models/other.ts", "/r", Origin::Local, 4);
+        let local = Extension::local(&cp("/r"))
+            .apply([
+                indexed(&a, "@me/t"),
+                indexed(&b, "@me/t"),
+                Change::BuildFailed {
+                    obs: broken,
+                    error: "syntax error".into(),
+                },
+                Change::BuildFailed {
+                    obs: other,
+                    error: "syntax error".into(),
+                },
+            ])
+            .unwrap();
+        let root = "/r/.fen/pulled-extensions/@p/x";
+        let t = obs(&format!("{root}/models/t.ts"), root, Origin::Pulled, 5);
+        let pulled = Extension::new(
+            ExtensionId::new(
+                ExtensionName::parse("@p/x").unwrap(),
+                ExtensionVersion::parse("2026.01.01.1").unwrap(),
+            ),
+            ExtensionOrigin::Pulled,
+            cp(root),
+            vec![],
+        )
+        .unwrap()
+        .apply([indexed(&t, "@me/t")])
+        .unwrap();
+        // The repository marks the pulled claim as superseded (spec 10 §5.6).
+        let hidden: Vec<Source> = pulled
+            .sources()
+            .map(|s| {
+                Source::restore(
+                    s.location().clone(),
+                    s.kind(),
+                    s.origin(),
+                    s.fingerprint().copied(),
+                    s.state().clone(),
+                    None,
+                    Some(a.location.canonical().clone()),
+                )
+            })
+            .collect();
+        let pulled = Extension::new(
+            pulled.id().clone(),
+            ExtensionOrigin::Pulled,
+            cp(root),
+            hidden,
+        )
+        .unwrap();
+        let fake = Fake {
+            broken: vec!["/r/extensions/models/a.ts.bundle.json".into()],
+            texts: BTreeMap::from([(
+                "/r/extensions/models/broken.ts".to_owned(),
+                "export const model = { type: \"@me/t\",, };".to_owned(),
+            )]),
+        };
+        let loaded = Loaded {
+            extensions: vec![local, pulled],
+            ..Loaded::default()
+        };
+        (loaded, fake)
+    }
+
+    #[tokio::test]
+    async fn every_candidate_gets_its_reason_and_the_winner_its_bundle_verdict() {
+        let (loaded, fake) = catalog();
+        let e = explain(&loaded, None, "@me/t", &fake, &fake).await.unwrap();
+        let winner = e.winner.unwrap();
+        assert_eq!(winner.source_path.as_str(), "/r/extensions/models/a.ts");
+        assert_eq!(winner.bundle_usable, Some(false));
+        let got: Vec<(&str, Option<Reason>)> = e
+            .candidates
+            .iter()
+            .map(|c| (c.source_path.as_str(), c.reason))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "/r/.fen/pulled-extensions/@p/x/models/t.ts",
+                    Some(Reason::ShadowedByLocal)
+                ),
+                ("/r/extensions/models/b.ts", Some(Reason::I2Loser)),
+                (
+                    "/r/extensions/models/broken.ts",
+                    Some(Reason::BundleBuildFailed)
+                ),
+            ]
+        );
+        assert_eq!(e.candidates[0].bundle_usable, Some(true));
+        assert_eq!(e.candidates[2].error.as_deref(), Some("syntax error"));
+        assert!(e.suggestions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_source_named_after_the_type_is_a_candidate_of_an_otherwise_unknown_type() {
+        let (loaded, fake) = catalog();
+        let e = explain(&loaded, Some(Kind::Model), "@me/other", &fake, &fake)
+            .await
+            .unwrap();
+        assert!(e.winner.is_none());
+        assert_eq!(e.candidates.len(), 1);
+        assert_eq!(e.candidates[0].reason, Some(Reason::BundleBuildFailed));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_type_gets_the_nearest_visible_names() {
+        let (loaded, fake) = catalog();
+        let error = explain(&loaded, None, "@me/u", &fake, &fake)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            WhyError::UnknownType {
+                name: "@me/u".into(),
+                suggestions: vec!["@me/t".into()],
+            }
+        );
+        let error = explain(&loaded, Some(Kind::Vault), "@me/t", &fake, &fake)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, WhyError::UnknownType { .. }), "{error:?}");
     }
 }

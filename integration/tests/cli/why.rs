@@ -240,6 +240,11 @@ fn extensions_of_a_model_type_are_listed() {
         repo.rel(extended[0]["sourcePath"].as_str().unwrap()),
         "extensions/models/audit.ts"
     );
+    // `--kind extension` asks for the extension rows themselves.
+    let doc = why(&repo, &["@me/endpoint", "--kind", "extension"]);
+    assert_eq!(doc["kind"], "extension");
+    assert_eq!(doc["extendedBy"].as_array().unwrap().len(), 1, "{doc}");
+    assert_eq!(doc["suggestions"], serde_json::json!([]));
 }
 
 #[test]
