@@ -17,10 +17,13 @@ use fen_domain::{CanonicalPath, Extension, Kind, RowState, Source, TombstoneReas
 
 use crate::registry::suggestions;
 
-/// Reads entry-point text for the "does this failed source declare the type" test.
+/// Looks at entry points on disk: whether one still exists, and its text for the "does
+/// this failed source declare the type" test.
 pub trait SourceProbe: Send + Sync {
     /// The entry point's text, when it exists and is readable (bounded by the adapter).
     fn text(&self, path: &CanonicalPath) -> Option<String>;
+    /// True if a file (or a symlink, dangling or not) is at the path.
+    fn exists(&self, path: &CanonicalPath) -> bool;
 }
 
 /// Why a candidate is not the winner.
@@ -85,6 +88,9 @@ pub struct Row {
     pub reason: Option<Reason>,
     /// The stored error of a failure state.
     pub error: Option<String>,
+    /// Whether the entry point is still on disk (a deleted winner is served from its
+    /// bundle until the next indexing command retires it).
+    pub source_exists: bool,
     /// The path this row lost to (shadowing or I2).
     pub lost_to: Option<CanonicalPath>,
 }
@@ -231,7 +237,7 @@ async fn explain_kind(
             let state = source.state();
             if kind != Kind::Extension && source.kind() == Kind::Extension {
                 if kind == Kind::Model && indexed_type(source) == Some(name) {
-                    extended_by.push(row(ext, source, None, None, store).await);
+                    extended_by.push(row(ext, source, None, None, store, probe).await);
                 }
                 continue;
             }
@@ -241,16 +247,16 @@ async fn explain_kind(
             match state {
                 RowState::Indexed { type_name, .. } if type_name == name => {
                     if kind == Kind::Extension {
-                        extended_by.push(row(ext, source, None, None, store).await);
+                        extended_by.push(row(ext, source, None, None, store, probe).await);
                     } else if let Some(by) = source.superseded_by() {
                         let lost = Some(by.clone());
                         let reason = Some(Reason::ShadowedByLocal);
-                        candidates.push(row(ext, source, reason, lost, store).await);
+                        candidates.push(row(ext, source, reason, lost, store, probe).await);
                     } else if winner.is_none() {
-                        winner = Some(row(ext, source, None, None, store).await);
+                        winner = Some(row(ext, source, None, None, store, probe).await);
                     } else {
                         // I-Repo-1 keeps this from happening; show it rather than hide it.
-                        candidates.push(row(ext, source, None, None, store).await);
+                        candidates.push(row(ext, source, None, None, store, probe).await);
                     }
                 }
                 RowState::Indexed { .. } | RowState::Bundled { .. } => {}
@@ -259,13 +265,14 @@ async fn explain_kind(
                 } => {
                     if claimants.contains(w) {
                         let reason = Some(Reason::I2Loser);
-                        candidates.push(row(ext, source, reason, Some(w.clone()), store).await);
+                        candidates
+                            .push(row(ext, source, reason, Some(w.clone()), store, probe).await);
                     }
                 }
                 RowState::Tombstoned { .. } => {
                     if declares(source, name, probe) {
                         let reason = Some(Reason::Tombstoned);
-                        candidates.push(row(ext, source, reason, None, store).await);
+                        candidates.push(row(ext, source, reason, None, store, probe).await);
                     }
                 }
                 RowState::BundleBuildFailed { .. }
@@ -281,7 +288,7 @@ async fn explain_kind(
                             }
                             _ => Reason::OrphanedBundleOnly,
                         });
-                        candidates.push(row(ext, source, reason, None, store).await);
+                        candidates.push(row(ext, source, reason, None, store, probe).await);
                     }
                 }
             }
@@ -341,6 +348,7 @@ async fn row(
     reason: Option<Reason>,
     lost_to: Option<CanonicalPath>,
     store: &dyn BundleStore,
+    probe: &dyn SourceProbe,
 ) -> Row {
     let state = source.state();
     let bundle = state.bundle();
@@ -363,6 +371,7 @@ async fn row(
         bundle_usable,
         reason,
         error: state.last_error().map(str::to_owned),
+        source_exists: probe.exists(source.path()),
         lost_to,
     }
 }
@@ -437,6 +446,9 @@ mod tests {
     impl SourceProbe for Fake {
         fn text(&self, path: &CanonicalPath) -> Option<String> {
             self.texts.get(path.as_str()).cloned()
+        }
+        fn exists(&self, path: &CanonicalPath) -> bool {
+            !path.as_str().ends_with("b.ts")
         }
     }
 
@@ -519,6 +531,8 @@ mod tests {
         let winner = e.winner.unwrap();
         assert_eq!(winner.source_path.as_str(), "/r/extensions/models/a.ts");
         assert_eq!(winner.bundle_usable, Some(false));
+        assert!(winner.source_exists);
+        assert!(!e.candidates[1].source_exists);
         let got: Vec<(&str, Option<Reason>)> = e
             .candidates
             .iter()

@@ -90,6 +90,22 @@ fn the_winner_has_origin_extension_version_state_fingerprint_and_a_usable_bundle
     assert_eq!(doc["winner"]["bundleUsable"], false, "{doc}");
     let human = repo.ok(&["extension", "why", "@me/endpoint"]);
     assert!(human.stdout.contains("not usable"), "{}", human.stdout);
+
+    // A winner deleted from disk is still the catalog's winner until the next indexing
+    // command; `why` says so.
+    repo.remove("extensions/models/endpoint.ts");
+    let doc = why(&repo, &["@me/endpoint"]);
+    assert_eq!(doc["winner"]["sourceExists"], false, "{doc}");
+    let human = repo.ok(&["extension", "why", "@me/endpoint"]);
+    assert!(human.stdout.contains("gone from disk"), "{}", human.stdout);
+}
+
+#[test]
+fn a_never_indexed_repo_points_at_indexing() {
+    let repo = Repo::new();
+    let out = repo.fen(&["extension", "why", "@me/anything"]);
+    assert_eq!(out.code, 3);
+    assert!(out.stderr.contains("fen extension list"), "{}", out.stderr);
 }
 
 #[test]

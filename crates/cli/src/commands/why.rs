@@ -26,9 +26,15 @@ pub async fn run(ctx: &Context, raw: &str, kind: Option<Kind>) -> Result<Outcome
         .load_outline()
         .await
         .map_err(CliError::from)?;
+    let empty = loaded.extensions.iter().all(|e| e.sources().len() == 0);
     let explanation = why::explain(&loaded, kind, raw, repo.adapters.store.as_ref(), &FileProbe)
         .await
         .map_err(|error| match error {
+            WhyError::UnknownType { name, suggestions } if empty => {
+                CliError::unknown_type(&name, &suggestions).with_hint(
+                    "the catalog has no sources yet: run 'fen extension list' to index extensions/",
+                )
+            }
             WhyError::UnknownType { name, suggestions } => {
                 CliError::unknown_type(&name, &suggestions)
             }
@@ -54,6 +60,10 @@ impl SourceProbe for FileProbe {
         let mut bytes = Vec::new();
         file.take(PROBE_BYTES).read_to_end(&mut bytes).ok()?;
         Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn exists(&self, path: &fen_domain::CanonicalPath) -> bool {
+        std::fs::symlink_metadata(path.as_str()).is_ok()
     }
 }
 
@@ -89,6 +99,12 @@ fn human(ctx: &Context, repo: &Repo, e: &Explanation) -> String {
             colour::out(colour::of_state(tag), row.state)
         ));
         let mut lines = vec![parts.join(", ")];
+        if !row.source_exists {
+            lines.push(colour::out(
+                Colour::Yellow,
+                "the source file is gone from disk; the next indexing command retires this row",
+            ));
+        }
         if let Some(fp) = &row.fingerprint {
             lines.push(format!("fingerprint {fp}"));
         }
@@ -172,6 +188,7 @@ fn row_json(row: &Row) -> Value {
         "bundleUsable": row.bundle_usable,
         "reason": row.reason.map(Reason::as_str),
         "error": row.error,
+        "sourceExists": row.source_exists,
         "lostTo": row.lost_to.as_ref().map(|p| p.as_str()),
     })
 }
