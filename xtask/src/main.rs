@@ -4,6 +4,7 @@
 mod bench;
 mod bench_catalog;
 mod fixture;
+mod man;
 mod migrate;
 mod tidy;
 
@@ -24,6 +25,8 @@ struct Args {
 enum Task {
     /// Check the layer rules: domain and lifecycle dependencies, module docs.
     Tidy,
+    /// Generate fen's man pages into target/man/ (clap_mangen).
+    Man,
     /// Measure the performance targets of spec 30 §8.3 on a release build of fen.
     Bench(BenchArgs),
     /// The cross-process lifecycle stress harness of spec 20 §16 (and its crash modes).
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.task {
         Task::Tidy => run_tidy(),
+        Task::Man => man::run(&workspace_root()).map(|_| ()),
         Task::Bench(args) => run_bench(args),
         Task::Migrate { db, dry_run } => migrate::run(&db, dry_run),
         Task::Stress(args) => xtask::stress::run(args).map(|_| ()),

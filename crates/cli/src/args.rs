@@ -1,4 +1,8 @@
 //! The command line, defined with clap's derive API.
+//!
+//! The doc comments here are the `--help` texts (and the man pages of `cargo xtask
+//! man`), written for a terminal: `<NAME>` placeholders are meant literally, not as HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 
@@ -7,6 +11,9 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 /// fen: a crash-safe extension host and catalog.
 #[derive(Debug, Parser)]
 #[command(name = "fen", version, about, long_about = None)]
+#[command(
+    after_help = "Colour: on when the stream is a terminal; --no-color or NO_COLOR=1 turn it off, CLICOLOR_FORCE=1 forces it."
+)]
 pub struct Args {
     /// Repository root (default: the innermost ancestor of the current directory with a .fen/ directory).
     #[arg(long, global = true, env = "FEN_REPO_DIR", value_name = "DIR")]
@@ -62,6 +69,12 @@ pub enum Command {
     Registry {
         #[command(subcommand)]
         command: RegistryCommand,
+    },
+    /// Print a shell completion script on stdout (see README "Shell completions").
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -127,6 +140,16 @@ pub enum ExtensionCommand {
     },
     /// Describe a type of any kind.
     Describe {
+        /// The type.
+        #[arg(value_name = "TYPE")]
+        type_name: String,
+        /// The kind, when the type exists under several.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Why a type comes from the source it does: the winner, every losing or failed
+    /// candidate with its reason, its extensions. Reads the catalog only.
+    Why {
         /// The type.
         #[arg(value_name = "TYPE")]
         type_name: String,

@@ -249,7 +249,10 @@ impl Context {
             lock_wait_ms: self.settings.datastore_lock_wait_ms,
             lock_ttl_ms: self.settings.datastore_lock_ttl_ms,
             stats: Arc::clone(&self.stats),
-            notices: Arc::new(|level: &str, message: &str| eprintln!("{level}: {message}")),
+            notices: Arc::new(|level: &str, message: &str| match level {
+                "warning" => eprintln!("{} {message}", crate::colour::warning_prefix()),
+                _ => eprintln!("{level}: {message}"),
+            }),
             root: repo.root.canonical.as_str().to_owned(),
         };
         Ok(Models::new(ports, loader))
@@ -339,7 +342,7 @@ impl Context {
 
     /// Prints a `warning:` line on stderr (both modes).
     pub fn warn(&self, message: &str) {
-        eprintln!("warning: {message}");
+        eprintln!("{} {message}", crate::colour::warning_prefix());
     }
 
     /// Repo-relative in human mode, canonical absolute in JSON mode.

@@ -2,6 +2,7 @@
 //! maps its outcome to output and an exit code (spec 00 §5–§6).
 
 mod args;
+mod colour;
 mod commands;
 mod context;
 mod env;
@@ -31,6 +32,10 @@ fn main() -> ExitCode {
     } else {
         Mode::Human
     };
+    colour::init(
+        mode == Mode::Json,
+        std::env::args_os().any(|a| a == "--no-color"),
+    );
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| run(mode));
     let outcome = match result {
@@ -61,10 +66,11 @@ fn run(mode: Mode) -> Result<u8, CliError> {
         Ok(args) => args,
         Err(error) => {
             use clap::error::ErrorKind;
-            if matches!(
-                error.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) {
+            if error.kind() == ErrorKind::DisplayVersion {
+                commands::version::print(mode);
+                return Ok(0);
+            }
+            if error.kind() == ErrorKind::DisplayHelp {
                 print!("{error}");
                 return Ok(0);
             }
@@ -135,6 +141,9 @@ async fn dispatch(
             ExtensionCommand::Describe { type_name, kind } => {
                 commands::types::describe(ctx, type_name, kind.map(|k| k.kind())).await
             }
+            ExtensionCommand::Why { type_name, kind } => {
+                commands::why::run(ctx, type_name, kind.map(|k| k.kind())).await
+            }
             ExtensionCommand::Source { command } => match command {
                 SourceCommand::Add { dir } => {
                     commands::source::change(ctx, commands::source::Change::Add(dir)).await
@@ -202,6 +211,7 @@ async fn dispatch(
         Command::Doctor { command } => match command {
             DoctorCommand::Extensions(doctor_args) => commands::doctor::run(ctx, doctor_args).await,
         },
+        Command::Completions { shell } => Ok(commands::completions::run(ctx.mode, *shell)),
         Command::Registry { command } => match command {
             RegistryCommand::Serve {
                 dir,

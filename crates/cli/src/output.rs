@@ -5,6 +5,7 @@ use std::io::Write;
 
 use serde_json::Value;
 
+use crate::colour::{self, Colour};
 use crate::error::CliError;
 
 /// How results are printed.
@@ -32,9 +33,11 @@ pub fn print_error(mode: Mode, error: &CliError) {
         Mode::Json => write_stdout(&error.to_json().to_string()),
         Mode::Human => {
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {}", error.message);
+            let prefix = colour::err(Colour::Red, "error:");
+            let _ = writeln!(stderr, "{prefix} {}", error.message);
             if let Some(hint) = &error.hint {
-                let _ = writeln!(stderr, "hint: {hint}");
+                let prefix = colour::err(Colour::Cyan, "hint:");
+                let _ = writeln!(stderr, "{prefix} {hint}");
             }
         }
     }

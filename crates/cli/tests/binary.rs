@@ -12,5 +12,10 @@ fn version_prints_on_stdout_and_exits_zero() {
         .unwrap();
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(stdout.trim(), format!("fen {}", env!("CARGO_PKG_VERSION")));
+    // The first line is the version; the formats follow (issue 13).
+    assert_eq!(
+        stdout.lines().next(),
+        Some(format!("fen {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    assert!(stdout.contains("bundle layout "), "{stdout}");
 }

@@ -8,7 +8,23 @@
 //!
 //! It does no I/O and depends on no runtime: library users can embed it to read,
 //! validate and transform catalog state without pulling in SQLite, tokio or a JS
-//! engine.
+//! engine. `examples/embed_domain.rs` goes further (transitions, I2, tombstones,
+//! in-memory ports): `cargo run -p fen-domain --example embed_domain`.
+//!
+//! ```
+//! use fen_domain::{CanonicalPath, Extension, PathPolicy, TypeName};
+//!
+//! // The repo's local aggregate: every source under <repo>/extensions/ belongs to it.
+//! let root = CanonicalPath::from_text("/work/shop", PathPolicy::Posix)?;
+//! let local = Extension::local(&root);
+//! assert_eq!(local.id().to_string(), "@local/shop@0.0.0");
+//! assert_eq!(local.sources().len(), 0);
+//!
+//! // Type names are validated and normalised before any lookup.
+//! let ty = TypeName::parse("@acme/net/endpoint")?;
+//! assert_eq!(ty.as_str(), "@acme/net/endpoint");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
 pub mod error;

@@ -6,6 +6,20 @@
 //! store and datastore locks), `models` (model definitions, argument schemas), plus
 //! `faults` (test-only fault points), `random` and `time` (timestamps). SQL, file locks and atomic renames live here
 //! and nowhere else; errors are classified into domain variants at this boundary.
+//!
+//! `examples/catalog_roundtrip.rs` opens a real catalog in a temp directory, saves and
+//! loads aggregates and lists types: `cargo run -p fen-infrastructure --example
+//! catalog_roundtrip`. The smallest use is asking what the build embeds:
+//!
+//! ```
+//! use fen_infrastructure::catalog::embedded_versions;
+//!
+//! // The catalog schema versions this build creates and migrates to, ascending; the
+//! // last one is what `fen --version` reports as the catalog schema.
+//! let versions = embedded_versions();
+//! assert!(!versions.is_empty());
+//! assert!(versions.windows(2).all(|pair| pair[0] < pair[1]));
+//! ```
 
 pub mod archive;
 pub mod bundler;

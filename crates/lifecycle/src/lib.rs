@@ -5,7 +5,19 @@
 //! This crate holds the freshness machinery of spec 10 §6 (the warm pass, the cold
 //! start and ReconcileFromDisk, which share one prepare/commit engine), doctor
 //! (spec 10 §7), the lazy type registry with its loader (spec 30 §5) and the model
-//! services (`models`: create, list, method runs, spec 30 §6).
+//! services (`models`: create, list, method runs, spec 30 §6), and `why`, the
+//! catalog-only explanation behind `fen extension why`.
+//!
+//! Most services need a full set of [`Adapters`]; the pure helpers work alone:
+//!
+//! ```
+//! use fen_lifecycle::registry::suggestions;
+//!
+//! // The "did you mean" of an unknown type: close names only, closest first.
+//! let known = ["@acme/net/endpoint", "@acme/net/probe", "@other/thing"];
+//! let close = suggestions("@acme/net/endpont", known.into_iter());
+//! assert_eq!(close, vec!["@acme/net/endpoint".to_owned()]);
+//! ```
 
 mod adapters;
 pub mod builtin;
@@ -20,6 +32,7 @@ mod rebuild;
 pub mod reconcile;
 pub mod registry;
 pub mod stats;
+pub mod why;
 
 pub use adapters::{Adapters, RepoLayout, ScannerFactory};
 pub use engine::LifecycleError;

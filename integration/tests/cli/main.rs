@@ -7,6 +7,8 @@
 mod bad_input;
 mod caps;
 mod catalog;
+mod colour;
+mod completions;
 mod fixture;
 mod freshness;
 mod init;
@@ -18,3 +20,4 @@ mod output;
 mod reconcile;
 mod stress;
 mod util;
+mod why;

@@ -40,10 +40,12 @@ impl TempDir {
     }
 }
 
-/// A `fen` command with a clean environment (no inherited `FEN_*`).
+/// A `fen` command with a clean environment (no inherited `FEN_*`, and no colour
+/// forced on by the caller's `CLICOLOR_FORCE`).
 pub fn fen(cwd: &Path) -> Command {
     let mut cmd = Command::new(fen_bin());
     cmd.current_dir(cwd);
+    cmd.env_remove("CLICOLOR_FORCE");
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("FEN_") {
             cmd.env_remove(key);

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use fen_domain::{Kind, RowState, TombstoneReason};
+use fen_domain::{Kind, RowState, RowStateTag, TombstoneReason};
 use serde_json::{json, Value};
 
 use super::Outcome;
+use crate::colour;
 use crate::context::Context;
 use crate::error::CliError;
 
@@ -76,7 +77,7 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
                 .unwrap_or_default();
             let human = Line {
                 kind: source.kind().as_str(),
-                state: state.tag().as_str(),
+                state: state.tag(),
                 shown,
                 rest: format!("{detail}{note}{superseded}"),
             };
@@ -87,7 +88,11 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
     let human = if rows.is_empty() {
         "no extension sources found".to_owned()
     } else {
-        let state_width = rows.iter().map(|r| r.3.state.len()).max().unwrap_or(0);
+        let state_width = rows
+            .iter()
+            .map(|r| r.3.state.as_str().len())
+            .max()
+            .unwrap_or(0);
         let path_width = rows
             .iter()
             .map(|r| r.3.shown.chars().count())
@@ -96,9 +101,14 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
         rows.iter()
             .map(|r| {
                 let line = &r.3;
+                // Padded first, then coloured: escapes take no columns.
+                let state = colour::out(
+                    colour::of_state(line.state),
+                    &format!("{:<state_width$}", line.state.as_str()),
+                );
                 format!(
-                    "{:<9} {:<state_width$}  {:<path_width$}{}",
-                    line.kind, line.state, line.shown, line.rest
+                    "{:<9} {state}  {:<path_width$}{}",
+                    line.kind, line.shown, line.rest
                 )
                 .trim_end()
                 .to_owned()
@@ -116,7 +126,7 @@ pub async fn run(ctx: &Context, kind: Option<Kind>) -> Result<Outcome, CliError>
 /// One human output line, aligned in columns once every row is known.
 struct Line {
     kind: &'static str,
-    state: &'static str,
+    state: RowStateTag,
     shown: String,
     rest: String,
 }

@@ -1,5 +1,6 @@
 //! One module per command; each returns its result as human text plus a JSON value.
 
+pub mod completions;
 pub mod datastore;
 pub mod doctor;
 pub mod extension_list;
@@ -10,6 +11,8 @@ pub mod pack;
 pub mod registry;
 pub mod source;
 pub mod types;
+pub mod version;
+pub mod why;
 
 use serde_json::Value;
 
