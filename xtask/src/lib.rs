@@ -9,5 +9,7 @@
 //! assert!(root.join("crates/cli/Cargo.toml").is_file());
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod fen_build;
 pub mod stress;

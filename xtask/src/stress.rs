@@ -99,7 +99,9 @@ enum Mode {
 /// A failed run: the problems in one paragraph, and the evidence dump.
 #[derive(Debug)]
 pub struct Failure {
+    /// What went wrong, in one paragraph.
     pub summary: String,
+    /// The event logs and catalog state that show it.
     pub evidence: String,
     /// A report to print anyway (the crash sweep's table with its failed rows).
     pub printed: Option<String>,
@@ -228,7 +230,9 @@ impl WorkDir {
 /// A passed run: the report as text and as JSON.
 #[derive(Clone, Debug)]
 pub struct Passed {
+    /// The report for a terminal.
     pub text: String,
+    /// The same report as JSON (`--json`).
     pub json: serde_json::Value,
 }
 

@@ -21,6 +21,8 @@
 //! assert!(versions.windows(2).all(|pair| pair[0] < pair[1]));
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod archive;
 pub mod bundler;
 pub mod catalog;

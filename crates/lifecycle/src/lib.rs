@@ -19,6 +19,8 @@
 //! assert_eq!(close, vec!["@acme/net/endpoint".to_owned()]);
 //! ```
 
+#![deny(missing_docs)]
+
 mod adapters;
 pub mod builtin;
 pub mod counted;
