@@ -7,6 +7,7 @@
 mod bad_input;
 mod caps;
 mod catalog;
+mod datastores;
 mod fixture;
 mod freshness;
 mod init;

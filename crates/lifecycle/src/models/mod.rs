@@ -1,7 +1,7 @@
 //! Models (spec 30 §6, §7.8): `create`, `list` and `run_method`, over the
 //! definitions, schema, data and lock ports. `arguments` holds the definition and
 //! argument checks, `create_list` the two authoring commands, `run` the method run
-//! and `lock_flow` the per-model lock flow around it.
+//! and `lock_flow` the per-model lock (and sync) flow around it.
 //!
 //! A method run loads the type (which may commit a rebuilt bundle under the lifecycle
 //! lock, spec 30 §5.3) and checks every argument *before* it asks for the model's
@@ -18,8 +18,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use fen_domain::model::{ArgInput, RunRecord, Violation};
 use fen_domain::ports::runtime::SandboxLimits;
 use fen_domain::ports::{
-    DefinitionError, DistributedLock, LockError, ModelData, ModelDefinitions, ModelName,
-    SchemaValidator,
+    DatastoreSyncService, DefinitionError, DistributedLock, LockError, ModelData, ModelDefinitions,
+    ModelName, SchemaValidator, SyncError,
 };
 use fen_domain::{Kind, TypeName};
 
@@ -46,6 +46,10 @@ pub struct ModelPorts {
     pub data: Arc<dyn ModelData>,
     /// The datastore's locks.
     pub locks: Arc<dyn DistributedLock>,
+    /// The datastore's sync service (`None` for `local`).
+    pub sync: Option<Arc<dyn DatastoreSyncService>>,
+    /// The datastore as named in messages, e.g. `filesystem datastore at /mnt/fen`.
+    pub datastore: String,
     /// `FEN_DATASTORE_LOCK_TIMEOUT_MS`.
     pub lock_wait_ms: u64,
     /// `FEN_DATASTORE_LOCK_TTL_MS`.
@@ -135,6 +139,21 @@ pub enum ModelError {
         model: String,
         /// The method.
         method: String,
+    },
+    /// A pull before the run (nothing ran) or the push after it (the run is recorded,
+    /// its data kept locally) failed.
+    #[error("{message}")]
+    Sync {
+        /// Which call.
+        stage: crate::datastore::Stage,
+        /// The model.
+        model: String,
+        /// Why.
+        cause: SyncError,
+        /// One line naming the model and the datastore.
+        message: String,
+        /// The run record, for a failed push.
+        record: Option<Box<RunRecord>>,
     },
     /// The lock was taken over during the run; data and record are kept locally.
     #[error("the lock on model \"{model}\" was taken over by another process during the run; data kept locally")]

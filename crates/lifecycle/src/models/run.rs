@@ -20,10 +20,11 @@ use fen_domain::model::{with_defaults, RunError, RunRecord, RunStatus};
 use fen_domain::ports::runtime::{
     CallError, CallInput, CallTarget, CancelFlag, CtxError, HostApi, SandboxLimits,
 };
-use fen_domain::ports::{model_lock_key, LockLoss, ModelName, RunHost, RunScope};
+use fen_domain::ports::{model_lock_key, LockGuard, LockLoss, ModelName, RunHost, RunScope};
 
-use super::lock_flow::Acquired;
 use super::{interrupted, Interrupt, ModelError, Models, RunRequest};
+use crate::datastore::locking::Acquired;
+use crate::datastore::Stage;
 use crate::loader::LoadedType;
 use crate::registry::{declared_type, merge_members, MethodInfo};
 
@@ -157,7 +158,7 @@ impl Models {
             .acquire_model_lock(&name, req.interrupt.clone())
             .await?
         {
-            Acquired::Held(guard) => guard,
+            Acquired::Held(mut guards) => guards.remove(0),
             Acquired::Interrupted => {
                 return Err(ModelError::Interrupted {
                     model: name.to_string(),
@@ -170,6 +171,24 @@ impl Models {
             "lock_acquired",
             json!({ "lock": key, "model": name.as_str() }),
         );
+        let release = |guard: LockGuard| {
+            let released = guard.release();
+            stats.event(
+                "lock_released",
+                json!({ "lock": key, "model": name.as_str() }),
+            );
+            released
+        };
+        // 4-5. Probe once, pull once; a failed pull skips the run and the push.
+        let sync = self.run_sync(&name, &declared).await;
+        if let Some(sync) = &sync {
+            if let Err(cause) = self.sync_step(sync, Stage::Pull, &name).await {
+                let error = self.sync_failed(Stage::Pull, &name, cause, None);
+                release(guard)?;
+                return Err(error);
+            }
+        }
+        // 6. Run.
         let outcome = self
             .run_locked(Planned {
                 name: &name,
@@ -186,11 +205,18 @@ impl Models {
             })
             .await;
         let lost = guard.is_lost();
-        let released = guard.release();
-        stats.event(
-            "lock_released",
-            json!({ "lock": key, "model": name.as_str() }),
-        );
+        // 7. Push once, whether the method succeeded or not, unless the lock was lost
+        // or a signal cancelled the run.
+        let cancelled =
+            matches!(&outcome, Ok((record, _)) if record.status == RunStatus::Cancelled);
+        let pushed = match &sync {
+            Some(sync) if !lost && !cancelled => {
+                Some(self.sync_step(sync, Stage::Push, &name).await)
+            }
+            _ => None,
+        };
+        // 8. Release.
+        let released = release(guard);
         let (record, extension_code) = outcome?;
         if lost {
             return Err(ModelError::LockLost {
@@ -199,9 +225,18 @@ impl Models {
             });
         }
         released?;
-        match &record.error {
-            None => Ok(record),
-            Some(_) => Err(failure(record, extension_code)),
+        match (&record.error, pushed) {
+            (None, Some(Err(cause))) => {
+                Err(self.sync_failed(Stage::Push, &name, cause, Some(record)))
+            }
+            (None, _) => Ok(record),
+            (Some(_), Some(Err(cause))) => {
+                // The method's code wins; the push failure is reported beside it.
+                let push = self.sync_failed(Stage::Push, &name, cause, None);
+                (self.ports.notices)("warning", &push.to_string());
+                Err(failure(record, extension_code))
+            }
+            (Some(_), _) => Err(failure(record, extension_code)),
         }
     }
 
