@@ -171,10 +171,6 @@ fn services(ctx: &Context, wired: &Datastore) -> Datastores {
     })
 }
 
-fn files(count: Option<u64>) -> String {
-    count.map_or_else(|| "-".to_owned(), |n| n.to_string())
-}
-
 fn capabilities_json(capabilities: &SyncCapabilities) -> Value {
     json!({ "scopedSync": capabilities.scoped_sync, "lazyHydration": capabilities.lazy_hydration })
 }
@@ -225,14 +221,20 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
     let location = config.location().map(|p| p.display().to_string());
     Ok(Outcome {
         human: format!(
-            "datastore: {}{} (pushed {} files, pulled {} files)",
+            "datastore: {}{}{}{}",
             config.type_name(),
             location
                 .as_deref()
                 .map(|l| format!(" at {l}"))
                 .unwrap_or_default(),
-            files(report.pushed),
-            files(report.pulled),
+            report
+                .pushed
+                .map(|n| format!("; pushed {n} files"))
+                .unwrap_or_default(),
+            report
+                .pulled
+                .map(|n| format!("; pulled {n} files"))
+                .unwrap_or_default(),
         ),
         json: json!({
             "type": config.type_name(),
@@ -360,10 +362,13 @@ pub async fn sync(
     let report = report.map_err(|e| datastore_error(e, "; local data was kept"))?;
     Ok(Outcome {
         human: format!(
-            "synced with the {}: pulled {} files, pushed {} files",
+            "synced with the {}: {}",
             wired.label,
-            files(report.pulled),
-            files(report.pushed)
+            [("pulled", report.pulled), ("pushed", report.pushed)]
+                .iter()
+                .filter_map(|(what, n)| n.map(|n| format!("{what} {n} files")))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         json: json!({
             "type": wired.config.type_name(),
