@@ -1,5 +1,6 @@
 //! The method run (spec 30 §6.5): checks, then the call and its run record under the
-//! model's lock.
+//! model's lock, between one pull and one push when the datastore syncs (§7.8; the
+//! helpers are in `lock_flow`).
 //!
 //! A method run loads the type (which may commit a rebuilt bundle under the lifecycle
 //! lock, spec 30 §5.3) and checks every argument *before* it asks for the model's
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::{self, Either};
+use futures::future::{self, Either, FutureExt};
 use serde_json::{json, Map, Value};
 
 use fen_domain::model::{with_defaults, RunError, RunRecord, RunStatus};
@@ -186,6 +187,18 @@ impl Models {
                 let error = self.sync_failed(Stage::Pull, &name, cause, None);
                 release(guard)?;
                 return Err(error);
+            }
+            // A signal during the pull: nothing has run yet, so nothing runs.
+            if req
+                .interrupt
+                .as_ref()
+                .is_some_and(|Interrupt(signal)| signal.clone().now_or_never().is_some())
+            {
+                release(guard)?;
+                return Err(ModelError::Interrupted {
+                    model: name.to_string(),
+                    method: method.name.clone(),
+                });
             }
         }
         // 6. Run.
