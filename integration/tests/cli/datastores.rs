@@ -387,6 +387,12 @@ fn a_remote_whose_data_cannot_be_written_keeps_the_run_locally_and_exits_6() {
     assert_eq!(run_records(&repo, "web").len(), 1);
     assert_eq!(latest(&repo.path(".fen/data"), "web"), "1");
     assert!(lock_files(shared.path()).is_empty());
+    // Once the remote accepts writes again, the push the hint names finishes the job.
+    std::fs::remove_file(&blocked).unwrap();
+    let pushed = repo.ok(&["--json", "datastore", "sync", "--push"]).json();
+    assert!(pushed["pushed"].as_u64().unwrap() >= 3, "{pushed}");
+    assert_eq!(latest(&shared.path().join("data"), "web"), "1");
+    assert!(lock_files(shared.path()).is_empty());
 }
 
 #[test]
