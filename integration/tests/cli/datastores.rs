@@ -446,3 +446,65 @@ fn eight_concurrent_runs_from_two_checkouts_allocate_every_version_once() {
     }
     assert!(lock_files(shared.path()).is_empty());
 }
+
+#[test]
+fn sigint_while_a_full_sync_waits_for_a_model_lock_exits_130_and_leaves_no_lock() {
+    let shared = TempDir::new();
+    let repo = shared_repo(shared.path());
+    let mut holder = crate::util::fen(repo.root())
+        .args([
+            "model",
+            "method",
+            "run",
+            "web",
+            "spin",
+            "--timeout-ms",
+            "600000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let model_lock = shared.path().join(".fen-locks/models/web.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&model_lock)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .is_some_and(|info| info["pid"] == holder.id())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never took its lock"
+        );
+        std::thread::yield_now();
+    }
+    let events = repo.path("sync-events.jsonl");
+    let sync = crate::util::fen(repo.root())
+        .env("FEN_EVENTS_FILE", &events)
+        .args(["datastore", "sync"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The sync announces that it waits for the model lock, then gets SIGINT.
+    while !std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .contains("\"lock_wait\"")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never waited"
+        );
+        std::thread::yield_now();
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &sync.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out: Run = sync.wait_with_output().unwrap().into();
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    assert!(!shared.path().join(".fen-locks/global.lock").exists());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}

@@ -171,6 +171,16 @@ fn services(ctx: &Context, wired: &Datastore) -> Datastores {
     })
 }
 
+fn interrupted_sync(signal: &str) -> CliError {
+    CliError::new(
+        ErrorCode::Interrupted,
+        format!(
+            "interrupted by {signal}; the datastore locks were released, files copied so far are kept and .fen/datastore.yaml was not changed"
+        ),
+    )
+    .with_hint("run the command again; it copies only what is still missing")
+}
+
 fn capabilities_json(capabilities: &SyncCapabilities) -> Value {
     json!({ "scopedSync": capabilities.scoped_sync, "lazyHydration": capabilities.lazy_hydration })
 }
@@ -211,10 +221,13 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
         config.clone(),
         ctx.settings.datastore_sync_timeout_ms,
     )?;
-    let report = services(ctx, &wired)
-        .setup_transfer(skip_push)
-        .await
-        .map_err(|e| datastore_error(e, safe))?;
+    let services = services(ctx, &wired);
+    let transfer = services.setup_transfer(skip_push);
+    let report = tokio::select! {
+        biased;
+        signal = super::models::interrupted() => return Err(interrupted_sync(signal)),
+        report = transfer => report.map_err(|e| datastore_error(e, safe))?,
+    };
     config
         .write(&config_path)
         .map_err(|message| CliError::new(ErrorCode::Io, format!("{message}{safe}")))?;
@@ -330,11 +343,9 @@ pub async fn sync(
         ctx.mode == crate::output::Mode::Human,
         format!("syncing with the {}", wired.label),
     );
-    let report = if models.is_empty() {
-        services.sync_all(direction).await
-    } else {
+    let mut refs = Vec::new();
+    if !models.is_empty() {
         let definitions = YamlModelDefinitions::new(root.native.join(layout::MODELS_DIR));
-        let mut refs = Vec::new();
         for raw in models {
             let name = ModelName::parse(raw)
                 .map_err(|message| CliError::new(ErrorCode::InvalidInput, message))?;
@@ -356,7 +367,24 @@ pub async fn sync(
             })?;
             refs.push(ModelRef { name, model_type });
         }
-        services.sync_models(refs, direction, None).await
+    }
+    let work = async {
+        if refs.is_empty() {
+            services.sync_all(direction).await
+        } else {
+            services.sync_models(refs, direction, None).await
+        }
+    };
+    // On SIGINT/SIGTERM the sync future is dropped: its lock guards release on drop,
+    // and every file already copied was renamed or linked into place whole.
+    let report = tokio::select! {
+        // The handlers are installed before the sync starts.
+        biased;
+        signal = super::models::interrupted() => {
+            drop(progress);
+            return Err(interrupted_sync(signal));
+        }
+        report = work => report,
     };
     drop(progress);
     let report = report.map_err(|e| datastore_error(e, "; local data was kept"))?;

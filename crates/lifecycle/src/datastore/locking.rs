@@ -101,8 +101,20 @@ pub async fn acquire_models(
 pub async fn acquire_global(
     locks: &dyn DistributedLock,
     budget: LockBudget,
+    stats: &Stats,
 ) -> Result<LockGuard, LockError> {
     let started = Instant::now();
+    if let Some(holder) = locks
+        .list()
+        .await?
+        .into_iter()
+        .find(|s| s.key.starts_with("model/") && !s.stale)
+    {
+        stats.event(
+            "lock_wait",
+            json!({ "lock": "global", "waitingFor": holder.key, "holderPid": holder.info.pid }),
+        );
+    }
     drain_models(locks, budget, started).await?;
     let guard = locks
         .acquire(&LockOptions {

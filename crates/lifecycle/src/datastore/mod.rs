@@ -127,7 +127,12 @@ impl Datastores {
         let Some(sync) = self.ports.sync.clone() else {
             return Ok(SyncReport::default());
         };
-        let guard = acquire_global(self.ports.locks.as_ref(), self.ports.budget).await?;
+        let guard = acquire_global(
+            self.ports.locks.as_ref(),
+            self.ports.budget,
+            &self.ports.stats,
+        )
+        .await?;
         let capabilities = self.negotiate().await;
         let result = self.transfer(sync.as_ref(), direction, None).await;
         guard.release()?;
@@ -183,7 +188,12 @@ impl Datastores {
         let Some(sync) = self.ports.sync.clone() else {
             return Ok(SyncReport::default());
         };
-        let guard = acquire_global(self.ports.locks.as_ref(), self.ports.budget).await?;
+        let guard = acquire_global(
+            self.ports.locks.as_ref(),
+            self.ports.budget,
+            &self.ports.stats,
+        )
+        .await?;
         let capabilities = self.negotiate().await;
         let result = async {
             let pushed = if skip_push {
