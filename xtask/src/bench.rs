@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::fixture::{self, Fixture, FixtureSpec, Placement, VPC_TYPE};
 
+mod datastore;
 mod lifecycle;
 mod process;
 mod workload;
@@ -136,6 +137,7 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
     bench.first_run(&local_116, &search)?;
     let run_116 = bench.method_run(&local_116, None)?;
     bench.method_run(&local_2000, Some(run_116))?;
+    bench.datastore(scratch.path(), &local_116, run_116)?;
     for (what, args) in [("search", &search[..]), ("describe", &describe[..])] {
         for (small, large, placement) in [
             (&pulled_116, &pulled_2000, "pulled"),
@@ -287,6 +289,26 @@ impl Bench {
             format!("name: bench\ntype: \"{VPC_TYPE}\"\nglobalArguments:\n  region: us-east-1\n");
         std::fs::write(models.join("bench.yaml"), definition)
             .map_err(|e| format!("cannot write the bench model: {e}"))?;
+        let n = repo.fixture.types.len();
+        let limit = match base {
+            None => Limit::ms(15.0, 30.0),
+            Some(base) => Limit::relative(base, 1.5, "116-local p50"),
+        };
+        self.method_run_as(
+            repo,
+            &format!("method run (trivial), local datastore, {n} local"),
+            limit,
+        )
+    }
+
+    /// Times the trivial run of `models/bench.yaml` (written by `method_run`) on the
+    /// repo's datastore as configured.
+    fn method_run_as(
+        &mut self,
+        repo: &Repo,
+        metric: &str,
+        limit: Limit,
+    ) -> Result<Duration, String> {
         let args = [
             "model",
             "method",
@@ -299,22 +321,11 @@ impl Bench {
             "dryRun=true",
         ];
         let samples = self.series(repo, &args, |_| Ok(()))?;
-        let n = repo.fixture.types.len();
-        let limit = match base {
-            None => Limit::ms(15.0, 30.0),
-            Some(base) => Limit::relative(base, 1.5, "116-local p50"),
-        };
         let expect = Expect {
             bundles_built: 0,
             bundles_evaluated: 1,
         };
-        Ok(self.record_timing(
-            &format!("method run (trivial), local datastore, {n} local"),
-            &samples,
-            expect,
-            limit,
-            "-",
-        ))
+        Ok(self.record_timing(metric, &samples, expect, limit, "-"))
     }
 
     /// Each iteration appends a comment to a different entry, then runs once.

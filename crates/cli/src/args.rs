@@ -293,10 +293,63 @@ pub enum MethodCommand {
 /// `fen datastore ...`
 #[derive(Debug, Subcommand)]
 pub enum DatastoreCommand {
+    /// Configure where model data is shared (writes .fen/datastore.yaml last).
+    Setup {
+        #[command(subcommand)]
+        command: SetupCommand,
+    },
+    /// Type, location, health, capabilities and locks of the datastore.
+    Status,
+    /// Pull then push model data (structural without --model).
+    Sync {
+        /// Only pull (remote to local).
+        #[arg(long, conflicts_with = "push")]
+        pull: bool,
+        /// Only push (local to remote).
+        #[arg(long)]
+        push: bool,
+        /// Sync only this model (repeatable); takes per-model locks.
+        #[arg(long = "model", value_name = "NAME")]
+        models: Vec<String>,
+        /// Time limit of each pull or push in ms (default FEN_DATASTORE_SYNC_TIMEOUT_MS or 300000).
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=21_600_000))]
+        timeout_ms: Option<u64>,
+    },
     /// Datastore locks.
     Lock {
         #[command(subcommand)]
         command: LockCommand,
+    },
+}
+
+/// `fen datastore setup ...`
+#[derive(Debug, Subcommand)]
+pub enum SetupCommand {
+    /// Keep model data in .fen/data only (no migration).
+    Local,
+    /// Share model data through a directory (NFS, another disk).
+    Filesystem {
+        /// The shared directory (created if absent).
+        #[arg(long, value_name = "DIR")]
+        path: PathBuf,
+        /// Do not push the local data to it first.
+        #[arg(long)]
+        skip_push: bool,
+    },
+    /// Share model data through a datastore extension type.
+    Extension {
+        /// The datastore type, e.g. @acme/packed-store.
+        #[arg(value_name = "TYPE")]
+        type_name: String,
+        /// The remote directory.
+        #[arg(long, value_name = "DIR")]
+        remote: PathBuf,
+        /// The extension's config as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+        /// Do not push the local data to it first.
+        #[arg(long)]
+        skip_push: bool,
     },
 }
 

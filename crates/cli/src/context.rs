@@ -10,13 +10,15 @@ use async_trait::async_trait;
 use fen_domain::ports::runtime::InstantiateRequest;
 use fen_domain::ports::runtime::RuntimeError;
 use fen_domain::ports::{
-    BundleRuntime, DistributedLock, LifecycleLock, SandboxLimits, SourceScanner, TypeInstance,
+    BundleRuntime, DatastoreSyncService, DistributedLock, LifecycleLock, SandboxLimits,
+    SourceScanner, TypeInstance,
 };
 use fen_domain::{layout, CanonicalPath, PathPolicy, RepoRoot};
 use fen_infrastructure::bundler::FsBundleStore;
 use fen_infrastructure::catalog::{CatalogContext, CatalogOpener, OpenReport};
 use fen_infrastructure::datastore::{
-    FileDistributedLock, LocalModelData, LockIdentity, RunLogSink,
+    DatastoreConfig, FileDistributedLock, FilesystemSyncService, LocalModelData, LockIdentity,
+    RunLogSink,
 };
 use fen_infrastructure::faults::EnvFaults;
 use fen_infrastructure::indexer::SandboxBundleIndexer;
@@ -51,6 +53,18 @@ pub struct Context {
     pub started: Instant,
     /// The command line, for the lock's owner record.
     pub command: String,
+}
+
+/// A repo's datastore, wired.
+pub struct Datastore {
+    /// `.fen/datastore.yaml` as read.
+    pub config: DatastoreConfig,
+    /// Its locks.
+    pub locks: Arc<dyn DistributedLock>,
+    /// Its sync service (`None` for `local`).
+    pub sync: Option<Arc<dyn DatastoreSyncService>>,
+    /// How messages name it.
+    pub label: String,
 }
 
 /// An open repository with its adapters.
@@ -193,19 +207,58 @@ impl Context {
         })
     }
 
-    /// The datastore locks of the repo's datastore (`local`: `.fen/locks/`); a
-    /// `.fen/datastore.yaml` of another type is `config_invalid`.
-    pub fn datastore_locks(&self, root: &Path) -> Result<Arc<dyn DistributedLock>, CliError> {
-        fen_infrastructure::datastore::configured_type(&root.join(layout::DATASTORE_CONFIG))
-            .map_err(|message| {
+    /// The repo's datastore from `.fen/datastore.yaml` (spec 30 §7.1): its locks
+    /// (`.fen/locks/` for `local`, `<path>/.fen-locks/` for `filesystem`) and sync
+    /// service. A file of an unknown shape is `config_invalid`.
+    pub fn datastore(&self, root: &Path) -> Result<Datastore, CliError> {
+        let config = DatastoreConfig::read(&root.join(layout::DATASTORE_CONFIG)).map_err(
+            |message| {
                 CliError::new(ErrorCode::ConfigInvalid, message).with_hint(
-                    "remove .fen/datastore.yaml or set 'type: local'; filesystem and extension datastores are not available in this version",
+                    "fix or remove .fen/datastore.yaml, or rewrite it with 'fen datastore setup local' or 'fen datastore setup filesystem --path <dir>'",
                 )
-            })?;
-        Ok(Arc::new(FileDistributedLock::new(
-            root.join(layout::LOCKS_DIR),
-            LockIdentity::current(env!("CARGO_PKG_VERSION")),
-        )))
+            },
+        )?;
+        self.datastore_for(root, config, self.settings.datastore_sync_timeout_ms)
+    }
+
+    /// The wiring of `config` for the repo at `root`.
+    pub fn datastore_for(
+        &self,
+        root: &Path,
+        config: DatastoreConfig,
+        sync_timeout_ms: u64,
+    ) -> Result<Datastore, CliError> {
+        let identity = LockIdentity::current(env!("CARGO_PKG_VERSION"));
+        match &config {
+            DatastoreConfig::Local => Ok(Datastore {
+                locks: Arc::new(FileDistributedLock::new(root.join(layout::LOCKS_DIR), identity)),
+                sync: None,
+                label: "local datastore".to_owned(),
+                config,
+            }),
+            DatastoreConfig::Filesystem { path } => Ok(Datastore {
+                locks: Arc::new(FileDistributedLock::shared(path.join(".fen-locks"), identity)),
+                sync: Some(Arc::new(FilesystemSyncService::new(
+                    root.join(layout::DATA_DIR),
+                    path.clone(),
+                    std::time::Duration::from_millis(sync_timeout_ms),
+                ))),
+                label: format!("filesystem datastore at {}", path.display()),
+                config,
+            }),
+            DatastoreConfig::Extension { type_name, .. } => Err(CliError::new(
+                ErrorCode::DatastoreUnavailable,
+                format!(
+                    "datastore type \"{type_name}\" (.fen/datastore.yaml) is an extension datastore; extension datastores are not available in this build"
+                ),
+            )
+            .with_hint("use 'fen datastore setup filesystem --path <dir>' or 'fen datastore setup local'")),
+        }
+    }
+
+    /// The datastore locks of the repo's datastore.
+    pub fn datastore_locks(&self, root: &Path) -> Result<Arc<dyn DistributedLock>, CliError> {
+        Ok(self.datastore(root)?.locks)
     }
 
     /// The model services over an indexed repo: a loader over the catalog (with the
@@ -213,7 +266,7 @@ impl Context {
     /// `models/`, the local data store and its locks.
     pub fn models(&self, repo: &Repo) -> Result<Models, CliError> {
         let root = &repo.root.native;
-        let locks = self.datastore_locks(root)?;
+        let datastore = self.datastore(root)?;
         let loader = TypeLoader::new(
             // The catalog itself: `build_index` kept only an outline (no descriptors),
             // and a loaded type needs its own and its extensions' descriptors. A miss
@@ -245,7 +298,9 @@ impl Context {
             definitions: Arc::new(YamlModelDefinitions::new(root.join(layout::MODELS_DIR))),
             schemas: Arc::new(JsonSchemaValidator),
             data: Arc::new(LocalModelData::new(root.join(layout::DATA_DIR), log)),
-            locks,
+            locks: datastore.locks,
+            sync: datastore.sync,
+            datastore: datastore.label,
             lock_wait_ms: self.settings.datastore_lock_wait_ms,
             lock_ttl_ms: self.settings.datastore_lock_ttl_ms,
             stats: Arc::clone(&self.stats),

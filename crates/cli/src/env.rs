@@ -20,6 +20,8 @@ pub struct Settings {
     pub datastore_lock_wait_ms: u64,
     /// `FEN_DATASTORE_LOCK_TTL_MS`: the ttl written into datastore locks.
     pub datastore_lock_ttl_ms: u64,
+    /// `FEN_DATASTORE_SYNC_TIMEOUT_MS`: one pull or push.
+    pub datastore_sync_timeout_ms: u64,
     /// `FEN_BUNDLE_CACHE_BYTES` and `FEN_BUNDLE_CACHE_ENTRIES` (spec 30 §5.4).
     pub bundle_cache: fen_lifecycle::loader::CacheBudget,
     /// `FEN_HTTP_TIMEOUT_MS`: one registry request.
@@ -61,6 +63,12 @@ impl Settings {
             )?),
             datastore_lock_wait_ms: millis("FEN_DATASTORE_LOCK_TIMEOUT_MS", 60_000, 0, 86_400_000)?,
             datastore_lock_ttl_ms: millis("FEN_DATASTORE_LOCK_TTL_MS", 30_000, 100, 86_400_000)?,
+            datastore_sync_timeout_ms: millis(
+                "FEN_DATASTORE_SYNC_TIMEOUT_MS",
+                300_000,
+                1,
+                21_600_000,
+            )?,
             bundle_cache: fen_lifecycle::loader::CacheBudget {
                 bytes: byte_size("FEN_BUNDLE_CACHE_BYTES", 64 << 20)?,
                 entries: usize::try_from(millis("FEN_BUNDLE_CACHE_ENTRIES", 32, 1, 100_000)?)

@@ -72,6 +72,14 @@ pub enum ErrorCode {
     TypeUnavailable,
     /// A datastore lock stayed held beyond the wait budget (exit 75).
     DatastoreLockTimeout,
+    /// The datastore's remote cannot be used, or a pull or sync failed (exit 3).
+    DatastoreUnavailable,
+    /// Two sides of a datastore disagree on an immutable file; both kept (exit 4).
+    SyncConflict,
+    /// The run's data is committed locally but was not pushed (exit 6).
+    DatastorePushFailed,
+    /// A datastore extension failed (exit 7).
+    DatastoreExtensionFailed,
     /// Interrupted by a signal (exit 130).
     Interrupted,
     /// The lifecycle lock budget ran out (exit 75).
@@ -149,6 +157,10 @@ impl ErrorCode {
             ErrorCode::SandboxMemoryLimit => "sandbox_memory_limit",
             ErrorCode::TypeUnavailable => "type_unavailable",
             ErrorCode::DatastoreLockTimeout => "datastore_lock_timeout",
+            ErrorCode::DatastoreUnavailable => "datastore_unavailable",
+            ErrorCode::SyncConflict => "sync_conflict",
+            ErrorCode::DatastorePushFailed => "datastore_push_failed",
+            ErrorCode::DatastoreExtensionFailed => "datastore_extension_failed",
             ErrorCode::Interrupted => "interrupted",
             ErrorCode::LockTimeout => "lock_timeout",
             ErrorCode::CatalogBusy => "catalog_busy",
@@ -204,21 +216,26 @@ impl ErrorCode {
             | ErrorCode::ArchiveInvalid
             | ErrorCode::ArchiveTooLarge
             | ErrorCode::ManifestInvalid
-            | ErrorCode::DependencyError => 3,
-            ErrorCode::DuplicateType | ErrorCode::ModelExists | ErrorCode::Conflict => 4,
+            | ErrorCode::DependencyError
+            | ErrorCode::DatastoreUnavailable => 3,
+            ErrorCode::DuplicateType
+            | ErrorCode::ModelExists
+            | ErrorCode::Conflict
+            | ErrorCode::SyncConflict => 4,
             ErrorCode::BundleTampered
             | ErrorCode::ChecksumMismatch
             | ErrorCode::ChecksumUnavailable
             | ErrorCode::LockfileChecksumMismatch
             | ErrorCode::ManifestMismatch
             | ErrorCode::Drift => 5,
-            ErrorCode::LockLost | ErrorCode::PartiallyApplied => 6,
+            ErrorCode::LockLost | ErrorCode::PartiallyApplied | ErrorCode::DatastorePushFailed => 6,
             ErrorCode::MethodThrew
             | ErrorCode::InvalidReturn
             | ErrorCode::DidNotSettle
             | ErrorCode::SandboxTimeLimit
             | ErrorCode::SandboxMemoryLimit
-            | ErrorCode::TypeUnavailable => 7,
+            | ErrorCode::TypeUnavailable
+            | ErrorCode::DatastoreExtensionFailed => 7,
             ErrorCode::LockTimeout | ErrorCode::CatalogBusy | ErrorCode::DatastoreLockTimeout => 75,
             ErrorCode::Interrupted => 130,
         }
@@ -273,6 +290,10 @@ const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::SandboxMemoryLimit,
     ErrorCode::TypeUnavailable,
     ErrorCode::DatastoreLockTimeout,
+    ErrorCode::DatastoreUnavailable,
+    ErrorCode::SyncConflict,
+    ErrorCode::DatastorePushFailed,
+    ErrorCode::DatastoreExtensionFailed,
     ErrorCode::Interrupted,
     ErrorCode::LockTimeout,
     ErrorCode::CatalogBusy,

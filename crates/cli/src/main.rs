@@ -201,6 +201,21 @@ async fn dispatch(
             },
         },
         Command::Datastore { command } => match command {
+            DatastoreCommand::Setup { command } => commands::datastore::setup(ctx, command).await,
+            DatastoreCommand::Status => commands::datastore::datastore_status(ctx).await,
+            DatastoreCommand::Sync {
+                pull,
+                push,
+                models,
+                timeout_ms,
+            } => {
+                let direction = match (pull, push) {
+                    (true, _) => fen_lifecycle::datastore::Direction::Pull,
+                    (_, true) => fen_lifecycle::datastore::Direction::Push,
+                    _ => fen_lifecycle::datastore::Direction::Both,
+                };
+                commands::datastore::sync(ctx, direction, models, *timeout_ms).await
+            }
             DatastoreCommand::Lock { command } => match command {
                 LockCommand::Status => commands::datastore::status(ctx).await,
                 LockCommand::Release { force: _, model } => {

@@ -119,3 +119,47 @@ impl fen_domain::ports::DownloadProgress for DownloadBar {
         }
     }
 }
+
+/// A spinner on stderr while a datastore sync takes longer than 0.5 s — only on a
+/// terminal and never in `--json` mode.
+pub struct SyncSpinner {
+    done: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyncSpinner {
+    /// Starts the delay; `enabled` is false in JSON mode.
+    pub fn after_delay(enabled: bool, message: String) -> SyncSpinner {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return SyncSpinner {
+                done: None,
+                thread: None,
+            };
+        }
+        let (done, wait) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if wait.recv_timeout(DELAY) != Err(mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+            let bar = ProgressBar::new_spinner();
+            bar.set_message(message);
+            while wait.recv_timeout(TICK) == Err(mpsc::RecvTimeoutError::Timeout) {
+                bar.tick();
+            }
+            bar.finish_and_clear();
+        });
+        SyncSpinner {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SyncSpinner {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

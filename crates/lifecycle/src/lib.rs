@@ -24,6 +24,7 @@
 mod adapters;
 pub mod builtin;
 pub mod counted;
+pub mod datastore;
 pub mod doctor;
 mod engine;
 pub mod extensions;

@@ -9,6 +9,7 @@ mod caps;
 mod catalog;
 mod colour;
 mod completions;
+mod datastores;
 mod fixture;
 mod freshness;
 mod init;

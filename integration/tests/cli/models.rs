@@ -12,7 +12,7 @@ use crate::fixture::{local_bundle, ok, Repo, Stats};
 /// A type requiring `url`, with `port` (integer), `tag` (string) and
 /// `expectStatus` (default 200), a `verdict` resource and methods covering the
 /// failure modes of spec 30 §2.9 and §6.6.
-const ENDPOINT: &str = r#"import { defineModel, FenError } from "fen:sdk";
+pub(crate) const ENDPOINT: &str = r#"import { defineModel, FenError } from "fen:sdk";
 
 export const model = defineModel({
   type: "@acme/net/endpoint",
@@ -83,7 +83,7 @@ export const model = defineModel({
 "#;
 
 /// A repo with the endpoint type, indexed.
-fn endpoint_repo() -> Repo {
+pub(crate) fn endpoint_repo() -> Repo {
     let repo = Repo::new();
     repo.write("extensions/models/endpoint.ts", ENDPOINT);
     repo.age_all();
@@ -92,7 +92,7 @@ fn endpoint_repo() -> Repo {
 }
 
 /// `endpoint_repo` plus model `web` (url given, expectStatus defaulted).
-fn web_repo() -> Repo {
+pub(crate) fn web_repo() -> Repo {
     let repo = endpoint_repo();
     repo.ok(&[
         "model",
@@ -105,14 +105,14 @@ fn web_repo() -> Repo {
     repo
 }
 
-fn error_line(stderr: &str) -> &str {
+pub(crate) fn error_line(stderr: &str) -> &str {
     stderr
         .lines()
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line: {stderr}"))
 }
 
-fn run_records(repo: &Repo, model: &str) -> Vec<Value> {
+pub(crate) fn run_records(repo: &Repo, model: &str) -> Vec<Value> {
     let dir = repo.path(&format!(".fen/data/{model}/runs"));
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
@@ -871,9 +871,12 @@ fn lock_release_needs_force_and_prints_the_former_holder() {
 }
 
 #[test]
-fn another_datastore_type_is_refused_clearly() {
+fn an_extension_datastore_type_is_refused_clearly() {
     let repo = web_repo();
-    repo.write(".fen/datastore.yaml", "type: filesystem\npath: /mnt/x\n");
+    repo.write(
+        ".fen/datastore.yaml",
+        "type: \"@acme/packed-store\"\nremote: /mnt/x\n",
+    );
     let out = repo.fen(&[
         "--json",
         "model",
@@ -886,14 +889,15 @@ fn another_datastore_type_is_refused_clearly() {
     ]);
     assert_eq!(out.code, 3);
     let error = &out.json()["error"];
-    assert_eq!(error["code"], "config_invalid");
+    assert_eq!(error["code"], "datastore_unavailable");
     assert!(
         error["message"]
             .as_str()
             .unwrap()
-            .contains("\"filesystem\" is not supported"),
+            .contains("extension datastores are not available in this build"),
         "{error}"
     );
+    assert!(run_records(&repo, "web").is_empty());
 }
 
 #[test]

@@ -1,12 +1,26 @@
-//! `fen datastore lock status | release --force` (spec 30 §7.10) for the `local`
-//! datastore's lock files. Neither indexes extensions nor evaluates anything.
+//! `fen datastore setup | status | sync | lock status | lock release --force` (spec
+//! 30 §7.10) over the repo's datastore (`local` or `filesystem`). None of them indexes
+//! extensions or evaluates anything.
 
-use fen_domain::ports::{LockState, ModelName};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fen_domain::ports::{
+    LockState, ModelDefinitions, ModelName, ModelRef, SyncCapabilities, SyncError,
+};
+use fen_domain::{layout, TypeName};
+use fen_infrastructure::datastore::{verify_remote, DatastoreConfig};
+use fen_infrastructure::models::YamlModelDefinitions;
+use fen_infrastructure::sources::absolute_lexical;
+use fen_lifecycle::datastore::locking::LockBudget;
+use fen_lifecycle::datastore::{DatastoreError, DatastorePorts, Datastores, Direction, Stage};
 use serde_json::{json, Value};
 
 use super::models::lock_error;
 use super::Outcome;
-use crate::context::Context;
+use crate::args::SetupCommand;
+use crate::context::{Context, Datastore};
 use crate::error::{printable, CliError, ErrorCode};
 
 fn lock_json(state: &LockState) -> Value {
@@ -26,7 +40,8 @@ fn lock_json(state: &LockState) -> Value {
 /// `fen datastore lock status`.
 pub async fn status(ctx: &Context) -> Result<Outcome, CliError> {
     let root = ctx.repo_root()?;
-    let locks = ctx.datastore_locks(&root.native)?;
+    let wired = ctx.datastore(&root.native)?;
+    let locks = wired.locks;
     let held = locks.list().await.map_err(lock_error)?;
     let mut human = String::new();
     for state in &held {
@@ -47,7 +62,7 @@ pub async fn status(ctx: &Context) -> Result<Outcome, CliError> {
     }
     Ok(Outcome {
         human: human.trim_end().to_owned(),
-        json: json!({ "datastore": "local", "locks": held.iter().map(lock_json).collect::<Vec<_>>() }),
+        json: json!({ "datastore": wired.config.type_name(), "locks": held.iter().map(lock_json).collect::<Vec<_>>() }),
         exit_code: 0,
     })
 }
@@ -94,6 +109,302 @@ pub async fn release(ctx: &Context, model: Option<&str>) -> Result<Outcome, CliE
             state.age_ms
         ),
         json: json!({ "key": key, "released": true, "formerHolder": lock_json(&state) }),
+        exit_code: 0,
+    })
+}
+
+/// A failed pull or push as the user sees it (spec 30 §6.7, §7.4): a conflict is
+/// `sync_conflict` (4); an extension's failure `datastore_extension_failed` (7); a
+/// failed push after a run `datastore_push_failed` (6); anything else
+/// `datastore_unavailable` (3).
+pub fn sync_error(stage: Stage, cause: &SyncError, message: String) -> CliError {
+    let code = match (stage, cause) {
+        (_, SyncError::SyncConflict { .. }) => ErrorCode::SyncConflict,
+        (_, SyncError::Extension(_)) if stage == Stage::Pull => ErrorCode::DatastoreExtensionFailed,
+        (Stage::Push, _) => ErrorCode::DatastorePushFailed,
+        _ => ErrorCode::DatastoreUnavailable,
+    };
+    let hint = match (cause, stage) {
+        (SyncError::SyncConflict { .. }, _) => {
+            "both copies were kept; compare them, move the one you do not want aside on one side, then run 'fen datastore sync'".to_owned()
+        }
+        (SyncError::SyncTimeout, _) => {
+            "raise FEN_DATASTORE_SYNC_TIMEOUT_MS or 'fen datastore sync --timeout-ms <ms>'; if a lock is stuck, 'fen datastore lock release --force'".to_owned()
+        }
+        (_, Stage::Push) => "the data is kept locally; run 'fen datastore sync --push' once the datastore is reachable".to_owned(),
+        (_, Stage::Pull) => "check that the datastore's directory is mounted and readable (see 'fen datastore status'); local data is unchanged".to_owned(),
+    };
+    let mut cli = CliError::new(code, message).with_hint(hint);
+    if let SyncError::SyncConflict { path } = cause {
+        cli = cli.with_detail("conflictingPaths", json!([path]));
+    }
+    cli
+}
+
+fn datastore_error(error: DatastoreError, extra: &str) -> CliError {
+    match error {
+        DatastoreError::Lock(lock) => lock_error(lock),
+        DatastoreError::Sync {
+            stage,
+            ref label,
+            ref cause,
+        } => {
+            let message = format!("{} with the {label} failed: {cause}{extra}", stage.as_str());
+            sync_error(stage, cause, message)
+        }
+        DatastoreError::Interrupted => CliError::new(ErrorCode::Interrupted, error.to_string()),
+        other => CliError::new(ErrorCode::InternalError, other.to_string()),
+    }
+}
+
+fn services(ctx: &Context, wired: &Datastore) -> Datastores {
+    Datastores::new(DatastorePorts {
+        locks: wired.locks.clone(),
+        sync: wired.sync.clone(),
+        label: wired.label.clone(),
+        budget: LockBudget {
+            wait_ms: ctx.settings.datastore_lock_wait_ms,
+            ttl_ms: ctx.settings.datastore_lock_ttl_ms,
+        },
+        stats: Arc::clone(&ctx.stats),
+        notices: Arc::new(|level: &str, message: &str| eprintln!("{level}: {message}")),
+    })
+}
+
+fn interrupted_sync(signal: &str) -> CliError {
+    CliError::new(
+        ErrorCode::Interrupted,
+        format!(
+            "interrupted by {signal}; the datastore locks were released, files copied so far are kept and .fen/datastore.yaml was not changed"
+        ),
+    )
+    .with_hint("run the command again; it copies only what is still missing")
+}
+
+fn capabilities_json(capabilities: &SyncCapabilities) -> Value {
+    json!({ "scopedSync": capabilities.scoped_sync, "lazyHydration": capabilities.lazy_hydration })
+}
+
+/// `fen datastore setup local|filesystem|extension` (spec 30 §7.10): verify the new
+/// backend, push and pull under its `global` lock, then write `.fen/datastore.yaml`
+/// atomically (temp + rename) as the last step, so any failure leaves the file as it
+/// was.
+pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, CliError> {
+    let root = ctx.repo_root()?;
+    let config_path = root.native.join(layout::DATASTORE_CONFIG);
+    let safe = "; .fen/datastore.yaml was not changed and re-running the command is safe";
+    let (config, skip_push) = match command {
+        SetupCommand::Local => (DatastoreConfig::Local, true),
+        SetupCommand::Filesystem { path, skip_push } => {
+            let path = absolute_lexical(path).map_err(|e| {
+                CliError::new(ErrorCode::InvalidInput, format!("{}: {e}", path.display()))
+            })?;
+            verify_remote(&path).map_err(|message| {
+                CliError::new(
+                    ErrorCode::DatastoreUnavailable,
+                    format!("cannot use {} as a filesystem datastore: {message}{safe}", path.display()),
+                )
+                .with_hint("pick a directory fen can create and write, or fix its permissions")
+            })?;
+            (DatastoreConfig::Filesystem { path }, *skip_push)
+        }
+        SetupCommand::Extension { type_name, .. } => {
+            return Err(CliError::new(
+                ErrorCode::DatastoreUnavailable,
+                format!("cannot set up datastore type \"{type_name}\": extension datastores are not available in this build{safe}"),
+            )
+            .with_hint("use 'fen datastore setup filesystem --path <dir>'"))
+        }
+    };
+    let wired = ctx.datastore_for(
+        &root.native,
+        config.clone(),
+        ctx.settings.datastore_sync_timeout_ms,
+    )?;
+    let services = services(ctx, &wired);
+    let transfer = services.setup_transfer(skip_push);
+    let report = tokio::select! {
+        biased;
+        signal = super::models::interrupted() => return Err(interrupted_sync(signal)),
+        report = transfer => report.map_err(|e| datastore_error(e, safe))?,
+    };
+    config
+        .write(&config_path)
+        .map_err(|message| CliError::new(ErrorCode::Io, format!("{message}{safe}")))?;
+    let location = config.location().map(|p| p.display().to_string());
+    Ok(Outcome {
+        human: format!(
+            "datastore: {}{}{}{}",
+            config.type_name(),
+            location
+                .as_deref()
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default(),
+            report
+                .pushed
+                .map(|n| format!("; pushed {n} files"))
+                .unwrap_or_default(),
+            report
+                .pulled
+                .map(|n| format!("; pulled {n} files"))
+                .unwrap_or_default(),
+        ),
+        json: json!({
+            "type": config.type_name(),
+            "location": location,
+            "pushed": report.pushed,
+            "pulled": report.pulled,
+        }),
+        exit_code: 0,
+    })
+}
+
+/// `fen datastore status`: type, location, health with probe latency, capabilities
+/// and the locks held.
+pub async fn datastore_status(ctx: &Context) -> Result<Outcome, CliError> {
+    let root = ctx.repo_root()?;
+    let wired = ctx.datastore(&root.native)?;
+    let location = wired.config.location().map(Path::to_path_buf);
+    let started = Instant::now();
+    let health = match &location {
+        None => "ok".to_owned(),
+        Some(dir) => match std::fs::read_dir(dir.join(".fen-locks")) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("unreachable: {}: {e}", dir.display()),
+        },
+    };
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let capabilities = services(ctx, &wired).negotiate().await;
+    let held = if health == "ok" {
+        wired.locks.list().await.map_err(lock_error)?
+    } else {
+        Vec::new()
+    };
+    let mut human = format!(
+        "type: {}\nlocation: {}\nhealth: {health} ({latency_ms:.1} ms)\ncapabilities: scopedSync={} lazyHydration={}\n",
+        wired.config.type_name(),
+        location
+            .as_ref()
+            .map_or_else(|| ".fen/data".to_owned(), |p| p.display().to_string()),
+        capabilities.scoped_sync,
+        capabilities.lazy_hydration,
+    );
+    if held.is_empty() {
+        human.push_str("locks: none held");
+    }
+    for state in &held {
+        human.push_str(&format!(
+            "lock {}  held by {} (pid {})  age {} ms{}\n",
+            state.key,
+            printable(state.info.holder.clone()),
+            state.info.pid,
+            state.age_ms,
+            if state.stale { "  stale" } else { "" }
+        ));
+    }
+    Ok(Outcome {
+        human: human.trim_end().to_owned(),
+        json: json!({
+            "type": wired.config.type_name(),
+            "location": location.map(|p| p.display().to_string()),
+            "health": health,
+            "probeLatencyMs": latency_ms,
+            "capabilities": capabilities_json(&capabilities),
+            "locks": held.iter().map(lock_json).collect::<Vec<_>>(),
+        }),
+        exit_code: 0,
+    })
+}
+
+/// `fen datastore sync [--pull|--push] [--model NAME]... [--timeout-ms N]`.
+pub async fn sync(
+    ctx: &Context,
+    direction: Direction,
+    models: &[String],
+    timeout_ms: Option<u64>,
+) -> Result<Outcome, CliError> {
+    let root = ctx.repo_root()?;
+    let config = DatastoreConfig::read(&root.native.join(layout::DATASTORE_CONFIG))
+        .map_err(|message| CliError::new(ErrorCode::ConfigInvalid, message))?;
+    let wired = ctx.datastore_for(
+        &root.native,
+        config,
+        timeout_ms.unwrap_or(ctx.settings.datastore_sync_timeout_ms),
+    )?;
+    if wired.sync.is_none() {
+        return Ok(Outcome {
+            human: "the local datastore has nothing to sync".to_owned(),
+            json: json!({ "type": "local", "pulled": null, "pushed": null }),
+            exit_code: 0,
+        });
+    }
+    let services = services(ctx, &wired);
+    let progress = crate::progress::SyncSpinner::after_delay(
+        ctx.mode == crate::output::Mode::Human,
+        format!("syncing with the {}", wired.label),
+    );
+    let mut refs = Vec::new();
+    if !models.is_empty() {
+        let definitions = YamlModelDefinitions::new(root.native.join(layout::MODELS_DIR));
+        for raw in models {
+            let name = ModelName::parse(raw)
+                .map_err(|message| CliError::new(ErrorCode::InvalidInput, message))?;
+            let definition = definitions
+                .read(&name)
+                .map_err(|e| CliError::new(ErrorCode::DefinitionInvalid, e.to_string()))?
+                .ok_or_else(|| {
+                    CliError::new(
+                        ErrorCode::ModelNotFound,
+                        format!("model \"{name}\" not found (no models/{name}.yaml)"),
+                    )
+                    .with_hint("run 'fen model list' to see the models")
+                })?;
+            let model_type = TypeName::parse(&definition.type_name).map_err(|e| {
+                CliError::new(
+                    ErrorCode::DefinitionInvalid,
+                    format!("models/{name}.yaml: {e}"),
+                )
+            })?;
+            refs.push(ModelRef { name, model_type });
+        }
+    }
+    let work = async {
+        if refs.is_empty() {
+            services.sync_all(direction).await
+        } else {
+            services.sync_models(refs, direction, None).await
+        }
+    };
+    // On SIGINT/SIGTERM the sync future is dropped: its lock guards release on drop,
+    // and every file already copied was renamed or linked into place whole.
+    let report = tokio::select! {
+        // The handlers are installed before the sync starts.
+        biased;
+        signal = super::models::interrupted() => {
+            drop(progress);
+            return Err(interrupted_sync(signal));
+        }
+        report = work => report,
+    };
+    drop(progress);
+    let report = report.map_err(|e| datastore_error(e, "; local data was kept"))?;
+    Ok(Outcome {
+        human: format!(
+            "synced with the {}: {}",
+            wired.label,
+            [("pulled", report.pulled), ("pushed", report.pushed)]
+                .iter()
+                .filter_map(|(what, n)| n.map(|n| format!("{what} {n} files")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        json: json!({
+            "type": wired.config.type_name(),
+            "pulled": report.pulled,
+            "pushed": report.pushed,
+            "scoped": !models.is_empty() && report.capabilities.scoped_sync,
+            "capabilities": capabilities_json(&report.capabilities),
+        }),
         exit_code: 0,
     })
 }

@@ -377,6 +377,20 @@ pub fn model_error(error: ModelError) -> CliError {
         }
         ModelError::Interrupted { .. } => CliError::new(ErrorCode::Interrupted, error.to_string())
             .with_hint("run the method again"),
+        ModelError::Sync {
+            stage,
+            ref model,
+            ref cause,
+            ref message,
+            ref record,
+        } => {
+            let mut cli = super::datastore::sync_error(stage, cause, message.clone())
+                .with_detail("model", json!(model));
+            if let Some(record) = record {
+                cli = cli.with_detail("runId", json!(record.run_id));
+            }
+            cli
+        }
         ModelError::LockLost { ref record, .. } => {
             let run_id = record.run_id.clone();
             CliError::new(ErrorCode::LockLost, error.to_string())
@@ -425,6 +439,11 @@ pub fn lock_error(error: LockError) -> CliError {
                     .with_detail("ageMs", json!(holder.age_ms));
             }
             cli
+        }
+        LockError::Unavailable(_) => {
+            CliError::new(ErrorCode::DatastoreUnavailable, error.to_string()).with_hint(
+                "check the datastore's directory ('fen datastore status'); local data is unchanged",
+            )
         }
         _ => CliError::new(ErrorCode::Io, error.to_string()),
     }

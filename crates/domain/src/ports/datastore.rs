@@ -233,6 +233,9 @@ pub enum LockError {
     /// Storage failure.
     #[error("datastore lock storage error: {0}")]
     Storage(String),
+    /// The locks' storage cannot be reached (a shared directory is gone).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn holder_text(holder: &Option<Box<LockState>>) -> String {
@@ -263,4 +266,9 @@ pub trait DistributedLock: Send + Sync {
     /// is force-released by its observed nonce. Takes nothing (spec 30 §7.8 step 1,
     /// the drain of structural work).
     async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError>;
+    /// Waits (backoff) while any non-stale `model/...` lock is held, up to
+    /// `max_wait_ms` (then `Timeout` naming one holder); stale ones are
+    /// force-released by their observed nonce. Takes nothing (spec 30 §7.9, the
+    /// symmetric drain of structural commands).
+    async fn drain_models(&self, max_wait_ms: u64) -> Result<(), LockError>;
 }

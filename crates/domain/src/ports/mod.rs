@@ -18,7 +18,7 @@ pub mod trees;
 pub use datastore::{
     model_lock_key, DatastoreSyncService, DistributedLock, HeldLock, LockError, LockGuard,
     LockInfo, LockLoss, LockOptions, LockState, ModelName, ModelRef, SyncCapabilities, SyncContext,
-    SyncOptions,
+    SyncError, SyncOptions, SyncOutcome,
 };
 pub use indexing::{
     BundleIndexer, BundleStore, BundleStoreError, EntryPoint, Fingerprinted, IndexError,

@@ -1,5 +1,6 @@
-//! `FileDistributedLock`: datastore locks as files (spec 30 §7.7), for the `local`
-//! datastore under `.fen/locks/` (`global.lock`, `models/<name>.lock`).
+//! `FileDistributedLock`: datastore locks as files (spec 30 §7.7) under any locks
+//! root: `.fen/locks/` for the `local` datastore, `<path>/.fen-locks/` for
+//! `filesystem` and extension datastores (`global.lock`, `models/<name>.lock`).
 //!
 //! Crash safety: a lock file is created by writing the `LockInfo` JSON to a
 //! `.fen-tmp-*` file in the same directory, fsyncing it and `hard_link`ing it to the lock
@@ -70,12 +71,47 @@ impl LockIdentity {
 pub struct FileDistributedLock {
     root: PathBuf,
     identity: LockIdentity,
+    root_policy: RootPolicy,
+}
+
+/// Whether acquiring may create the locks root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RootPolicy {
+    /// `.fen/locks`: created on first use.
+    Create,
+    /// `<path>/.fen-locks` of a shared directory: created by `setup`; if it is gone
+    /// the share is unmounted or deleted, and recreating it would hide that.
+    MustExist,
 }
 
 impl FileDistributedLock {
-    /// Locks under `root` (`.fen/locks` for the `local` datastore).
+    /// Locks under `root` (`.fen/locks` for the `local` datastore), created on use.
     pub fn new(root: PathBuf, identity: LockIdentity) -> FileDistributedLock {
-        FileDistributedLock { root, identity }
+        FileDistributedLock {
+            root,
+            identity,
+            root_policy: RootPolicy::Create,
+        }
+    }
+
+    /// Locks under the `.fen-locks` directory of a shared datastore, which must
+    /// exist: a missing one is `Unavailable`, never recreated.
+    pub fn shared(root: PathBuf, identity: LockIdentity) -> FileDistributedLock {
+        FileDistributedLock {
+            root,
+            identity,
+            root_policy: RootPolicy::MustExist,
+        }
+    }
+
+    fn check_root(&self) -> Result<(), LockError> {
+        if self.root_policy == RootPolicy::MustExist && !self.root.is_dir() {
+            return Err(LockError::Unavailable(format!(
+                "the datastore's lock directory {} does not exist (is the datastore's directory mounted?)",
+                self.root.display()
+            )));
+        }
+        Ok(())
     }
 
     /// `global` → `<root>/global.lock`, `model/<name>` → `<root>/models/<name>.lock`.
@@ -120,6 +156,7 @@ impl FileDistributedLock {
 #[async_trait]
 impl DistributedLock for FileDistributedLock {
     async fn acquire(&self, opts: &LockOptions) -> Result<LockGuard, LockError> {
+        self.check_root()?;
         let path = self.path_of(&opts.key)?;
         let started = Instant::now();
         let budget = Duration::from_millis(opts.max_wait_ms);
@@ -159,6 +196,7 @@ impl DistributedLock for FileDistributedLock {
     }
 
     async fn list(&self) -> Result<Vec<LockState>, LockError> {
+        self.check_root()?;
         let mut out = Vec::new();
         if let Some(info) = read_lock(&self.root.join("global.lock"))? {
             out.push(self.state_of("global", info));
@@ -190,6 +228,7 @@ impl DistributedLock for FileDistributedLock {
     }
 
     async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError> {
+        self.check_root()?;
         let path = self.path_of(key)?;
         let started = Instant::now();
         let mut delay = Duration::from_millis(50);
@@ -211,6 +250,38 @@ impl DistributedLock for FileDistributedLock {
                     key: key.to_owned(),
                     waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                     holder: Some(Box::new(state)),
+                });
+            }
+            tokio::time::sleep(jitter(delay).min(budget - waited)).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn drain_models(&self, max_wait_ms: u64) -> Result<(), LockError> {
+        let started = Instant::now();
+        let budget = Duration::from_millis(max_wait_ms);
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let mut holder = None;
+            for state in self.list().await? {
+                if !state.key.starts_with("model/") {
+                    continue;
+                }
+                if state.stale {
+                    remove_if_nonce(&self.path_of(&state.key)?, &state.info.nonce)?;
+                } else if holder.is_none() {
+                    holder = Some(state);
+                }
+            }
+            let Some(holder) = holder else {
+                return Ok(());
+            };
+            let waited = started.elapsed();
+            if waited >= budget {
+                return Err(LockError::Timeout {
+                    key: holder.key.clone(),
+                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    holder: Some(Box::new(holder)),
                 });
             }
             tokio::time::sleep(jitter(delay).min(budget - waited)).await;

@@ -1,5 +1,6 @@
-//! Models (spec 30 §6, §7.8 for the `local` datastore): `create`, `list` and
-//! `run_method`, over the definitions, schema, data and lock ports.
+//! The method run (spec 30 §6.5): checks, then the call and its run record under the
+//! model's lock, between one pull and one push when the datastore syncs (§7.8; the
+//! helpers are in `lock_flow`).
 //!
 //! A method run loads the type (which may commit a rebuilt bundle under the lifecycle
 //! lock, spec 30 §5.3) and checks every argument *before* it asks for the model's
@@ -13,153 +14,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::{self, BoxFuture, Either, FutureExt, Shared};
+use futures::future::{self, Either, FutureExt};
 use serde_json::{json, Map, Value};
 
-use fen_domain::model::{
-    with_defaults, ArgInput, ModelDefinition, RunError, RunRecord, RunStatus, Violation,
-};
+use fen_domain::model::{with_defaults, RunError, RunRecord, RunStatus};
 use fen_domain::ports::runtime::{
     CallError, CallInput, CallTarget, CancelFlag, CtxError, HostApi, SandboxLimits,
 };
-use fen_domain::ports::{
-    model_lock_key, DefinitionError, DistributedLock, LockError, LockLoss, LockOptions, ModelData,
-    ModelDefinitions, ModelName, RunHost, RunScope, SchemaValidator, TypeIndex,
-};
-use fen_domain::{Kind, TypeName};
+use fen_domain::ports::{model_lock_key, LockGuard, LockLoss, ModelName, RunHost, RunScope};
 
-use crate::loader::{LoadError, LoadedType, TypeLoader};
-use crate::registry::{declared_type, merge_members, suggestions, MethodInfo};
-use crate::stats::Stats;
-
-/// Receives notices for the user: `(level, message)` with level `warning` or `info`.
-pub type Notices = Arc<dyn Fn(&str, &str) + Send + Sync>;
-
-/// The ports the model commands use.
-#[derive(Clone)]
-pub struct ModelPorts {
-    /// `models/*.yaml`.
-    pub definitions: Arc<dyn ModelDefinitions>,
-    /// Argument checks.
-    pub schemas: Arc<dyn SchemaValidator>,
-    /// `.fen/data/`.
-    pub data: Arc<dyn ModelData>,
-    /// The datastore's locks.
-    pub locks: Arc<dyn DistributedLock>,
-    /// `FEN_DATASTORE_LOCK_TIMEOUT_MS`.
-    pub lock_wait_ms: u64,
-    /// `FEN_DATASTORE_LOCK_TTL_MS`.
-    pub lock_ttl_ms: u64,
-    /// Counters and events.
-    pub stats: Arc<Stats>,
-    /// Warnings and info lines.
-    pub notices: Notices,
-    /// The repo root, to show source paths relative to it.
-    pub root: String,
-}
-
-/// A model command failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ModelError {
-    /// `models/<name>.yaml` is invalid (`file:line:col: message`).
-    #[error("{0}")]
-    DefinitionInvalid(String),
-    /// No such model.
-    #[error("model \"{name}\" not found (no models/{name}.yaml)")]
-    ModelNotFound {
-        /// The name asked for.
-        name: String,
-        /// Up to three close names.
-        suggestions: Vec<String>,
-    },
-    /// `create` found the model already defined.
-    #[error("model \"{name}\" already exists ({path})")]
-    ModelExists {
-        /// The name.
-        name: String,
-        /// Its file.
-        path: String,
-    },
-    /// A model name breaking the naming rule.
-    #[error("{0}")]
-    InvalidName(String),
-    /// Argument input or values are invalid.
-    #[error("{message}: {}", fen_domain::model::format_violations(.violations))]
-    InvalidArguments {
-        /// What was checked, e.g. `invalid global arguments for model "web" (type ...)`.
-        message: String,
-        /// The violations (one pseudo-violation for malformed input).
-        violations: Vec<Violation>,
-    },
-    /// The type could not be loaded.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// The merged type has no such method.
-    #[error("model \"{model}\" (type {type_name}) has no method \"{method}\"")]
-    UnknownMethod {
-        /// The model.
-        model: String,
-        /// Its type.
-        type_name: String,
-        /// The method asked for.
-        method: String,
-        /// Every method with its origin.
-        available: Vec<(String, String)>,
-    },
-    /// The model's datastore lock could not be taken or released.
-    #[error(transparent)]
-    Lock(#[from] LockError),
-    /// The data store failed.
-    #[error("{0}")]
-    Data(String),
-    /// The method ran and failed; the run was recorded.
-    #[error("{message}")]
-    MethodFailed {
-        /// The CLI error code (`method_threw`, `sandbox_time_limit`, ...).
-        code: String,
-        /// One line.
-        message: String,
-        /// What to try.
-        hint: Option<String>,
-        /// A `FenError`'s own code.
-        extension_code: Option<String>,
-        /// The record written.
-        record: Box<RunRecord>,
-    },
-    /// A signal arrived before the method started (while waiting for the lock, say);
-    /// nothing ran and no lock is held.
-    #[error("interrupted before method \"{method}\" of model \"{model}\" started; nothing ran")]
-    Interrupted {
-        /// The model.
-        model: String,
-        /// The method.
-        method: String,
-    },
-    /// The lock was taken over during the run; data and record are kept locally.
-    #[error("the lock on model \"{model}\" was taken over by another process during the run; data kept locally")]
-    LockLost {
-        /// The model.
-        model: String,
-        /// The record written.
-        record: Box<RunRecord>,
-    },
-}
-
-/// One row of `fen model list`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelListing {
-    /// The model name (file stem).
-    pub name: String,
-    /// The type as written, when the file parsed.
-    pub type_name: Option<String>,
-    /// `ok`, `unknown_type` or `invalid_definition`.
-    pub status: &'static str,
-    /// The parse error of an invalid definition.
-    pub detail: Option<String>,
-    /// The newest run id.
-    pub latest_run: Option<String>,
-}
+use super::{interrupted, Interrupt, ModelError, Models, RunRequest};
+use crate::datastore::locking::Acquired;
+use crate::datastore::Stage;
+use crate::loader::LoadedType;
+use crate::registry::{declared_type, merge_members, MethodInfo};
 
 /// A checked run, ready to go under the lock.
 struct Planned<'a> {
@@ -220,254 +88,7 @@ impl HostApi for LockedHost {
     }
 }
 
-/// The model services.
-pub struct Models {
-    ports: ModelPorts,
-    loader: Arc<TypeLoader>,
-}
-
-/// The argument input of a method run.
-#[derive(Clone, Debug)]
-pub struct RunRequest {
-    /// The model.
-    pub model: String,
-    /// The method.
-    pub method: String,
-    /// `--arg`, `--args-json`, `--args-file`.
-    pub args: ArgInput,
-    /// Time and memory limits of the call.
-    pub limits: SandboxLimits,
-    /// Resolves on SIGINT/SIGTERM: a lock wait stops (`Interrupted`), a running call
-    /// is cancelled and recorded as `cancelled`, and the lock is released after the
-    /// record, never while the method's code can still write.
-    pub interrupt: Option<Interrupt>,
-}
-
-/// A future every clone of which resolves when the command is interrupted.
-#[derive(Clone)]
-pub struct Interrupt(Shared<BoxFuture<'static, ()>>);
-
-impl Interrupt {
-    /// Resolves when `signal` does.
-    pub fn new(signal: impl std::future::Future<Output = ()> + Send + 'static) -> Interrupt {
-        Interrupt(signal.boxed().shared())
-    }
-}
-
-impl std::fmt::Debug for Interrupt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Interrupt")
-    }
-}
-
-/// Resolves when `interrupt` does; never without one.
-async fn interrupted(interrupt: Option<Interrupt>) {
-    match interrupt {
-        Some(Interrupt(signal)) => signal.await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Models {
-    /// The services over `ports`, loading types with `loader`.
-    pub fn new(ports: ModelPorts, loader: Arc<TypeLoader>) -> Models {
-        Models { ports, loader }
-    }
-
-    fn parse_name(&self, raw: &str) -> Result<ModelName, ModelError> {
-        ModelName::parse(raw).map_err(ModelError::InvalidName)
-    }
-
-    fn definition_error(error: DefinitionError) -> ModelError {
-        match error {
-            DefinitionError::Invalid { .. } => ModelError::DefinitionInvalid(error.to_string()),
-            other => ModelError::Data(other.to_string()),
-        }
-    }
-
-    fn not_found(&self, raw: &str) -> ModelError {
-        let known = self.ports.definitions.names().unwrap_or_default();
-        ModelError::ModelNotFound {
-            name: raw.to_owned(),
-            suggestions: suggestions(raw, known.iter().map(String::as_str)),
-        }
-    }
-
-    /// Loads a model type: `unknown_type` for a name that does not parse.
-    async fn load_type(&self, raw: &str) -> Result<Arc<LoadedType>, ModelError> {
-        let ty = TypeName::parse(raw).map_err(|_| LoadError::UnknownType {
-            name: raw.to_owned(),
-            suggestions: Vec::new(),
-        })?;
-        Ok(self.loader.ensure_type_loaded(Kind::Model, &ty).await?)
-    }
-
-    /// Merges the argument forms of `input` by `schema` (spec 30 §6.2), applies the
-    /// top-level defaults and validates the result; returns the arguments as given and
-    /// with the defaults.
-    fn checked_args(
-        &self,
-        input: &ArgInput,
-        schema: &Value,
-        message: String,
-    ) -> Result<CheckedArgs, ModelError> {
-        let given = input
-            .merge(schema)
-            .map_err(|e| ModelError::InvalidArguments {
-                message: message.clone(),
-                violations: vec![Violation {
-                    pointer: "/".to_owned(),
-                    message: e.0,
-                }],
-            })?;
-        let with_defaults = with_defaults(schema, &given);
-        self.validate(schema, &with_defaults, message)?;
-        Ok(CheckedArgs {
-            given,
-            with_defaults,
-        })
-    }
-
-    fn validate(
-        &self,
-        schema: &Value,
-        value: &Map<String, Value>,
-        message: String,
-    ) -> Result<(), ModelError> {
-        let violations = self
-            .ports
-            .schemas
-            .validate(schema, &Value::Object(value.clone()))
-            .map_err(|e| ModelError::InvalidArguments {
-                message: message.clone(),
-                violations: vec![Violation {
-                    pointer: "/".to_owned(),
-                    message: format!("the schema does not compile: {e}"),
-                }],
-            })?;
-        if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(ModelError::InvalidArguments {
-                message,
-                violations,
-            })
-        }
-    }
-
-    /// `fen model create <type> <name> [args]` (spec 30 §6.3): loads the type
-    /// (1 + E bundles), validates the global arguments with defaults applied, and
-    /// writes `models/<name>.yaml` create-new, without the defaults.
-    ///
-    /// Crash safety: the file is created by temp file + `hard_link` (see the
-    /// definitions adapter); an existing file is never touched, and nothing is written
-    /// when any check fails.
-    pub async fn create(
-        &self,
-        type_raw: &str,
-        name_raw: &str,
-        args: &ArgInput,
-    ) -> Result<String, ModelError> {
-        let name = self.parse_name(name_raw)?;
-        let name_text = name.to_string();
-        let exists = |path: String| ModelError::ModelExists {
-            name: name_text.clone(),
-            path,
-        };
-        if self
-            .ports
-            .definitions
-            .names()
-            .map_err(Self::definition_error)?
-            .iter()
-            .any(|n| n == name.as_str())
-        {
-            return Err(exists(format!("models/{name}.yaml")));
-        }
-        let loaded = self.load_type(type_raw).await?;
-        let declared = declared_type(&loaded.entry);
-        let descriptor: Value =
-            serde_json::from_str(&loaded.entry.meta.descriptor).unwrap_or(Value::Null);
-        let schema = descriptor
-            .get("globalArguments")
-            .cloned()
-            .unwrap_or_else(|| json!({"type": "object", "additionalProperties": false}));
-        let message = format!("invalid global arguments for model \"{name}\" (type {declared})");
-        // Defaults are applied to check the value but not written (spec 30 §6.3).
-        let given = self.checked_args(args, &schema, message)?.given;
-        let definition = ModelDefinition {
-            name,
-            type_name: declared,
-            type_version: Some(loaded.entry.meta.declared_version.clone())
-                .filter(|v| !v.is_empty()),
-            description: None,
-            global_arguments: given,
-        };
-        match self.ports.definitions.create(&definition) {
-            Ok(path) => Ok(path),
-            Err(DefinitionError::Exists { path }) => Err(exists(path)),
-            Err(other) => Err(Self::definition_error(other)),
-        }
-    }
-
-    /// `fen model list` (spec 30 §6.4): every definition with its type's status and
-    /// its newest run id; evaluates nothing.
-    pub async fn list(&self, types: &dyn TypeIndex) -> Result<Vec<ModelListing>, ModelError> {
-        let mut out = Vec::new();
-        for stem in self
-            .ports
-            .definitions
-            .names()
-            .map_err(Self::definition_error)?
-        {
-            let Ok(name) = ModelName::parse(&stem) else {
-                out.push(ModelListing {
-                    name: stem.clone(),
-                    type_name: None,
-                    status: "invalid_definition",
-                    detail: Some(format!(
-                        "models/{stem}.yaml: the file name is not a valid model name"
-                    )),
-                    latest_run: None,
-                });
-                continue;
-            };
-            let latest_run = self
-                .ports
-                .data
-                .latest_run(&name)
-                .map_err(|e| ModelError::Data(e.to_string()))?;
-            match self.ports.definitions.read(&name) {
-                Ok(Some(definition)) => {
-                    let known = match TypeName::parse(&definition.type_name) {
-                        Ok(ty) => types
-                            .find_type(Kind::Model, &ty)
-                            .await
-                            .map_err(|e| ModelError::Data(e.to_string()))?
-                            .is_some(),
-                        Err(_) => false,
-                    };
-                    out.push(ModelListing {
-                        name: stem,
-                        type_name: Some(definition.type_name),
-                        status: if known { "ok" } else { "unknown_type" },
-                        detail: None,
-                        latest_run,
-                    });
-                }
-                Ok(None) => {}
-                Err(error) => out.push(ModelListing {
-                    name: stem,
-                    type_name: None,
-                    status: "invalid_definition",
-                    detail: Some(error.to_string()),
-                    latest_run,
-                }),
-            }
-        }
-        Ok(out)
-    }
-
     /// `fen model method run` on the `local` datastore (spec 30 §6.5, §7.8 with
     /// steps 4, 5 and 7 skipped). Returns the run record of a successful run.
     pub async fn run_method(&self, req: &RunRequest) -> Result<RunRecord, ModelError> {
@@ -532,41 +153,14 @@ impl Models {
             .checked_args(&req.args, &method.arguments, message)?
             .with_defaults;
 
-        // 6. Lock (§7.8 steps 1-3: drain structural work holding `global`, take the
-        // model's lock, re-check `global`), run, record, release.
+        // 6. Lock (§7.8 steps 1-3), run, record, release.
         let key = model_lock_key(&name);
-        let locks = &self.ports.locks;
-        // A signal while waiting drops the wait: `acquire` creates the lock file and
-        // its guard within one poll, so no lock can be left behind.
-        let acquired = async {
-            loop {
-                // Bounded by twice the ttl of the `global` lock it observes (the
-                // adapter clamps this budget to it).
-                locks.drain("global", self.ports.lock_wait_ms).await?;
-                if let Some(holder) = locks.inspect(&key).await? {
-                    self.ports.stats.event(
-                    "lock_wait",
-                    json!({ "lock": key, "model": name.as_str(), "holderPid": holder.info.pid }),
-                );
-                }
-                let guard = locks
-                    .acquire(&LockOptions {
-                        key: key.clone(),
-                        max_wait_ms: self.ports.lock_wait_ms,
-                        ttl_ms: self.ports.lock_ttl_ms,
-                    })
-                    .await?;
-                match locks.inspect("global").await? {
-                    Some(global) if !global.stale => guard.release()?,
-                    _ => break Ok::<_, ModelError>(guard),
-                }
-            }
-        };
-        let interrupt = interrupted(req.interrupt.clone());
-        futures::pin_mut!(acquired, interrupt);
-        let guard = match future::select(acquired, interrupt).await {
-            Either::Left((guard, _)) => guard?,
-            Either::Right(((), _)) => {
+        let guard = match self
+            .acquire_model_lock(&name, req.interrupt.clone())
+            .await?
+        {
+            Acquired::Held(mut guards) => guards.remove(0),
+            Acquired::Interrupted => {
                 return Err(ModelError::Interrupted {
                     model: name.to_string(),
                     method: method.name.clone(),
@@ -578,6 +172,36 @@ impl Models {
             "lock_acquired",
             json!({ "lock": key, "model": name.as_str() }),
         );
+        let release = |guard: LockGuard| {
+            let released = guard.release();
+            stats.event(
+                "lock_released",
+                json!({ "lock": key, "model": name.as_str() }),
+            );
+            released
+        };
+        // 4-5. Probe once, pull once; a failed pull skips the run and the push.
+        let sync = self.run_sync(&name, &declared).await;
+        if let Some(sync) = &sync {
+            if let Err(cause) = self.sync_step(sync, Stage::Pull, &name).await {
+                let error = self.sync_failed(Stage::Pull, &name, cause, None);
+                release(guard)?;
+                return Err(error);
+            }
+            // A signal during the pull: nothing has run yet, so nothing runs.
+            if req
+                .interrupt
+                .as_ref()
+                .is_some_and(|Interrupt(signal)| signal.clone().now_or_never().is_some())
+            {
+                release(guard)?;
+                return Err(ModelError::Interrupted {
+                    model: name.to_string(),
+                    method: method.name.clone(),
+                });
+            }
+        }
+        // 6. Run.
         let outcome = self
             .run_locked(Planned {
                 name: &name,
@@ -594,11 +218,18 @@ impl Models {
             })
             .await;
         let lost = guard.is_lost();
-        let released = guard.release();
-        stats.event(
-            "lock_released",
-            json!({ "lock": key, "model": name.as_str() }),
-        );
+        // 7. Push once, whether the method succeeded or not, unless the lock was lost
+        // or a signal cancelled the run.
+        let cancelled =
+            matches!(&outcome, Ok((record, _)) if record.status == RunStatus::Cancelled);
+        let pushed = match &sync {
+            Some(sync) if !lost && !cancelled => {
+                Some(self.sync_step(sync, Stage::Push, &name).await)
+            }
+            _ => None,
+        };
+        // 8. Release.
+        let released = release(guard);
         let (record, extension_code) = outcome?;
         if lost {
             return Err(ModelError::LockLost {
@@ -607,9 +238,18 @@ impl Models {
             });
         }
         released?;
-        match &record.error {
-            None => Ok(record),
-            Some(_) => Err(failure(record, extension_code)),
+        match (&record.error, pushed) {
+            (None, Some(Err(cause))) => {
+                Err(self.sync_failed(Stage::Push, &name, cause, Some(record)))
+            }
+            (None, _) => Ok(record),
+            (Some(_), Some(Err(cause))) => {
+                // The method's code wins; the push failure is reported beside it.
+                let push = self.sync_failed(Stage::Push, &name, cause, None);
+                (self.ports.notices)("warning", &push.to_string());
+                Err(failure(record, extension_code))
+            }
+            (Some(_), _) => Err(failure(record, extension_code)),
         }
     }
 
@@ -864,14 +504,6 @@ fn mebibytes(bytes: usize) -> String {
     } else {
         format!("{bytes} bytes")
     }
-}
-
-/// Arguments that passed their schema.
-struct CheckedArgs {
-    /// As given (what `model create` writes).
-    given: Map<String, Value>,
-    /// With the schema's top-level defaults applied (what a method receives).
-    with_defaults: Map<String, Value>,
 }
 
 #[cfg(test)]
