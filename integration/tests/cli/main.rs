@@ -8,6 +8,7 @@ mod bad_input;
 mod caps;
 mod catalog;
 mod datastores;
+mod datastores_s3;
 mod fixture;
 mod freshness;
 mod init;
