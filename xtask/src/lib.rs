@@ -4,4 +4,5 @@
 //! directory lock of the `cargo test` that runs it); `fen_build` is shared with `bench`.
 
 pub mod fen_build;
+pub mod s3_server;
 pub mod stress;

@@ -5,9 +5,7 @@
 //! except under `CI`, where they fail.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -15,25 +13,13 @@ use crate::fixture::{ok, Repo};
 use crate::models::web_repo;
 use crate::util::Run;
 
-/// A `moto_server` child.
-struct S3Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The test server with its bucket `fen-test`, or `None` (loudly) when `moto_server`
+/// is not installed and `CI` is unset.
+struct S3Server(xtask::s3_server::S3Server);
 
 impl S3Server {
     fn start() -> Option<S3Server> {
-        let found = std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|dir| dir.join("moto_server").is_file())
-        });
-        if !found {
+        if !xtask::s3_server::available() {
             assert!(
                 std::env::var_os("CI").is_none(),
                 "moto_server is not installed; CI must install it (pip install 'moto[server]')"
@@ -41,63 +27,13 @@ impl S3Server {
             eprintln!("SKIPPED: moto_server is not installed (pip install 'moto[server]'); the s3 datastore tests did not run");
             return None;
         }
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .unwrap()
-                .port();
-            let mut child = Command::new("moto_server")
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-            let ready = lines
-                .by_ref()
-                .map_while(Result::ok)
-                .any(|line| line.contains("Running on"));
-            if !ready {
-                let _ = child.kill();
-                let _ = child.wait();
-                continue;
-            }
-            std::thread::spawn(move || for _ in lines {});
-            let server = S3Server { child, port };
-            assert_eq!(server.http("PUT", "/fen-test", b"").0, 200);
-            return Some(server);
-        }
-        panic!("moto_server did not start");
+        let server = xtask::s3_server::S3Server::start().unwrap();
+        server.create_bucket("fen-test").unwrap();
+        Some(S3Server(server))
     }
 
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// One unsigned HTTP/1.1 request (moto does not check signatures): status, body.
-    fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.port,
-            body.len()
-        )
-        .unwrap();
-        stream.write_all(body).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        self.0.endpoint()
     }
 
     /// A signed client of the test bucket (objects are private: anonymous reads are
