@@ -138,6 +138,7 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
     let run_116 = bench.method_run(&local_116, None)?;
     bench.method_run(&local_2000, Some(run_116))?;
     bench.datastore(scratch.path(), &local_116, run_116)?;
+    bench.datastore_s3(scratch.path(), &local_116, run_116)?;
     for (what, args) in [("search", &search[..]), ("describe", &describe[..])] {
         for (small, large, placement) in [
             (&pulled_116, &pulled_2000, "pulled"),

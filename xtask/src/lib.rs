@@ -12,4 +12,5 @@
 #![deny(missing_docs)]
 
 pub mod fen_build;
+pub mod s3_server;
 pub mod stress;

@@ -336,6 +336,25 @@ pub enum SetupCommand {
         #[arg(long)]
         skip_push: bool,
     },
+    /// Share model data through an S3 bucket (credentials from AWS_ACCESS_KEY_ID /
+    /// AWS_SECRET_ACCESS_KEY or AWS_PROFILE, never written to the repo).
+    S3 {
+        /// The bucket.
+        #[arg(long, value_name = "NAME")]
+        bucket: String,
+        /// Key prefix inside the bucket (default: the bucket's root).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+        /// A custom endpoint, e.g. http://127.0.0.1:9000 (default: AWS).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// The region (default us-east-1).
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// Do not push the local data to it first.
+        #[arg(long)]
+        skip_push: bool,
+    },
     /// Share model data through a datastore extension type.
     Extension {
         /// The datastore type, e.g. @acme/packed-store.

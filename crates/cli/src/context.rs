@@ -16,6 +16,9 @@ use fen_domain::ports::{
 use fen_domain::{layout, CanonicalPath, PathPolicy, RepoRoot};
 use fen_infrastructure::bundler::FsBundleStore;
 use fen_infrastructure::catalog::{CatalogContext, CatalogOpener, OpenReport};
+use fen_infrastructure::datastore::s3::{
+    S3Bucket, S3Credentials, S3DistributedLock, S3Location, S3SyncService,
+};
 use fen_infrastructure::datastore::{
     DatastoreConfig, FileDistributedLock, FilesystemSyncService, LocalModelData, LockIdentity,
     RunLogSink,
@@ -246,6 +249,19 @@ impl Context {
                 label: format!("filesystem datastore at {}", path.display()),
                 config,
             }),
+            DatastoreConfig::S3 { location } => {
+                let bucket = s3_bucket(location, self.settings.http_timeout)?;
+                Ok(Datastore {
+                    locks: Arc::new(S3DistributedLock::new(bucket.clone(), identity)),
+                    sync: Some(Arc::new(S3SyncService::new(
+                        root.join(layout::DATA_DIR),
+                        bucket,
+                        std::time::Duration::from_millis(sync_timeout_ms),
+                    ))),
+                    label: format!("s3 datastore at {}", location.url()),
+                    config,
+                })
+            }
             DatastoreConfig::Extension { type_name, .. } => Err(CliError::new(
                 ErrorCode::DatastoreUnavailable,
                 format!(
@@ -485,4 +501,27 @@ impl BundleRuntime for LazyRuntime {
         let _answered = Answered(&worker.pending);
         worker.runtime.instantiate(req).await
     }
+}
+
+/// A client for an `s3` datastore, with credentials from the AWS environment variables
+/// or a profile (never from the repository).
+pub fn s3_bucket(
+    location: &S3Location,
+    request_timeout: std::time::Duration,
+) -> Result<S3Bucket, CliError> {
+    let credentials =
+        S3Credentials::from_environment(&|name| std::env::var(name).ok()).map_err(|message| {
+            CliError::new(
+                ErrorCode::DatastoreUnavailable,
+                format!(
+                    "cannot use the s3 datastore at {}: {message}",
+                    location.url()
+                ),
+            )
+            .with_hint("export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or set AWS_PROFILE")
+        })?;
+    S3Bucket::connect(location.clone(), credentials, request_timeout).map_err(|message| {
+        CliError::new(ErrorCode::DatastoreUnavailable, message)
+            .with_hint("check bucket, endpoint and region in .fen/datastore.yaml")
+    })
 }

@@ -2,7 +2,6 @@
 //! 30 §7.10) over the repo's datastore (`local` or `filesystem`). None of them indexes
 //! extensions or evaluates anything.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +9,7 @@ use fen_domain::ports::{
     LockState, ModelDefinitions, ModelName, ModelRef, SyncCapabilities, SyncError,
 };
 use fen_domain::{layout, TypeName};
+use fen_infrastructure::datastore::s3::S3Location;
 use fen_infrastructure::datastore::{verify_remote, DatastoreConfig};
 use fen_infrastructure::models::YamlModelDefinitions;
 use fen_infrastructure::sources::absolute_lexical;
@@ -208,6 +208,30 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
             })?;
             (DatastoreConfig::Filesystem { path }, *skip_push)
         }
+        SetupCommand::S3 {
+            bucket,
+            prefix,
+            endpoint,
+            region,
+            skip_push,
+        } => {
+            let location = S3Location::new(
+                bucket,
+                prefix.as_deref(),
+                endpoint.as_deref(),
+                region.as_deref(),
+            )
+            .map_err(|message| CliError::new(ErrorCode::InvalidInput, message))?;
+            let client = crate::context::s3_bucket(&location, ctx.settings.http_timeout)?;
+            client.verify().await.map_err(|message| {
+                CliError::new(
+                    ErrorCode::DatastoreUnavailable,
+                    format!("cannot use {} as an s3 datastore: {message}{safe}", location.url()),
+                )
+                .with_hint("check the bucket exists, the endpoint and region are right and the credentials may write to it")
+            })?;
+            (DatastoreConfig::S3 { location }, *skip_push)
+        }
         SetupCommand::Extension { type_name, .. } => {
             return Err(CliError::new(
                 ErrorCode::DatastoreUnavailable,
@@ -231,7 +255,7 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
     config
         .write(&config_path)
         .map_err(|message| CliError::new(ErrorCode::Io, format!("{message}{safe}")))?;
-    let location = config.location().map(|p| p.display().to_string());
+    let location = config.shown_location();
     Ok(Outcome {
         human: format!(
             "datastore: {}{}{}{}",
@@ -264,28 +288,20 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
 pub async fn datastore_status(ctx: &Context) -> Result<Outcome, CliError> {
     let root = ctx.repo_root()?;
     let wired = ctx.datastore(&root.native)?;
-    let location = wired.config.location().map(Path::to_path_buf);
+    let location = wired.config.shown_location();
+    // Health: the locks' storage answers (the directory exists, or the bucket lists).
     let started = Instant::now();
-    let health = match &location {
-        None => "ok".to_owned(),
-        Some(dir) => match std::fs::read_dir(dir.join(".fen-locks")) {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => format!("unreachable: {}: {e}", dir.display()),
-        },
-    };
+    let listed = wired.locks.list().await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let capabilities = services(ctx, &wired).negotiate().await;
-    let held = if health == "ok" {
-        wired.locks.list().await.map_err(lock_error)?
-    } else {
-        Vec::new()
+    let (health, held) = match listed {
+        Ok(held) => ("ok".to_owned(), held),
+        Err(e) => (format!("unreachable: {e}"), Vec::new()),
     };
     let mut human = format!(
         "type: {}\nlocation: {}\nhealth: {health} ({latency_ms:.1} ms)\ncapabilities: scopedSync={} lazyHydration={}\n",
         wired.config.type_name(),
-        location
-            .as_ref()
-            .map_or_else(|| ".fen/data".to_owned(), |p| p.display().to_string()),
+        location.as_deref().unwrap_or(".fen/data"),
         capabilities.scoped_sync,
         capabilities.lazy_hydration,
     );
@@ -306,7 +322,7 @@ pub async fn datastore_status(ctx: &Context) -> Result<Outcome, CliError> {
         human: human.trim_end().to_owned(),
         json: json!({
             "type": wired.config.type_name(),
-            "location": location.map(|p| p.display().to_string()),
+            "location": location,
             "health": health,
             "probeLatencyMs": latency_ms,
             "capabilities": capabilities_json(&capabilities),

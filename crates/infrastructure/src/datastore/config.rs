@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::s3::S3Location;
 use crate::random;
 
 /// The configured datastore.
@@ -20,6 +21,12 @@ pub enum DatastoreConfig {
     Filesystem {
         /// The shared directory (absolute).
         path: PathBuf,
+    },
+    /// `.fen/data/` as a cache of `<prefix>/data/` in an S3 bucket, locks under
+    /// `<prefix>/.fen-locks/`.
+    S3 {
+        /// Bucket, prefix, endpoint and region (never credentials).
+        location: S3Location,
     },
     /// A datastore extension type syncing with `remote`.
     Extension {
@@ -43,6 +50,29 @@ struct Raw {
     remote: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     config: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+}
+
+impl Raw {
+    fn of(kind: &str) -> Raw {
+        Raw {
+            kind: kind.to_owned(),
+            path: None,
+            remote: None,
+            config: None,
+            bucket: None,
+            prefix: None,
+            endpoint: None,
+            region: None,
+        }
+    }
 }
 
 impl DatastoreConfig {
@@ -84,7 +114,42 @@ impl DatastoreConfig {
                 raw.kind
             )))
         };
+        if raw.kind != "s3" {
+            for (field, value) in [
+                ("bucket", &raw.bucket),
+                ("prefix", &raw.prefix),
+                ("endpoint", &raw.endpoint),
+                ("region", &raw.region),
+            ] {
+                if value.is_some() {
+                    return unexpected(field);
+                }
+            }
+        }
         match raw.kind.as_str() {
+            "s3" => {
+                for (field, present) in [
+                    ("path", raw.path.is_some()),
+                    ("remote", raw.remote.is_some()),
+                    ("config", raw.config.is_some()),
+                ] {
+                    if present {
+                        return unexpected(field);
+                    }
+                }
+                let bucket = raw
+                    .bucket
+                    .as_deref()
+                    .ok_or_else(|| shape("datastore type \"s3\" needs 'bucket: <name>'"))?;
+                let location = S3Location::new(
+                    bucket,
+                    raw.prefix.as_deref(),
+                    raw.endpoint.as_deref(),
+                    raw.region.as_deref(),
+                )
+                .map_err(|message| shape(&message))?;
+                Ok(DatastoreConfig::S3 { location })
+            }
             "local" => {
                 if raw.path.is_some() {
                     return unexpected("path");
@@ -123,7 +188,7 @@ impl DatastoreConfig {
                 })
             }
             other => Err(shape(&format!(
-                "unknown datastore type \"{other}\" (expected local, filesystem or an extension type such as @acme/store)"
+                "unknown datastore type \"{other}\" (expected local, filesystem, s3 or an extension type such as @acme/store)"
             ))),
         }
     }
@@ -133,15 +198,26 @@ impl DatastoreConfig {
         match self {
             DatastoreConfig::Local => "local",
             DatastoreConfig::Filesystem { .. } => "filesystem",
+            DatastoreConfig::S3 { .. } => "s3",
             DatastoreConfig::Extension { type_name, .. } => type_name,
         }
     }
 
-    /// Where the data is shared: the directory, or `None` for `local`.
+    /// Where the data is shared, as shown: the directory, `s3://bucket/prefix`, or
+    /// `None` for `local`.
+    pub fn shown_location(&self) -> Option<String> {
+        match self {
+            DatastoreConfig::S3 { location } => Some(location.url()),
+            other => other.location().map(|p| p.display().to_string()),
+        }
+    }
+
+    /// Where the data is shared: the directory, or `None` for `local` and `s3`.
     pub fn location(&self) -> Option<&Path> {
         match self {
             DatastoreConfig::Local => None,
             DatastoreConfig::Filesystem { path } => Some(path),
+            DatastoreConfig::S3 { .. } => None,
             DatastoreConfig::Extension { remote, .. } => Some(remote),
         }
     }
@@ -150,27 +226,26 @@ impl DatastoreConfig {
     pub fn write(&self, path: &Path) -> Result<(), String> {
         let show = |p: &Path| p.to_string_lossy().into_owned();
         let raw = match self {
-            DatastoreConfig::Local => Raw {
-                kind: "local".to_owned(),
-                path: None,
-                remote: None,
-                config: None,
-            },
+            DatastoreConfig::Local => Raw::of("local"),
             DatastoreConfig::Filesystem { path } => Raw {
-                kind: "filesystem".to_owned(),
                 path: Some(show(path)),
-                remote: None,
-                config: None,
+                ..Raw::of("filesystem")
+            },
+            DatastoreConfig::S3 { location } => Raw {
+                bucket: Some(location.bucket.clone()),
+                prefix: (!location.prefix.is_empty()).then(|| location.prefix.clone()),
+                endpoint: location.endpoint.clone(),
+                region: Some(location.region.clone()),
+                ..Raw::of("s3")
             },
             DatastoreConfig::Extension {
                 type_name,
                 remote,
                 config,
             } => Raw {
-                kind: type_name.clone(),
-                path: None,
                 remote: Some(show(remote)),
                 config: Some(config.clone()),
+                ..Raw::of(type_name)
             },
         };
         let text = serde_norway::to_string(&raw).map_err(|e| e.to_string())?;

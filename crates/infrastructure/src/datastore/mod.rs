@@ -8,6 +8,7 @@ pub mod config;
 pub mod filesystem;
 pub mod local;
 pub mod lock;
+pub mod s3;
 
 pub use config::DatastoreConfig;
 pub use filesystem::{verify_remote, FilesystemSyncService};
