@@ -22,6 +22,7 @@ pub mod location;
 pub mod manifest;
 pub mod model;
 pub mod name;
+pub mod packages;
 pub mod path;
 pub mod ports;
 pub mod reference;

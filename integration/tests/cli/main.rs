@@ -14,6 +14,7 @@ mod lifecycle;
 mod loading;
 mod lock;
 mod models;
+mod npm;
 mod output;
 mod reconcile;
 mod stress;
