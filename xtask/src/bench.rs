@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::fixture::{self, Fixture, FixtureSpec, Placement, VPC_TYPE};
 
 mod lifecycle;
+mod npm;
 mod process;
 mod workload;
 
@@ -155,6 +156,7 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
             )?;
         }
     }
+    bench.npm(scratch.path())?;
     // Last: it edits the 2 000-local fixture the measures above read.
     bench.after_edit(&local_2000, &search)?;
     bench.workload_w()?;

@@ -159,7 +159,6 @@ fn bundles_with_packages_are_byte_identical_across_checkouts() {
 fn a_new_package_version_rebuilds_exactly_the_importing_bundles() {
     let repo = npm_repo();
     repo.ok(&["model", "type", "search"]);
-    repo.age_all();
     let warm = repo.search_stats();
     assert_eq!((warm.built, warm.hashed), (0, 0), "{warm:?}");
 
@@ -302,7 +301,7 @@ fn a_package_without_an_import_condition_is_refused() {
         &[
             "cjs-exports",
             "without an ES module condition",
-            "require, node",
+            "require",
             "ESM build",
         ],
     );
@@ -600,9 +599,14 @@ fn pack_ships_exactly_the_reachable_package_files_and_a_pull_runs_them() {
         .map(|f| f.as_str().unwrap().to_owned())
         .collect();
     assert!(
-        files.contains(&"node_modules/tiny-schema/lib/util.js".to_owned()),
+        files
+            .iter()
+            .any(|f| f.ends_with("/@t/npm/node_modules/tiny-schema/lib/util.js")),
         "{files:?}"
     );
+    assert!(!files
+        .iter()
+        .any(|f| f.contains("unrelated") || f.contains("unused")));
     let described = world.json(0, &["model", "type", "describe", "@t/npm/uses"]);
     assert_eq!(described["description"], "USES v1.2.3 7 1.2.3");
     assert_eq!(
