@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::fixture::{local_bundle, model_source, warnings, Repo, Stats};
+use crate::fixture::{local_bundle, model_source, warnings, Repo};
 use crate::lifecycle::{Ext, World, V1};
 
 /// Writes `<dir>/node_modules/<name>/package.json` (name, version and `extra` JSON

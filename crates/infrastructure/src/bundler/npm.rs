@@ -418,9 +418,7 @@ fn find_package_dir(boundary: &Path, importer: &str, name: &str) -> Option<Strin
         if fs::symlink_metadata(&native).is_ok() {
             return Some(candidate);
         }
-        if dirs.pop().is_none() {
-            return None;
-        }
+        dirs.pop()?;
     }
 }
 
