@@ -576,9 +576,9 @@ fn pack_ships_exactly_the_reachable_package_files_and_a_pull_runs_them() {
     let work = crate::util::TempDir::new();
     let src = crate::lifecycle::write_source(work.path(), &npm_ext());
     let out = work.path().join("again.tar.gz");
-    let run: crate::util::Run = crate::util::fen(work.path())
-        .args(["extension", "pack"])
-        .arg(&src)
+    // `pack .` from inside the directory.
+    let run: crate::util::Run = crate::util::fen(&src)
+        .args(["extension", "pack", "."])
         .arg("--out")
         .arg(&out)
         .output()

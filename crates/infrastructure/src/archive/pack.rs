@@ -311,6 +311,9 @@ fn reachable_packages(
     packed: &BTreeMap<String, PathBuf>,
     subject: &Subject,
 ) -> Result<BTreeSet<String>, ArchiveError> {
+    // The closures need an absolute boundary (`pack .` is common).
+    let dir = &std::path::absolute(dir)
+        .map_err(|e| subject.io(format!("cannot resolve {}: {e}", dir.display())))?;
     let mut cache = crate::sources::FreshnessCache::new();
     let mut files = BTreeSet::new();
     let mut package_dirs = BTreeSet::new();
