@@ -186,7 +186,9 @@ impl Bench {
             "search vpc, warm, 116 local + 8 importing a package by path",
             &without,
             &search,
-            Limit::ms(8.0, 15.0),
+            // The baseline of the ratio below; the absolute goal is that of the
+            // 2 000-local warm search (the 116-local one is not a spec target).
+            Limit::ms(15.0, 30.0),
             "-",
         )?;
         self.warm(

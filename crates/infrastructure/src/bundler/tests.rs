@@ -760,3 +760,44 @@ fn bundle_paths() {
         );
     }
 }
+
+#[test]
+fn package_imports_get_host_path_free_npm_ids() {
+    let manifest = r#"{"name": "@s/p", "version": "1.2.3", "type": "module", "exports": {".": {"require": "./i.cjs", "import": "./i.js"}, "./sub/*": "./lib/*.js"}}"#;
+    let tree = Tree::new(&[
+        (
+            "models/a.ts",
+            "import { i } from \"@s/p\";\nimport { l } from \"@s/p/sub/l\";\nimport { i as j } from \"npm:@s/p@1.2.3\";\nexport const model = i + l + j;\n",
+        ),
+        ("node_modules/@s/p/package.json", manifest),
+        ("node_modules/@s/p/i.js", "import { l } from \"./lib/l.js\";\nexport const i = l;\n"),
+        ("node_modules/@s/p/lib/l.js", "export const l = 1;\n"),
+    ]);
+    let container = tree.build("models/a.ts").unwrap();
+    assert_eq!(
+        ids(&container),
+        [
+            "local:/models/a.ts#3f9a1c2077b4",
+            "npm:@s/p@1.2.3/i.js#3f9a1c2077b4",
+            "npm:@s/p@1.2.3/lib/l.js#3f9a1c2077b4",
+        ]
+    );
+    let entry = code(&container, container.entry());
+    assert!(
+        entry.contains("from \"npm:@s/p@1.2.3/i.js#3f9a1c2077b4\""),
+        "{entry}"
+    );
+    assert!(
+        entry.contains("from \"npm:@s/p@1.2.3/lib/l.js#3f9a1c2077b4\""),
+        "{entry}"
+    );
+    let bytes = String::from_utf8(container.to_json_bytes()).unwrap();
+    assert!(!bytes.contains(tree.boundary.to_str().unwrap()));
+    assert_eq!(
+        fen_domain::packages::bundled_packages(&bytes),
+        [fen_domain::packages::BundledPackage {
+            name: "@s/p".into(),
+            version: "1.2.3".into()
+        }]
+    );
+}
