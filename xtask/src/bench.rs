@@ -20,6 +20,7 @@ use crate::fixture::{self, Fixture, FixtureSpec, Placement, VPC_TYPE};
 
 mod datastore;
 mod lifecycle;
+mod npm;
 mod process;
 mod workload;
 
@@ -158,12 +159,46 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
             )?;
         }
     }
+    bench.npm(scratch.path())?;
     // Last: it edits the 2 000-local fixture the measures above read.
     bench.after_edit(&local_2000, &search)?;
     bench.workload_w()?;
     bench.lifecycle(scratch.path())?;
     bench.stress()?;
 
+    bench.print();
+    let n_missed = bench.rows.iter().filter(|row| !row.ok).count();
+    if !bench.mismatches.is_empty() {
+        return Err(format!(
+            "{} measure(s) had unexpected --stats counters, so their timings are not valid",
+            bench.mismatches.len()
+        ));
+    }
+    match (gate, n_missed) {
+        (Gate::Check, 1..) => Err(format!("{n_missed} goal(s) missed")),
+        _ => Ok(()),
+    }
+}
+
+/// Only the npm package rows (`cargo xtask bench --npm-only`), on a release build.
+pub fn run_npm(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
+    let fen = Fen {
+        bin: fen_build::release(workspace)?,
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("fen-bench-npm-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temp dir: {e}"))?;
+    println!("fixtures in {}", scratch.path().display());
+    let mut bench = Bench {
+        fen,
+        effort,
+        rows: Vec::new(),
+        counter_lines: Vec::new(),
+        mismatches: Vec::new(),
+        rss: RssProbe::detect(),
+    };
+    bench.npm(scratch.path())?;
     bench.print();
     let n_missed = bench.rows.iter().filter(|row| !row.ok).count();
     if !bench.mismatches.is_empty() {

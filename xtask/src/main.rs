@@ -57,6 +57,10 @@ struct BenchArgs {
     /// Run only the catalog micro-benchmarks (no fen build, no CLI runs).
     #[arg(long)]
     catalog_only: bool,
+    /// Run only the npm package rows (issue 17): first index by package name vs by
+    /// relative path, warm search with vs without node_modules.
+    #[arg(long, conflicts_with = "catalog_only")]
+    npm_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +140,9 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
         true => bench::Effort::Quick,
         false => bench::Effort::Full,
     };
+    if args.npm_only {
+        return bench::run_npm(&workspace_root(), gate, effort);
+    }
     let catalog = bench_catalog::run(args.check);
     if args.catalog_only {
         return catalog;

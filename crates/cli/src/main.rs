@@ -273,6 +273,21 @@ fn events_stats() -> fen_lifecycle::stats::Stats {
     ))
 }
 
+/// Each evaluated bundle once, with the npm packages it contains (issue 17).
+fn evaluated_bundles(evaluated: &[String]) -> Vec<serde_json::Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    evaluated
+        .iter()
+        .filter(|path| seen.insert(path.as_str()))
+        .map(|path| {
+            serde_json::json!({
+                "bundle": path,
+                "packages": commands::types::bundle_packages(path),
+            })
+        })
+        .collect()
+}
+
 /// The one-line `--stats` record on stderr (spec 30 §5.6).
 fn print_stats(ctx: &Context) {
     let stats = ctx.stats.snapshot();
@@ -280,6 +295,7 @@ fn print_stats(ctx: &Context) {
         "bundlesBuilt": stats.bundles_built,
         "bundlesEvaluated": stats.bundles_evaluated,
         "evaluated": stats.evaluated,
+        "bundles": evaluated_bundles(&stats.evaluated),
         "sourcesHashed": stats.sources_hashed,
         "catalogStatements": stats.catalog_statements,
         "lifecycleLockAcquired": stats.lifecycle_lock_acquired,

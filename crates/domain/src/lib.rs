@@ -38,6 +38,7 @@ pub mod location;
 pub mod manifest;
 pub mod model;
 pub mod name;
+pub mod packages;
 pub mod path;
 pub mod ports;
 pub mod reference;

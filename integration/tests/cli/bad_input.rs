@@ -203,7 +203,7 @@ fn a_bare_side_effect_import_fails_the_build_with_its_position() {
         ),
         env: &[],
         state: "BundleBuildFailed",
-        message: &["unsupported import", "zod"],
+        message: &["`zod`", "not installed", "npm install zod"],
     });
     assert_position(&row, "models/bare.ts", 2);
 }

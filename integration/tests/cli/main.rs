@@ -18,6 +18,7 @@ mod lifecycle;
 mod loading;
 mod lock;
 mod models;
+mod npm;
 mod output;
 mod reconcile;
 mod stress;

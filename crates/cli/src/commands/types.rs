@@ -133,6 +133,14 @@ fn render(description: &TypeDescription) -> Outcome {
             human.push_str(&format!("resources: {}\n", names.join(", ")));
         }
     }
+    let packages = bundle_packages(entry.bundle.path.as_str());
+    if !packages.is_empty() {
+        let list: Vec<String> = packages
+            .iter()
+            .map(|p| format!("{}@{}", p.name, p.version))
+            .collect();
+        human.push_str(&format!("packages: {}\n", list.join(", ")));
+    }
     if !description.methods.is_empty() {
         human.push_str("methods:\n");
         for method in &description.methods {
@@ -149,6 +157,7 @@ fn render(description: &TypeDescription) -> Outcome {
     json["kind"] = json!(entry.kind.as_str());
     json["normalizedType"] = json!(entry.type_name.as_str());
     json["sourcePath"] = json!(entry.source_path.as_str());
+    json["packages"] = json!(packages);
     json["methods"] = Value::Array(
         description
             .methods
@@ -161,6 +170,14 @@ fn render(description: &TypeDescription) -> Outcome {
         json,
         exit_code: 0,
     }
+}
+
+/// The npm packages inside the bundle file at `path` (issue 17), from its module ids;
+/// none when the file cannot be read (describe then still shows the catalog's view).
+pub(crate) fn bundle_packages(path: &str) -> Vec<fen_domain::packages::BundledPackage> {
+    std::fs::read_to_string(path)
+        .map(|text| fen_domain::packages::bundled_packages(&text))
+        .unwrap_or_default()
 }
 
 fn render_builtin(builtin: &fen_lifecycle::builtin::BuiltinType) -> Outcome {
@@ -179,6 +196,7 @@ fn render_builtin(builtin: &fen_lifecycle::builtin::BuiltinType) -> Outcome {
     json["kind"] = json!("datastore");
     json["normalizedType"] = json!(builtin.name);
     json["sourcePath"] = Value::Null;
+    json["packages"] = json!([]);
     json["methods"] = json!([]);
     Outcome {
         human: human.trim_end().to_owned(),

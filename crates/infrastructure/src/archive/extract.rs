@@ -293,11 +293,16 @@ fn check_placement(
 ) -> Result<(), ArchiveError> {
     let problem = match (place, is_dir) {
         (Placement::Unknown { top }, _) => format!(
-            "unknown top-level name \"{ROOT_DIR}/{}\" (expected {MANIFEST_FILE}, models, vaults, drivers, datastores, reports or files)",
+            "unknown top-level name \"{ROOT_DIR}/{}\" (expected {MANIFEST_FILE}, models, vaults, drivers, datastores, reports, files or node_modules)",
             top.escape_debug()
         ),
         (Placement::Manifest, true) => format!("{ROOT_DIR}/{MANIFEST_FILE} is a directory"),
-        (Placement::Kind { rest: "", .. } | Placement::Files { rest: "" }, false) => {
+        (
+            Placement::Kind { rest: "", .. }
+            | Placement::Files { rest: "" }
+            | Placement::Packages { rest: "" },
+            false,
+        ) => {
             format!("{ROOT_DIR}/{rel} is a file, not a directory")
         }
         _ => return Ok(()),

@@ -14,6 +14,9 @@
 //! directory alone); `.git/` and AppleDouble files are skipped silently, and the
 //! ignore files themselves are not packed. Below the kind directories and `files/`,
 //! a symlink or a hidden entry that no ignore file excludes is refused, listed or not.
+//! `node_modules` (issue 17): only the files the packed sources' import closures reach,
+//! plus each used package's `package.json` and license file, are packed (see
+//! [`reachable_packages`]); the rest of `node_modules` is left out, wherever it sits.
 //! One deviation from the letter of §4: a source file outside `_` directories that
 //! fails the export pre-check is a helper to the loader (spec 10 §1.11), so it is
 //! packed like the helpers under `_` directories; leaving it out would break the
@@ -33,7 +36,8 @@ use super::limits::{Tally, MAX_FILE_BYTES, MAX_MANIFEST_BYTES};
 use super::manifest::{check_file_set, parse_manifest, ManifestProblem};
 use super::messages::Subject;
 use super::paths::{
-    check_path, visibility, PathProblem, SeenPaths, Visibility, FILES_DIR, MANIFEST_FILE, ROOT_DIR,
+    check_path, placement, visibility, PathProblem, Placement, SeenPaths, Visibility, FILES_DIR,
+    MANIFEST_FILE, PACKAGES_DIR, ROOT_DIR,
 };
 use crate::random;
 
@@ -276,7 +280,121 @@ fn collect(
             .map_err(|over| subject.too_large(&over))?;
         out.insert(rel, entry.into_path());
     }
+    for rel in reachable_packages(dir, &out, subject)? {
+        let archive_path = format!("{ROOT_DIR}/{rel}");
+        check_path(&archive_path)
+            .map_err(|problem| subject.unsafe_entry(&archive_path, problem))?;
+        if visibility(&rel) != Visibility::Visible {
+            return Err(subject.unsafe_entry(&archive_path, PathProblem::Hidden));
+        }
+        let path = dir.join(&rel);
+        let len = regular_file_len(dir, &rel)
+            .map_err(|reason| subject.unsafe_entry(&archive_path, reason))?;
+        seen.add(&archive_path, false)
+            .map_err(|reason| subject.unsafe_entry(&archive_path, reason))?;
+        tally
+            .add_entry()
+            .and_then(|()| tally.add_file(len))
+            .map_err(|over| subject.too_large(&over))?;
+        out.insert(rel, path);
+    }
     Ok(out)
+}
+
+/// The `node_modules` files the packed sources need (issue 17, amending §4 step 2):
+/// every file of their import closures that lies under a `node_modules` directory,
+/// plus each used package's `package.json` and license file. Nothing else of
+/// `node_modules` is packed. The closures use the fingerprint's resolution, which is
+/// the bundler's, so the pulled copy bundles exactly as the packed directory did.
+fn reachable_packages(
+    dir: &Path,
+    packed: &BTreeMap<String, PathBuf>,
+    subject: &Subject,
+) -> Result<BTreeSet<String>, ArchiveError> {
+    // The closures need an absolute boundary (`pack .` is common).
+    let dir = &std::path::absolute(dir)
+        .map_err(|e| subject.io(format!("cannot resolve {}: {e}", dir.display())))?;
+    let mut cache = crate::sources::FreshnessCache::new();
+    let mut files = BTreeSet::new();
+    let mut package_dirs = BTreeSet::new();
+    for rel in packed.keys() {
+        let is_source = matches!(placement(rel), Placement::Kind { .. })
+            && [".ts", ".mts", ".js", ".mjs"]
+                .iter()
+                .any(|ext| rel.ends_with(ext));
+        if !is_source {
+            continue;
+        }
+        for file in crate::sources::import_closure(&dir.join(rel), dir, &mut cache) {
+            if let Some(package) = package_dir_of(&file) {
+                package_dirs.insert(package.to_owned());
+                if !packed.contains_key(&file) && dir.join(&file).is_file() {
+                    files.insert(file);
+                }
+            }
+        }
+    }
+    for package in &package_dirs {
+        let listing = std::fs::read_dir(dir.join(package))
+            .map_err(|e| subject.io(format!("cannot read {package}: {e}")))?;
+        let mut names: Vec<String> = listing
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| {
+                let lower = name.to_ascii_lowercase();
+                lower == "package.json"
+                    || lower.starts_with("license")
+                    || lower.starts_with("licence")
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            let rel = format!("{package}/{name}");
+            if dir.join(&rel).is_file() && !packed.contains_key(&rel) {
+                files.insert(rel);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// `.../node_modules/<name>` or `.../node_modules/@scope/<name>` for a path inside a
+/// package (the innermost one).
+fn package_dir_of(rel: &str) -> Option<&str> {
+    let start = rel.rfind("node_modules/")?;
+    if start > 0 && !rel[..start].ends_with('/') {
+        return None;
+    }
+    let after = start + "node_modules/".len();
+    let rest = &rel[after..];
+    let mut parts = rest.splitn(3, '/');
+    let first = parts.next()?;
+    let len = if first.starts_with('@') {
+        let second = parts.next()?;
+        first.len() + 1 + second.len()
+    } else {
+        first.len()
+    };
+    // A file directly in node_modules/ (or in a scope dir) is in no package.
+    (rest.len() > len).then(|| &rel[..after + len])
+}
+
+/// The size of the regular file at `rel` below `dir`; refuses a symlink on the way.
+fn regular_file_len(dir: &Path, rel: &str) -> Result<u64, &'static str> {
+    let mut path = dir.to_path_buf();
+    let mut meta = None;
+    for segment in rel.split('/') {
+        path.push(segment);
+        let found = std::fs::symlink_metadata(&path).map_err(|_| "cannot be read")?;
+        if found.file_type().is_symlink() {
+            return Err("symbolic link");
+        }
+        meta = Some(found);
+    }
+    match meta {
+        Some(meta) if meta.is_file() => Ok(meta.len()),
+        _ => Err("not a regular file or directory"),
+    }
 }
 
 /// The walk over `dir`: `.gitignore` (without needing a git repository) and
@@ -311,7 +429,11 @@ fn in_scope(entry: &DirEntry) -> bool {
         _ => {
             let is_file = entry.file_type().is_some_and(|t| t.is_file());
             let ignore_file = is_file && (name == ".gitignore" || name == FEN_IGNORE);
-            name != ".git" && !ignore_file && visibility(&name) != Visibility::Skipped
+            // `node_modules` is never walked: `reachable_packages` adds what is used.
+            name != ".git"
+                && name != PACKAGES_DIR
+                && !ignore_file
+                && visibility(&name) != Visibility::Skipped
         }
     }
 }

@@ -18,6 +18,8 @@ pub(crate) const ROOT_DIR: &str = "extension";
 pub(crate) const MANIFEST_FILE: &str = "manifest.yaml";
 /// Non-code files, relative to the extension root.
 pub(crate) const FILES_DIR: &str = "files";
+/// The npm packages the extension imports, relative to the extension root (issue 17).
+pub(crate) const PACKAGES_DIR: &str = "node_modules";
 
 const MAX_PATH_BYTES: usize = 240;
 const MAX_SEGMENT_BYTES: usize = 128;
@@ -145,6 +147,9 @@ pub(crate) enum Placement<'p> {
     Kind { kind: LoaderKind, rest: &'p str },
     /// `files/`, or something below it.
     Files { rest: &'p str },
+    /// `node_modules/`, or something below it: the npm packages the extension's
+    /// modules import (issue 17; the packer includes only the reachable files).
+    Packages { rest: &'p str },
     /// Any other top-level name.
     Unknown { top: &'p str },
 }
@@ -158,6 +163,8 @@ pub(crate) fn placement(rel: &str) -> Placement<'_> {
         Placement::Kind { kind, rest }
     } else if top == FILES_DIR {
         Placement::Files { rest }
+    } else if top == PACKAGES_DIR {
+        Placement::Packages { rest }
     } else {
         Placement::Unknown { top }
     }

@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use fen_domain::ports::indexing::{EntryPoint, IndexError};
 use fen_domain::{CanonicalPath, Kind, LoaderKind, PathPolicy, SourceFingerprint};
 
-use super::container::{module_id, BundleContainer, BundleModule, ID_FINGERPRINT_DIGITS};
+use super::container::{
+    module_id, package_module_id, BundleContainer, BundleModule, ID_FINGERPRINT_DIGITS,
+};
+use super::npm::{self, Foreign};
 use super::resolve::{self, FileProblem, Specifier};
 use super::transpile::{self, ImportSite, Language, ModuleSource, Rewrite, Transpiled};
 
@@ -101,9 +104,9 @@ pub enum BuildError {
         /// oxc's message.
         message: String,
     },
-    /// A specifier that is neither relative nor a host module.
+    /// A specifier that is neither relative, a host module nor a package import.
     #[error(
-        "unsupported import `{specifier}` in `{file}:{line}:{column}`: fen bundles only relative imports and fen:* host modules"
+        "unsupported import `{specifier}` in `{file}:{line}:{column}`: fen bundles relative imports, fen:* host modules and packages from node_modules"
     )]
     UnsupportedImport {
         /// The specifier as written.
@@ -182,6 +185,63 @@ pub enum BuildError {
         /// 1-based column.
         column: usize,
     },
+    /// A package import (`zod`, `@scope/pkg/sub`, `npm:pkg@1.2.3`) that cannot be
+    /// resolved from `node_modules`; `reason` names the package and the fix.
+    #[error("import `{specifier}` in `{file}:{line}:{column}`: {reason}")]
+    PackageImport {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Why, with the hint.
+        reason: String,
+    },
+    /// `node:x` or the bare name of a Node.js built-in.
+    #[error(
+        "import `{specifier}` in `{file}:{line}:{column}` names a Node.js built-in module: the fen sandbox has no Node.js APIs; hint: use ctx (spec 30 §2.7) or a package that does not need Node.js"
+    )]
+    NodeBuiltin {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A `jsr:` specifier.
+    #[error(
+        "import `{specifier}` in `{file}:{line}:{column}`: jsr: imports are not supported; hint: install the package's npm build into node_modules and import it by name"
+    )]
+    JsrImport {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// An `https:` (or other URL) specifier.
+    #[error(
+        "import `{specifier}` in `{file}:{line}:{column}`: URL imports are not supported, fen never fetches code; hint: npm install the package next to the extension and import it by name"
+    )]
+    UrlImport {
+        /// The specifier as written.
+        specifier: String,
+        /// The importing file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
     /// More than [`MAX_MODULES`] modules.
     #[error("bundle graph exceeds {MAX_MODULES} modules")]
     TooManyModules,
@@ -245,6 +305,10 @@ impl BuildError {
             | BuildError::EscapesBoundary { .. }
             | BuildError::MissingImport { .. }
             | BuildError::UnsupportedFileType { .. }
+            | BuildError::PackageImport { .. }
+            | BuildError::NodeBuiltin { .. }
+            | BuildError::JsrImport { .. }
+            | BuildError::UrlImport { .. }
             | BuildError::TooManyModules
             | BuildError::CodeTooLarge => IndexError::Build(message),
         }
@@ -280,6 +344,8 @@ fn build(
     let mut walk = Walk {
         request,
         ids: BTreeMap::new(),
+        id_owners: BTreeMap::new(),
+        packages: BTreeMap::new(),
         queue: VecDeque::new(),
         modules: Vec::new(),
         host_modules: BTreeSet::new(),
@@ -321,6 +387,12 @@ struct Walk<'r> {
     request: &'r BuildRequest,
     /// Boundary-relative path → module id, for every module seen.
     ids: BTreeMap<String, String>,
+    /// Module id → the boundary-relative path that got it first (two installed copies
+    /// of one package version share their ids: the first copy is bundled).
+    id_owners: BTreeMap<String, String>,
+    /// Boundary-relative package directory → (name, version), for every package a
+    /// package import resolved to.
+    packages: BTreeMap<String, (String, String)>,
     queue: VecDeque<String>,
     modules: Vec<BundleModule>,
     host_modules: BTreeSet<String>,
@@ -334,17 +406,39 @@ impl Walk<'_> {
         if let Some(id) = self.ids.get(relative) {
             return Ok(id.clone());
         }
-        if self.ids.len() >= MAX_MODULES {
+        let id = self.id_of(relative);
+        if let Some(owner) = self.id_owners.get(&id) {
+            let owner = owner.clone();
+            self.ids.insert(relative.to_owned(), id.clone());
+            return Ok(self.ids.get(&owner).cloned().unwrap_or(id));
+        }
+        if self.id_owners.len() >= MAX_MODULES {
             return Err(BuildError::TooManyModules);
         }
-        let id = module_id(
+        self.ids.insert(relative.to_owned(), id.clone());
+        self.id_owners.insert(id.clone(), relative.to_owned());
+        self.queue.push_back(relative.to_owned());
+        Ok(id)
+    }
+
+    /// The module id of a boundary-relative path: `npm:<pkg>@<version>/<path>#…` inside
+    /// a resolved package, `<prefix>:/<path>#…` elsewhere; never a host path.
+    fn id_of(&self, relative: &str) -> String {
+        if let Some(dir) = npm::owning_package(relative, self.packages.keys()) {
+            if let Some((name, version)) = self.packages.get(dir) {
+                return package_module_id(
+                    name,
+                    version,
+                    &relative[dir.len() + 1..],
+                    &self.request.fingerprint,
+                );
+            }
+        }
+        module_id(
             &self.request.bundle_prefix,
             relative,
             &self.request.fingerprint,
-        );
-        self.ids.insert(relative.to_owned(), id.clone());
-        self.queue.push_back(relative.to_owned());
-        Ok(id)
+        )
     }
 
     /// Reads, transpiles and records one module; returns its export names.
@@ -376,13 +470,11 @@ impl Walk<'_> {
                 file: relative.to_owned(),
                 reason: "not a .ts, .mts, .js or .mjs file".to_owned(),
             })?;
-        let id = self.ids.get(relative).cloned().unwrap_or_else(|| {
-            module_id(
-                &self.request.bundle_prefix,
-                relative,
-                &self.request.fingerprint,
-            )
-        });
+        let id = self
+            .ids
+            .get(relative)
+            .cloned()
+            .unwrap_or_else(|| self.id_of(relative));
         let source = ModuleSource {
             text: &text,
             language,
@@ -493,12 +585,7 @@ impl Walk<'_> {
                 })
             }
             Specifier::Unsupported => {
-                return Err(BuildError::UnsupportedImport {
-                    specifier,
-                    file,
-                    line,
-                    column,
-                })
+                return self.resolve_foreign(importer, site);
             }
             Specifier::Relative => {}
         }
@@ -550,6 +637,80 @@ impl Walk<'_> {
             });
         }
         self.enqueue(&target).map(Rewrite::To)
+    }
+
+    /// Decides a specifier that is neither relative nor `fen:`: a package import is
+    /// resolved from `node_modules` and rewritten to the module id of its file;
+    /// Node.js built-ins, `jsr:`, URLs and the rest are refused, each with its message.
+    fn resolve_foreign(
+        &mut self,
+        importer: &str,
+        site: &ImportSite,
+    ) -> Result<Rewrite, BuildError> {
+        let specifier = site.specifier.clone();
+        let file = importer.to_owned();
+        let (line, column) = (site.line, site.column);
+        let spec = match npm::classify_foreign(&site.specifier) {
+            Foreign::Package(spec) => spec,
+            Foreign::VersionRange { name, version } => {
+                return Err(BuildError::PackageImport {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                    reason: format!(
+                        "npm: imports need an exact version, not `{version}`; hint: import npm:{name}@<the installed version>, or plain `{name}`"
+                    ),
+                })
+            }
+            Foreign::NodeBuiltin => {
+                return Err(BuildError::NodeBuiltin {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                })
+            }
+            Foreign::Jsr => {
+                return Err(BuildError::JsrImport {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                })
+            }
+            Foreign::Url => {
+                return Err(BuildError::UrlImport {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                })
+            }
+            Foreign::Other => {
+                return Err(BuildError::UnsupportedImport {
+                    specifier,
+                    file,
+                    line,
+                    column,
+                })
+            }
+        };
+        let boundary = &self.request.read_boundary;
+        let resolved =
+            npm::resolve_package(boundary, importer, &spec, boundary).map_err(|problem| {
+                BuildError::PackageImport {
+                    specifier: specifier.clone(),
+                    file: file.clone(),
+                    line,
+                    column,
+                    reason: problem.describe(&spec.name),
+                }
+            })?;
+        self.packages
+            .entry(resolved.package_dir.clone())
+            .or_insert_with(|| (resolved.name.clone(), resolved.version.clone()));
+        self.enqueue(&resolved.target).map(Rewrite::To)
     }
 }
 

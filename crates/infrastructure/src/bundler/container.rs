@@ -196,6 +196,30 @@ pub fn module_id(bundle_prefix: &str, relative: &str, fingerprint: &SourceFinger
     format!("{bundle_prefix}:/{relative}#{short}")
 }
 
+/// The module id of a file inside an npm package: `npm:<name>@<version>/<path in the
+/// package>#<first 12 hex of the fingerprint>`. Host-path free, so a bundle is the same
+/// on every checkout.
+///
+/// ```
+/// use fen_domain::SourceFingerprint;
+/// use fen_infrastructure::bundler::package_module_id;
+/// let fp: SourceFingerprint = format!("3f9a1c2077b4{}", "0".repeat(52)).parse().unwrap();
+/// assert_eq!(
+///     package_module_id("zod", "4.6.7", "index.js", &fp),
+///     "npm:zod@4.6.7/index.js#3f9a1c2077b4",
+/// );
+/// ```
+pub fn package_module_id(
+    name: &str,
+    version: &str,
+    path: &str,
+    fingerprint: &SourceFingerprint,
+) -> String {
+    let local = module_id("npm", "", fingerprint);
+    let short = local.rsplit('#').next().unwrap_or_default();
+    format!("npm:{name}@{version}/{path}#{short}")
+}
+
 fn content_sha256(modules: &[BundleModule]) -> String {
     let mut hasher = Sha256::new();
     for module in modules {

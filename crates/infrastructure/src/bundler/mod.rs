@@ -16,6 +16,7 @@
 
 mod build;
 mod container;
+pub(crate) mod npm;
 mod resolve;
 mod store;
 mod transpile;
@@ -29,7 +30,8 @@ pub use build::{
     MAX_MODULES,
 };
 pub use container::{
-    is_usable, module_id, BundleContainer, BundleFileError, BundleModule, BUNDLE_FORMAT,
+    is_usable, module_id, package_module_id, BundleContainer, BundleFileError, BundleModule,
+    BUNDLE_FORMAT,
 };
 pub use resolve::HOST_MODULES;
 pub use store::{

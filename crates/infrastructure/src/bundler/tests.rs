@@ -187,27 +187,27 @@ fn rejected_specifiers_name_file_line_and_column() {
     let cases = [
         (
             "import \"zod\";\nexport const model = 1;\n",
-            "unsupported import `zod` in `models/a.ts:1:8`: fen bundles only relative imports and fen:* host modules",
+            "import `zod` in `models/a.ts:1:8`: package `zod` is not installed: no node_modules/zod between the importing file and {B}; hint: run 'npm install zod' in {B}",
         ),
         (
             "export const model = 1;\nimport { z } from \"npm:zod\";\nexport const y = z;\n",
-            "unsupported import `npm:zod` in `models/a.ts:2:19`: fen bundles only relative imports and fen:* host modules",
+            "import `npm:zod` in `models/a.ts:2:19`: package `zod` is not installed: no node_modules/zod between the importing file and {B}; hint: run 'npm install zod' in {B}",
         ),
         (
             "import x from \"https://example.test/x.js\";\nexport const model = x;\n",
-            "unsupported import `https://example.test/x.js` in `models/a.ts:1:15`: fen bundles only relative imports and fen:* host modules",
+            "import `https://example.test/x.js` in `models/a.ts:1:15`: URL imports are not supported, fen never fetches code; hint: npm install the package next to the extension and import it by name",
         ),
         (
             "import { readFileSync } from \"node:fs\";\nexport const model = readFileSync;\n",
-            "unsupported import `node:fs` in `models/a.ts:1:30`: fen bundles only relative imports and fen:* host modules",
+            "import `node:fs` in `models/a.ts:1:30` names a Node.js built-in module: the fen sandbox has no Node.js APIs; hint: use ctx (spec 30 §2.7) or a package that does not need Node.js",
         ),
         (
             "export * from \"jsr:@std/path\";\nexport const model = 1;\n",
-            "unsupported import `jsr:@std/path` in `models/a.ts:1:15`: fen bundles only relative imports and fen:* host modules",
+            "import `jsr:@std/path` in `models/a.ts:1:15`: jsr: imports are not supported; hint: install the package's npm build into node_modules and import it by name",
         ),
         (
             "import { x } from \"/abs/x.ts\";\nexport const model = x;\n",
-            "unsupported import `/abs/x.ts` in `models/a.ts:1:19`: fen bundles only relative imports and fen:* host modules",
+            "unsupported import `/abs/x.ts` in `models/a.ts:1:19`: fen bundles relative imports, fen:* host modules and packages from node_modules",
         ),
         (
             "import { nope } from \"fen:nope\";\nexport const model = nope;\n",
@@ -220,6 +220,8 @@ fn rejected_specifiers_name_file_line_and_column() {
     ];
     for (source, expected) in cases {
         let tree = Tree::new(&[("models/a.ts", source), ("models/b.ts", "export {};\n")]);
+        let expected = expected.replace("{B}", &tree.boundary.display().to_string());
+        let expected = expected.as_str();
         let error = tree.build("models/a.ts").unwrap_err();
         assert!(
             !matches!(error, BuildError::EntryUnreadable { .. }),
@@ -244,9 +246,12 @@ fn rejection_in_a_dependency_names_the_dependency() {
             "\n\nimport \"left-pad\";\nexport const h = 1;\n",
         ),
     ]);
-    assert_eq!(
-        tree.error("models/a.ts"),
-        "unsupported import `left-pad` in `_lib/h.ts:3:8`: fen bundles only relative imports and fen:* host modules"
+    let error = tree.error("models/a.ts");
+    assert!(
+        error.starts_with(
+            "import `left-pad` in `_lib/h.ts:3:8`: package `left-pad` is not installed"
+        ),
+        "{error}"
     );
 }
 
@@ -754,4 +759,45 @@ fn bundle_paths() {
             Path::new(expected)
         );
     }
+}
+
+#[test]
+fn package_imports_get_host_path_free_npm_ids() {
+    let manifest = r#"{"name": "@s/p", "version": "1.2.3", "type": "module", "exports": {".": {"require": "./i.cjs", "import": "./i.js"}, "./sub/*": "./lib/*.js"}}"#;
+    let tree = Tree::new(&[
+        (
+            "models/a.ts",
+            "import { i } from \"@s/p\";\nimport { l } from \"@s/p/sub/l\";\nimport { i as j } from \"npm:@s/p@1.2.3\";\nexport const model = i + l + j;\n",
+        ),
+        ("node_modules/@s/p/package.json", manifest),
+        ("node_modules/@s/p/i.js", "import { l } from \"./lib/l.js\";\nexport const i = l;\n"),
+        ("node_modules/@s/p/lib/l.js", "export const l = 1;\n"),
+    ]);
+    let container = tree.build("models/a.ts").unwrap();
+    assert_eq!(
+        ids(&container),
+        [
+            "local:/models/a.ts#3f9a1c2077b4",
+            "npm:@s/p@1.2.3/i.js#3f9a1c2077b4",
+            "npm:@s/p@1.2.3/lib/l.js#3f9a1c2077b4",
+        ]
+    );
+    let entry = code(&container, container.entry());
+    assert!(
+        entry.contains("from \"npm:@s/p@1.2.3/i.js#3f9a1c2077b4\""),
+        "{entry}"
+    );
+    assert!(
+        entry.contains("from \"npm:@s/p@1.2.3/lib/l.js#3f9a1c2077b4\""),
+        "{entry}"
+    );
+    let bytes = String::from_utf8(container.to_json_bytes()).unwrap();
+    assert!(!bytes.contains(tree.boundary.to_str().unwrap()));
+    assert_eq!(
+        fen_domain::packages::bundled_packages(&bytes),
+        [fen_domain::packages::BundledPackage {
+            name: "@s/p".into(),
+            version: "1.2.3".into()
+        }]
+    );
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::scan_text::{export_mask, local_import_specifiers, ExportMask};
+use super::scan_text::{export_mask, module_import_specifiers, ExportMask};
 use super::stats::{find_byte, probe, Probe};
 
 /// Per-pass memo of stats, file hashes and import lists.
@@ -202,7 +202,7 @@ impl FreshnessCache {
                 FileRead {
                     digest: Some(Sha256::digest(&bytes).into()),
                     unreadable: None,
-                    imports: local_import_specifiers(&text)
+                    imports: module_import_specifiers(&text)
                         .into_iter()
                         .map(str::to_owned)
                         .collect(),

@@ -25,6 +25,7 @@ use fen_domain::{FingerprintLine, SourceFingerprint};
 use super::cache::{segments_are_names, FreshnessCache};
 use super::scan_text::ExportMask;
 use super::stats::{self, NewRecord, Probe, StatsText, StoredStats, RECORDS_SUPPORTED};
+use crate::bundler::npm::{self, Foreign};
 
 /// Computes the fingerprint of `entry` within `boundary`; never fails.
 ///
@@ -102,6 +103,20 @@ pub fn fingerprint(
     }
 }
 
+/// The boundary-relative files of `entry`'s import closure, entry first: the files the
+/// fingerprint covers (relative imports and, for package imports, each package's
+/// `package.json` and resolved modules). Missing files are listed too. Used by `pack`
+/// to find the `node_modules` files an extension needs.
+pub fn import_closure(entry: &Path, boundary: &Path, cache: &mut FreshnessCache) -> Vec<String> {
+    let entry = lexical(entry);
+    let boundary = lexical(boundary);
+    let entry_rel = rel_text(&entry, &boundary).into_owned();
+    collect_graph(&entry, entry_rel, &boundary, None, cache)
+        .into_iter()
+        .map(|file| file.rel)
+        .collect()
+}
+
 /// True when the records (taken for the row's fingerprint, the entry's first) are
 /// complete and every file they name still matches its non-racy record. The graph is
 /// then the recorded one: every file's content, and so its imports, is unchanged.
@@ -169,10 +184,25 @@ fn collect_graph(
             None => {
                 let read = cache.read(&path, boundary);
                 let mut deps: Vec<String> = Vec::new();
-                for spec in &read.imports {
-                    if let Some((_, dep_rel)) = resolve(&path, spec, boundary) {
-                        if !deps.contains(&dep_rel) {
-                            deps.push(dep_rel);
+                // A package.json is a graph file (its version and exports decide the
+                // resolution) but imports nothing.
+                let imports = if rel.ends_with(".json") {
+                    &[][..]
+                } else {
+                    &read.imports[..]
+                };
+                for spec in imports {
+                    if spec.starts_with("./") || spec.starts_with("../") {
+                        if let Some((_, dep_rel)) = resolve(&path, spec, boundary) {
+                            if !deps.contains(&dep_rel) {
+                                deps.push(dep_rel);
+                            }
+                        }
+                    } else {
+                        for dep_rel in package_files(boundary, &rel, spec) {
+                            if !deps.contains(&dep_rel) {
+                                deps.push(dep_rel);
+                            }
                         }
                     }
                 }
@@ -194,6 +224,20 @@ fn collect_graph(
         graph.push(file);
     }
     graph
+}
+
+/// The graph files of a package import (issue 17): the package's `package.json` and
+/// the module it resolves to, with the bundler's rules. A failed resolution adds
+/// nothing: the bundle then fails to build, and a `BundleBuildFailed` row is retried on
+/// every pass, so installing the package repairs it.
+fn package_files(boundary: &Path, importer_rel: &str, spec: &str) -> Vec<String> {
+    let Foreign::Package(package) = npm::classify_foreign(spec) else {
+        return Vec::new();
+    };
+    match npm::resolve_package(boundary, importer_rel, &package, boundary) {
+        Ok(resolved) => vec![resolved.manifest, resolved.target],
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Resolves a local specifier against the importer's directory, lexically, with the

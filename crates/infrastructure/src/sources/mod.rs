@@ -17,12 +17,12 @@ mod stats;
 mod walk;
 
 pub use cache::FreshnessCache;
-pub use fingerprint::fingerprint;
+pub use fingerprint::{fingerprint, import_closure};
 pub use mounts::{
     add_mount, mount_id, read_mounts, remove_mount, MountChange, MountsError, SourceMount,
     SourceMounts,
 };
 pub use repo_root::{absolute_lexical, find_repo_root};
-pub use scan_text::{export_mask, local_import_specifiers, ExportMask};
+pub use scan_text::{export_mask, local_import_specifiers, module_import_specifiers, ExportMask};
 pub use scanner::{all_scan_root_dirs, FsSourceScanner};
 pub use walk::{is_candidate_name, walk_scan_root};

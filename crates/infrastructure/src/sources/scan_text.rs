@@ -53,13 +53,30 @@ impl ExportMask {
 /// included) that start with `./` or `../`, in order of appearance. Dynamic
 /// `import()` is not followed.
 pub fn local_import_specifiers(text: &str) -> Vec<&str> {
+    import_specifiers_where(text, |spec| {
+        spec.starts_with("./") || spec.starts_with("../")
+    })
+}
+
+/// [`local_import_specifiers`] plus the package imports the bundler resolves from
+/// `node_modules` (`zod`, `@scope/pkg/sub`, `npm:pkg@1.2.3`): every specifier the
+/// fingerprint follows (issue 17).
+pub fn module_import_specifiers(text: &str) -> Vec<&str> {
+    import_specifiers_where(text, |spec| {
+        spec.starts_with("./")
+            || spec.starts_with("../")
+            || crate::bundler::npm::is_package_specifier(spec)
+    })
+}
+
+fn import_specifiers_where(text: &str, keep: impl Fn(&str) -> bool) -> Vec<&str> {
     let mut found: Vec<(&str, usize)> = keywords(text, &["import", "export"]).collect();
     found.sort_by_key(|(_, after)| *after);
     let mut out = Vec::new();
     for (keyword, after) in found {
         let side_effect_allowed = keyword == "import";
         if let Some(spec) = specifier_after(text, after, side_effect_allowed) {
-            if (spec.starts_with("./") || spec.starts_with("../")) && !out.contains(&spec) {
+            if keep(spec) && !out.contains(&spec) {
                 out.push(spec);
             }
         }

@@ -449,7 +449,7 @@ fn an_unknown_top_level_directory_is_invalid() {
     let message = reject(&archive, ArchiveErrorCode::Invalid);
     assert_eq!(
         message,
-        format!("archive for {NAME}@{VERSION} is not a valid fen extension: unknown top-level name \"extension/bundles\" (expected manifest.yaml, models, vaults, drivers, datastores, reports or files); nothing was installed")
+        format!("archive for {NAME}@{VERSION} is not a valid fen extension: unknown top-level name \"extension/bundles\" (expected manifest.yaml, models, vaults, drivers, datastores, reports, files or node_modules); nothing was installed")
     );
     let archive = RawTar::demo().file("extension/README.md", b"x").gz();
     reject(&archive, ArchiveErrorCode::Invalid);

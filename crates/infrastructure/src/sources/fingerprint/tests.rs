@@ -193,6 +193,41 @@ fn scenario_10_non_local_imports_do_not_count() {
 }
 
 #[test]
+fn package_imports_count_package_json_and_resolved_files() {
+    let tree = Tree::new();
+    let entry = "import { z } from \"zod\";\nexport const model = z;";
+    let manifest = r#"{"name": "zod", "version": "4.6.7", "type": "module", "exports": {".": {"import": "./index.js"}}}"#;
+    let index = "import { a } from \"./lib/a.js\";\nexport const z = a;\n";
+    let lib = "export const a = 1;\n";
+    tree.write("models/x.ts", entry)
+        .write("node_modules/zod/package.json", manifest)
+        .write("node_modules/zod/index.js", index)
+        .write("node_modules/zod/lib/a.js", lib)
+        .write("node_modules/zod/unused.js", "export const u = 1;\n");
+    let fp = tree.fp("models/x.ts");
+    assert_eq!(
+        fp,
+        expected(
+            &[
+                ("models/x.ts", Some(entry)),
+                ("node_modules/zod/package.json", Some(manifest)),
+                ("node_modules/zod/index.js", Some(index)),
+                ("node_modules/zod/lib/a.js", Some(lib)),
+            ],
+            true
+        )
+    );
+    // A file the graph does not reach changes nothing; a new version does.
+    tree.write("node_modules/zod/unused.js", "export const u = 2;\n");
+    assert_eq!(tree.fp("models/x.ts"), fp);
+    tree.write(
+        "node_modules/zod/package.json",
+        &manifest.replace("4.6.7", "4.6.8"),
+    );
+    assert_ne!(tree.fp("models/x.ts"), fp);
+}
+
+#[test]
 fn closure_rules() {
     let tree = Tree::new();
     let outside = tree.dir.path().join("outside.ts");
