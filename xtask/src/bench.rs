@@ -180,6 +180,34 @@ pub fn run(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
     }
 }
 
+/// Only the datastore rows (`cargo xtask bench --datastore-only`), on a release build:
+/// the trivial method run on `local` (116 local types), then on `filesystem` and `s3`
+/// stores holding 1 and 1 000 other models.
+pub fn run_datastores(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
+    let fen = Fen {
+        bin: fen_build::release(workspace)?,
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("fen-bench-datastores-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temp dir: {e}"))?;
+    println!("fixtures in {}", scratch.path().display());
+    let local_116 = generate(scratch.path(), 116, Placement::Local)?;
+    index_and_settle(&fen, &local_116)?;
+    let mut bench = Bench {
+        fen,
+        effort,
+        rows: Vec::new(),
+        counter_lines: Vec::new(),
+        mismatches: Vec::new(),
+        rss: RssProbe::detect(),
+    };
+    let run_116 = bench.method_run(&local_116, None)?;
+    bench.datastore(scratch.path(), &local_116, run_116)?;
+    bench.datastore_s3(scratch.path(), &local_116, run_116)?;
+    bench.finish(gate)
+}
+
 /// Only the npm package rows (`cargo xtask bench --npm-only`), on a release build.
 pub fn run_npm(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), String> {
     let fen = Fen {
@@ -199,17 +227,24 @@ pub fn run_npm(workspace: &Path, gate: Gate, effort: Effort) -> Result<(), Strin
         rss: RssProbe::detect(),
     };
     bench.npm(scratch.path())?;
-    bench.print();
-    let n_missed = bench.rows.iter().filter(|row| !row.ok).count();
-    if !bench.mismatches.is_empty() {
-        return Err(format!(
-            "{} measure(s) had unexpected --stats counters, so their timings are not valid",
-            bench.mismatches.len()
-        ));
-    }
-    match (gate, n_missed) {
-        (Gate::Check, 1..) => Err(format!("{n_missed} goal(s) missed")),
-        _ => Ok(()),
+    bench.finish(gate)
+}
+
+impl Bench {
+    /// Prints the rows, then fails on invalid counters or (with `--check`) a missed goal.
+    fn finish(&self, gate: Gate) -> Result<(), String> {
+        self.print();
+        let n_missed = self.rows.iter().filter(|row| !row.ok).count();
+        if !self.mismatches.is_empty() {
+            return Err(format!(
+                "{} measure(s) had unexpected --stats counters, so their timings are not valid",
+                self.mismatches.len()
+            ));
+        }
+        match (gate, n_missed) {
+            (Gate::Check, 1..) => Err(format!("{n_missed} goal(s) missed")),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -61,6 +61,10 @@ struct BenchArgs {
     /// relative path, warm search with vs without node_modules.
     #[arg(long, conflicts_with = "catalog_only")]
     npm_only: bool,
+    /// Run only the datastore rows (issues 10 and 12): a trivial method run on local,
+    /// filesystem and s3 (moto_server) stores holding 1 and 1 000 other models.
+    #[arg(long, conflicts_with_all = ["catalog_only", "npm_only"])]
+    datastore_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +146,9 @@ fn run_bench(args: BenchArgs) -> Result<(), String> {
     };
     if args.npm_only {
         return bench::run_npm(&workspace_root(), gate, effort);
+    }
+    if args.datastore_only {
+        return bench::run_datastores(&workspace_root(), gate, effort);
     }
     let catalog = bench_catalog::run(args.check);
     if args.catalog_only {
