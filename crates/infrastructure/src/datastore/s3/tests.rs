@@ -509,3 +509,54 @@ async fn an_unreachable_endpoint_is_unavailable() {
         Err(LockError::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn a_file_over_the_multipart_threshold_goes_up_in_parts_and_comes_back_whole() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    server.bucket("large").await;
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let runs = a.path().join("web/runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    // 17 MiB of varied bytes: over the 16 MiB threshold, so in parts.
+    let big: Vec<u8> = (0..17 * 1024 * 1024_u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(runs.join("big.json"), &big).unwrap();
+    let sa = S3SyncService::new(
+        a.path().into(),
+        server.connect("large", ""),
+        Duration::from_secs(120),
+    );
+    let sb = S3SyncService::new(
+        b.path().into(),
+        server.connect("large", ""),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        sa.push_changed(None).await.unwrap().files_transferred,
+        Some(1)
+    );
+    // Present with the same size: nothing to do, and no second upload.
+    assert_eq!(
+        sa.push_changed(None).await.unwrap().files_transferred,
+        Some(0)
+    );
+    let head = server
+        .connect("large", "")
+        .store
+        .head(&object_store::path::Path::from("data/web/runs/big.json"))
+        .await
+        .unwrap();
+    assert_eq!(head.size, big.len() as u64);
+    // A multipart ETag is not an MD5 of the bytes: it carries the part count.
+    assert!(
+        head.e_tag.as_deref().is_some_and(|t| t.contains('-')),
+        "{head:?}"
+    );
+    assert_eq!(
+        sb.pull_changed(None).await.unwrap().files_transferred,
+        Some(1)
+    );
+    assert!(std::fs::read(b.path().join("web/runs/big.json")).unwrap() == big);
+}
