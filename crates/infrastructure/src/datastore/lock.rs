@@ -229,69 +229,87 @@ impl DistributedLock for FileDistributedLock {
 
     async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError> {
         self.check_root()?;
-        let path = self.path_of(key)?;
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let Some(observed) = read_lock(&path)? else {
-                return Ok(());
-            };
-            let state = self.state_of(key, observed);
-            if state.stale {
-                remove_if_nonce(&path, &state.info.nonce)?;
-                continue;
-            }
-            // Spec 30 §7.8 step 1: bounded by twice the observed lock's ttl.
-            let budget =
-                Duration::from_millis(max_wait_ms.min(state.info.ttl_ms.saturating_mul(2)));
-            let waited = started.elapsed();
-            if waited >= budget {
-                return Err(LockError::Timeout {
-                    key: key.to_owned(),
-                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                    holder: Some(Box::new(state)),
-                });
-            }
-            tokio::time::sleep(jitter(delay).min(budget - waited)).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
-        }
+        drain_key(self, key, max_wait_ms).await
     }
 
     async fn drain_models(&self, max_wait_ms: u64) -> Result<(), LockError> {
-        let started = Instant::now();
-        let budget = Duration::from_millis(max_wait_ms);
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let mut holder = None;
-            for state in self.list().await? {
-                if !state.key.starts_with("model/") {
-                    continue;
-                }
-                if state.stale {
-                    remove_if_nonce(&self.path_of(&state.key)?, &state.info.nonce)?;
-                } else if holder.is_none() {
-                    holder = Some(state);
-                }
-            }
-            let Some(holder) = holder else {
-                return Ok(());
-            };
-            let waited = started.elapsed();
-            if waited >= budget {
-                return Err(LockError::Timeout {
-                    key: holder.key.clone(),
-                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                    holder: Some(Box::new(holder)),
-                });
-            }
-            tokio::time::sleep(jitter(delay).min(budget - waited)).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
+        drain_models(self, max_wait_ms).await
+    }
+}
+
+/// Waits (backoff) while `key` is held and not stale, up to `max_wait_ms` or twice the
+/// observed lock's ttl, whichever is shorter; a stale holder is force-released by its
+/// observed nonce (spec 30 §7.8 step 1). Over the port alone, so the file and the S3
+/// locks drain alike.
+pub(crate) async fn drain_key(
+    lock: &dyn DistributedLock,
+    key: &str,
+    max_wait_ms: u64,
+) -> Result<(), LockError> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let Some(state) = lock.inspect(key).await? else {
+            return Ok(());
+        };
+        if state.stale {
+            lock.force_release(key, &state.info.nonce).await?;
+            continue;
         }
+        let budget = Duration::from_millis(max_wait_ms.min(state.info.ttl_ms.saturating_mul(2)));
+        let waited = started.elapsed();
+        if waited >= budget {
+            return Err(timeout(state, waited));
+        }
+        tokio::time::sleep(jitter(delay).min(budget - waited)).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Waits (backoff) while any non-stale `model/...` lock is held, up to `max_wait_ms`;
+/// stale ones are force-released by their observed nonce (spec 30 §7.9, the symmetric
+/// drain of structural commands).
+pub(crate) async fn drain_models(
+    lock: &dyn DistributedLock,
+    max_wait_ms: u64,
+) -> Result<(), LockError> {
+    let started = Instant::now();
+    let budget = Duration::from_millis(max_wait_ms);
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let mut holder = None;
+        for state in lock.list().await? {
+            if !state.key.starts_with("model/") {
+                continue;
+            }
+            if state.stale {
+                lock.force_release(&state.key, &state.info.nonce).await?;
+            } else if holder.is_none() {
+                holder = Some(state);
+            }
+        }
+        let Some(holder) = holder else {
+            return Ok(());
+        };
+        let waited = started.elapsed();
+        if waited >= budget {
+            return Err(timeout(holder, waited));
+        }
+        tokio::time::sleep(jitter(delay).min(budget - waited)).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+fn timeout(holder: LockState, waited: Duration) -> LockError {
+    LockError::Timeout {
+        key: holder.key.clone(),
+        waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+        holder: Some(Box::new(holder)),
     }
 }
 
 /// `delay` ± 25%.
-fn jitter(delay: Duration) -> Duration {
+pub(crate) fn jitter(delay: Duration) -> Duration {
     let [r] = random::bytes::<1>();
     // 0..=255 → 0.75..=1.25
     let factor = 0.75 + f64::from(r) / 255.0 * 0.5;

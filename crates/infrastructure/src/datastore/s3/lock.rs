@@ -28,6 +28,7 @@ use fen_domain::ports::{
 };
 
 use super::{short, S3Bucket};
+use crate::datastore::lock::{drain_key, drain_models, jitter};
 use crate::datastore::LockIdentity;
 use crate::random;
 use crate::time::{parse_rfc3339, rfc3339};
@@ -106,12 +107,6 @@ impl S3DistributedLock {
             nonce: random::uuid_v4(),
             fen_version: self.identity.fen_version.clone(),
         }
-    }
-
-    /// Replaces a stale holder by a released marker if it is still the one observed.
-    async fn clear_stale(&self, key: &str, version: UpdateVersion) -> Result<(), LockError> {
-        self.write(key, RELEASED.to_vec(), Some(version)).await?;
-        Ok(())
     }
 }
 
@@ -211,63 +206,11 @@ impl DistributedLock for S3DistributedLock {
     }
 
     async fn drain(&self, key: &str, max_wait_ms: u64) -> Result<(), LockError> {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let Some((Record::Held(info), version)) = self.read(key).await? else {
-                return Ok(());
-            };
-            let state = self.state_of(key, info);
-            if state.stale {
-                self.clear_stale(key, version).await?;
-                continue;
-            }
-            // Spec 30 §7.8 step 1: bounded by twice the observed lock's ttl.
-            let budget =
-                Duration::from_millis(max_wait_ms.min(state.info.ttl_ms.saturating_mul(2)));
-            let waited = started.elapsed();
-            if waited >= budget {
-                return Err(LockError::Timeout {
-                    key: key.to_owned(),
-                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                    holder: Some(Box::new(state)),
-                });
-            }
-            tokio::time::sleep(jitter(delay).min(budget - waited)).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
-        }
+        drain_key(self, key, max_wait_ms).await
     }
 
     async fn drain_models(&self, max_wait_ms: u64) -> Result<(), LockError> {
-        let started = Instant::now();
-        let budget = Duration::from_millis(max_wait_ms);
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let mut holder = None;
-            for state in self.list().await? {
-                if !state.key.starts_with("model/") {
-                    continue;
-                }
-                if state.stale {
-                    self.force_release(&state.key, &state.info.nonce).await?;
-                } else if holder.is_none() {
-                    holder = Some(state);
-                }
-            }
-            let Some(holder) = holder else {
-                return Ok(());
-            };
-            let waited = started.elapsed();
-            if waited >= budget {
-                return Err(LockError::Timeout {
-                    key: holder.key.clone(),
-                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
-                    holder: Some(Box::new(holder)),
-                });
-            }
-            tokio::time::sleep(jitter(delay).min(budget - waited)).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
-        }
+        drain_models(self, max_wait_ms).await
     }
 }
 
@@ -363,13 +306,6 @@ async fn write_conditional(
         ) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// `delay` ± 25%.
-fn jitter(delay: Duration) -> Duration {
-    let [r] = random::bytes::<1>();
-    let factor = 0.75 + f64::from(r) / 255.0 * 0.5;
-    delay.mul_f64(factor)
 }
 
 /// What the heartbeat thread is told.
