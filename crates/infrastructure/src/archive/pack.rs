@@ -16,7 +16,7 @@
 //! a symlink or a hidden entry that no ignore file excludes is refused, listed or not.
 //! `node_modules` (issue 17): only the files the packed sources' import closures reach,
 //! plus each used package's `package.json` and license file, are packed (see
-//! [`reachable_packages`]); the rest of `node_modules` is left out, wherever it sits.
+//! `reachable_packages`); the rest of `node_modules` is left out, wherever it sits.
 //! One deviation from the letter of §4: a source file outside `_` directories that
 //! fails the export pre-check is a helper to the loader (spec 10 §1.11), so it is
 //! packed like the helpers under `_` directories; leaving it out would break the
