@@ -156,7 +156,7 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
 
   const logLevels = ["debug", "info", "warn", "error"];
 
-  function makeCtx(data, hostLog, remaining, host) {
+  function makeCtx(data, hostLog, remaining, host, files) {
     const expired = () => new FenError("ctx was used after its call settled", {
       __proto__: null, code: "context_expired",
     });
@@ -174,11 +174,64 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
       }, true);
     }
     define(ctx, "log", freeze(log), true);
-    define(ctx, "remainingMs", function () {
-      const ms = remaining();
-      if (ms < 0) throw expired();
-      return ms;
-    }, true);
+    if (remaining !== null) {
+      define(ctx, "remainingMs", function () {
+        const ms = remaining();
+        if (ms < 0) throw expired();
+        return ms;
+      }, true);
+    }
+    if (files !== null) {
+      const askFile = (op, root, path, data) => {
+        const answer = parse(files(op, root, path, data));
+        if (hasOwn(answer, "expired")) throw expired();
+        if (hasOwn(answer, "error")) {
+          const error = answer.error;
+          throw new FenError(error.message, { __proto__: null, code: error.code });
+        }
+        return answer.value;
+      };
+      const pathOf = (what, path) => {
+        if (typeof path !== "string") {
+          throw new FenError(what + ": path must be a string, not " + typeof path, { __proto__: null, code: "path_denied" });
+        }
+        return wellFormed(path);
+      };
+      const fileRoot = (root) => {
+        const r = {};
+        define(r, "list", function (prefix) {
+          const p = prefix === undefined ? "" : pathOf("list", prefix);
+          return deepFreeze(askFile("list", root, p, ""));
+        }, true);
+        define(r, "stat", function (path) {
+          return deepFreeze(askFile("stat", root, pathOf("stat", path), ""));
+        }, true);
+        define(r, "readText", function (path) {
+          return askFile("readText", root, pathOf("readText", path), "");
+        }, true);
+        define(r, "writeText", function (path, s) {
+          if (typeof s !== "string") {
+            throw new FenError("writeText: text must be a string", { __proto__: null, code: "invalid_argument" });
+          }
+          askFile("writeText", root, pathOf("writeText", path), wellFormed(s));
+          return undefined;
+        }, true);
+        define(r, "remove", function (path) {
+          return askFile("remove", root, pathOf("remove", path), "");
+        }, true);
+        return freeze(r);
+      };
+      define(ctx, "local", fileRoot("local"), true);
+      define(ctx, "remote", fileRoot("remote"), true);
+      define(ctx, "copy", function (path, options) {
+        const from = options === undefined || options === null ? undefined : options.from;
+        if (from !== "local" && from !== "remote") {
+          throw new FenError("copy: options.from must be \"local\" or \"remote\"", { __proto__: null, code: "invalid_argument" });
+        }
+        askFile("copy", from, pathOf("copy", path), "");
+        return undefined;
+      }, true);
+    }
     if (host !== null) {
       const ask = (op, a, b, c) => {
         // Own properties only: a polluted `Object.prototype` changes no answer.
