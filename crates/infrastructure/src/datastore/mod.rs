@@ -13,7 +13,7 @@ pub mod lock;
 pub mod s3;
 
 pub use config::DatastoreConfig;
-pub use extension::{DatastoreLogSink, JsDatastoreSyncService};
+pub use extension::{DatastoreLogSink, JsDatastoreSyncService, ReloadInstance};
 pub use filesystem::{verify_remote, FilesystemSyncService};
 pub use local::{LocalModelData, RunLogSink};
 pub use lock::{FileDistributedLock, LockIdentity};

@@ -9,8 +9,11 @@ pub mod roots;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
@@ -30,10 +33,18 @@ pub const CAPABILITIES_LIMIT: Duration = Duration::from_millis(1_000);
 /// Receives `ctx.log` lines of a datastore call: `(level, message)`.
 pub type DatastoreLogSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
+/// Loads a fresh instance of the datastore type (after a limit hit, the sandbox
+/// discards the instance it ran in; spec 30 §4.2).
+pub type ReloadInstance =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn TypeInstance>, String>> + Send + Sync>;
+
 /// The sync service of an extension datastore.
 pub struct JsDatastoreSyncService {
     type_name: String,
-    instance: Arc<dyn TypeInstance>,
+    instance: Mutex<Arc<dyn TypeInstance>>,
+    /// Set when the last call ended in a way that discards the instance.
+    discarded: AtomicBool,
+    reload: Option<ReloadInstance>,
     config: Json,
     local: FileRoot,
     remote: FileRoot,
@@ -55,13 +66,58 @@ impl JsDatastoreSyncService {
     ) -> JsDatastoreSyncService {
         JsDatastoreSyncService {
             type_name,
-            instance,
+            instance: Mutex::new(instance),
+            discarded: AtomicBool::new(false),
+            reload: None,
             config,
             local: FileRoot::local(local),
             remote: FileRoot::remote(remote),
             limits,
             log,
         }
+    }
+
+    /// Uses `reload` for a fresh instance when a call left the current one discarded
+    /// (a capability probe over its 1 000 ms must not break the pull that follows).
+    pub fn with_reload(mut self, reload: ReloadInstance) -> JsDatastoreSyncService {
+        self.reload = Some(reload);
+        self
+    }
+
+    /// Calls `target` on a live instance, reloading a discarded one first.
+    async fn call(
+        &self,
+        target: &CallTarget,
+        args: Json,
+        limits: SandboxLimits,
+    ) -> Result<Json, CallError> {
+        if self.discarded.load(Ordering::SeqCst) {
+            if let Some(reload) = &self.reload {
+                let fresh = reload().await.map_err(|message| CallError::Threw {
+                    name: String::new(),
+                    message: format!("reloading the type failed: {message}"),
+                    code: None,
+                    stack: None,
+                })?;
+                *self.instance.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+                self.discarded.store(false, Ordering::SeqCst);
+            }
+        }
+        let instance = Arc::clone(&self.instance.lock().unwrap_or_else(|e| e.into_inner()));
+        let result = instance
+            .call(target, self.input(args), self.host(), limits)
+            .await;
+        if let Err(
+            CallError::TimeLimit { .. }
+            | CallError::MemoryLimit { .. }
+            | CallError::Cancelled
+            | CallError::Host(_)
+            | CallError::Unavailable,
+        ) = &result
+        {
+            self.discarded.store(true, Ordering::SeqCst);
+        }
+        result
     }
 
     fn host(&self) -> Arc<dyn HostApi> {
@@ -107,8 +163,7 @@ impl JsDatastoreSyncService {
             }),
         };
         let value = self
-            .instance
-            .call(&target, self.input(args), self.host(), self.limits)
+            .call(&target, args, self.limits)
             .await
             .map_err(|e| self.failed(function, e))?;
         files_transferred(&value)
@@ -172,13 +227,7 @@ impl DatastoreSyncService for JsDatastoreSyncService {
             ..self.limits
         };
         let value = self
-            .instance
-            .call(
-                &CallTarget::DatastoreCapabilities,
-                self.input(Json::Null),
-                self.host(),
-                limits,
-            )
+            .call(&CallTarget::DatastoreCapabilities, Json::Null, limits)
             .await
             .map_err(|e| self.failed("capabilities", e))?;
         capabilities_of(&value).map_err(|reason| {

@@ -104,10 +104,12 @@ impl FileRoot {
         for segment in segments {
             native.push(segment);
             match fs::symlink_metadata(&native) {
-                Ok(meta) if meta.file_type().is_symlink() => return Err(denied(format!(
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(denied(format!(
                     "ctx.{}.{op}({path:?}): {segment} is a symlink; symlinks are never followed",
                     self.name
-                ))),
+                )))
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                 Err(e) => return Err(io_error(op, path, e)),
