@@ -620,9 +620,17 @@ pub async fn load_datastore_type(
         .ensure_type_loaded(fen_domain::Kind::Datastore, &parsed)
         .await
         .map_err(|e| {
+            let unknown = matches!(e, fen_lifecycle::loader::LoadError::UnknownType { .. });
             let error = crate::commands::models::load_error(e);
-            let message = format!("datastore type: {}", error.message);
-            CliError { message, ..error }
+            let message = format!("datastore type \"{type_name}\": {}", error.message);
+            let error = CliError { message, ..error };
+            if unknown {
+                // Also the answer for a source that no longer evaluates: its type row is
+                // gone until the source is fixed.
+                error.with_hint("run 'fen extension list' to see the datastore types and the state of their sources")
+            } else {
+                error
+            }
         })?;
     Ok(Arc::clone(&loaded.instance))
 }

@@ -36,6 +36,11 @@ export const datastore = defineDatastore({
   async pushChanged(opts, ctx) {
     note(ctx, "push", opts);
     PUSH
+    ctx.remote.writeBytes("bin/probe", new Uint8Array([1, 2, 255]));
+    const back = ctx.remote.readBytes("bin/probe");
+    if (!(back instanceof Uint8Array) || back.length !== 3 || back[2] !== 255) throw new Error("bytes differ");
+    if (ctx.local.readBytes("no/such/file") !== null) throw new Error("a missing file is not null");
+    if (ctx.config.mode !== "test" || !Object.isFrozen(ctx.config)) throw new Error("config is not as set up");
     let n = 0;
     for (const file of ctx.local.list()) {
       ctx.copy(file.path, { from: "local" });
@@ -46,8 +51,9 @@ export const datastore = defineDatastore({
 });
 "#;
 
-const SCOPED: &str =
-    "capabilities(ctx) { ctx.log.info(\"probed\"); return { scopedSync: true }; },";
+/// Scoped; throws (so the probe falls back, failing scenario 31) if its `ctx` has more
+/// than `config` and `log`.
+const SCOPED: &str = "capabilities(ctx) { if (ctx.local !== undefined || ctx.remainingMs !== undefined || ctx.config.mode !== \"test\") throw new Error(\"ctx has too much\"); ctx.log.info(\"probed\"); return { scopedSync: true }; },";
 
 fn source(caps: &str, pull: &str, push: &str) -> String {
     RECORDER
@@ -159,6 +165,10 @@ fn scenario_31_a_scoped_extension_gets_the_model_context_and_an_unscoped_one_und
     // Push copied the run's files into the remote; `capabilities` logged.
     let run_id = out.json()["runId"].as_str().unwrap().to_owned();
     assert!(remote.join(format!("web/runs/{run_id}.json")).is_file());
+    assert_eq!(
+        std::fs::read(remote.join("bin/probe")).unwrap(),
+        [1, 2, 255]
+    );
     assert!(out.stderr.contains("probed"), "{}", out.stderr);
     assert!(lock_files(&remote).is_empty());
 
@@ -303,4 +313,57 @@ fn paths_outside_the_remote_or_into_fen_locks_are_denied() {
         assert!(!outside.join("escaped").exists(), "{what}");
         local_data_kept(&repo);
     }
+}
+
+#[test]
+fn setup_refuses_an_unknown_type_or_a_config_against_its_schema_and_keeps_the_config() {
+    let shared = TempDir::new();
+    let remote = shared.path().join("store");
+    let repo = web_repo();
+    repo.write("extensions/datastores/recorder.ts", &source(SCOPED, "", ""));
+    repo.age_all();
+    let setup = |type_name: &str, config: &str| {
+        repo.fen(&[
+            "--json",
+            "datastore",
+            "setup",
+            "extension",
+            type_name,
+            "--remote",
+            remote.to_str().unwrap(),
+            "--config",
+            config,
+        ])
+    };
+    let out = setup("@fixture/recorderz", "{}");
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.json()["error"]["code"], "unknown_type");
+    let out = setup(TYPE, r#"{"mode": 5}"#);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.json()["error"]["code"], "config_invalid");
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("/mode") && message.contains("not changed"),
+        "{message}"
+    );
+    assert!(!repo.path(".fen/datastore.yaml").exists());
+    // Set up, then a source that no longer evaluates: the type is unavailable.
+    ok(setup(TYPE, r#"{"mode": "test"}"#));
+    repo.write(
+        "extensions/datastores/recorder.ts",
+        "import { defineDatastore } from \"fen:sdk\";\nthrow new Error(\"broken at load\");\nexport const datastore = defineDatastore({});\n",
+    );
+    repo.age_all();
+    let out = record(&repo, &[]);
+    // The failed source leaves no type row: unknown_type, with a hint to the sources.
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let error = &out.json()["error"];
+    assert_eq!(error["code"], "unknown_type");
+    assert!(error["hint"]
+        .as_str()
+        .unwrap()
+        .contains("fen extension list"));
+    let message = out.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(TYPE), "{message}");
+    assert!(lock_files(&remote).is_empty());
 }

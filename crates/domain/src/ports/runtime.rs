@@ -244,6 +244,22 @@ pub trait HostApi: Send + Sync {
             format!("{op}: file roots are only offered to datastore calls"),
         ))
     }
+    /// `ctx.<root>.readBytes(path)` of a datastore call: the bytes, or `None`.
+    fn read_bytes(&self, root: &str, path: &str) -> Result<Option<Vec<u8>>, CtxError> {
+        let _ = path;
+        Err(CtxError::new(
+            "invalid_argument",
+            format!("{root}.readBytes: file roots are only offered to datastore calls"),
+        ))
+    }
+    /// `ctx.<root>.writeBytes(path, u8)` of a datastore call.
+    fn write_bytes(&self, root: &str, path: &str, bytes: &[u8]) -> Result<(), CtxError> {
+        let _ = (path, bytes);
+        Err(CtxError::new(
+            "invalid_argument",
+            format!("{root}.writeBytes: file roots are only offered to datastore calls"),
+        ))
+    }
 }
 
 /// A call into a type instance failed.

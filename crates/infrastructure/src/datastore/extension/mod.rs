@@ -290,6 +290,14 @@ impl HostApi for DatastoreHost {
         (self.log)(level, message);
     }
 
+    fn read_bytes(&self, root: &str, path: &str) -> Result<Option<Vec<u8>>, CtxError> {
+        self.root(root)?.read_bytes("readBytes", path)
+    }
+
+    fn write_bytes(&self, root: &str, path: &str, bytes: &[u8]) -> Result<(), CtxError> {
+        self.root(root)?.write_bytes(path, bytes)
+    }
+
     fn file_op(&self, op: &str, root: &str, path: &str, data: &str) -> Result<String, CtxError> {
         let from = self.root(root)?;
         let value = match op {

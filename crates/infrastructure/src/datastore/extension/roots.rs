@@ -203,27 +203,43 @@ impl FileRoot {
         Ok(json!({ "size": size, "sha256": crate::random::hex(&hasher.finalize()) }))
     }
 
-    /// `readText(path)`: the text or `null`.
-    pub fn read_text(&self, path: &str) -> Result<Json, CtxError> {
-        let native = self.native("readText", path)?;
+    /// `readBytes(path)`: the bytes (at most 32 MiB) or `None`.
+    pub fn read_bytes(&self, op: &str, path: &str) -> Result<Option<Vec<u8>>, CtxError> {
+        let native = self.native(op, path)?;
         let file = match open_file(&native) {
             Ok(Some(file)) => file,
-            Ok(None) => return Ok(Json::Null),
-            Err(e) => return Err(io_error("readText", path, e)),
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(io_error(op, path, e)),
         };
         let mut bytes = Vec::new();
         file.take(MAX_READ_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| io_error("readText", path, e))?;
+            .map_err(|e| io_error(op, path, e))?;
         if bytes.len() as u64 > MAX_READ_BYTES {
             return Err(CtxError::new(
                 "invalid_argument",
                 format!(
-                    "ctx.{}.readText({path:?}): the file is over 32 MiB; use ctx.copy",
+                    "ctx.{}.{op}({path:?}): the file is over 32 MiB; use ctx.copy",
                     self.name
                 ),
             ));
         }
+        Ok(Some(bytes))
+    }
+
+    /// `writeBytes(path, u8)`: temp file in the same directory, fsync, rename.
+    pub fn write_bytes(&self, path: &str, bytes: &[u8]) -> Result<(), CtxError> {
+        let native = self.native("writeBytes", path)?;
+        self.make_parents("writeBytes", path)?;
+        write_atomic(&native, |file| file.write_all(bytes))
+            .map_err(|e| io_error("writeBytes", path, e))
+    }
+
+    /// `readText(path)`: the text or `null`.
+    pub fn read_text(&self, path: &str) -> Result<Json, CtxError> {
+        let Some(bytes) = self.read_bytes("readText", path)? else {
+            return Ok(Json::Null);
+        };
         String::from_utf8(bytes).map(Json::String).map_err(|_| {
             CtxError::new(
                 "invalid_argument",

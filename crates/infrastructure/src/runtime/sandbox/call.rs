@@ -6,8 +6,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use rquickjs::function::This;
-use rquickjs::{Ctx, Function, Object, Type, Value};
+use rquickjs::function::{Opt, This};
+use rquickjs::{Ctx, Function, Object, Type, TypedArray, Value};
 use serde_json::Value as Json;
 
 use fen_domain::ports::runtime::{
@@ -190,6 +190,73 @@ impl Sandbox {
         } else {
             Value::new_null(ctx.clone())
         };
+        let bytes_host = if members == Members::Files {
+            let host = Arc::clone(&host);
+            let revoked = revoked.clone();
+            let clock = self.clock.clone();
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>,
+                      op: String,
+                      root: String,
+                      path: String,
+                      data: Opt<TypedArray<'js, u8>>|
+                      -> rquickjs::Result<Value<'js>> {
+                    let answer = |text: String| {
+                        rquickjs::String::from_str(ctx.clone(), &text).map(|s| s.into_value())
+                    };
+                    if revoked.get() {
+                        return answer(r#"{"expired":true}"#.to_owned());
+                    }
+                    if clock.cancelled() || clock.expired() {
+                        return answer(
+                            r#"{"error":{"code":"time_limit","message":"the call's time limit has passed or it was cancelled"}}"#
+                                .to_owned(),
+                        );
+                    }
+                    match op.as_str() {
+                        "readBytes" => match host.read_bytes(&root, &path) {
+                            Ok(Some(bytes)) => TypedArray::<u8>::new(ctx.clone(), bytes)
+                                .map(|array| array.into_value()),
+                            Ok(None) => Ok(Value::new_null(ctx.clone())),
+                            Err(error) => answer(envelope(Err(error))),
+                        },
+                        _ => {
+                            let Some(array) = data.0 else {
+                                return answer(envelope(Err(CtxError::new(
+                                    "invalid_argument",
+                                    "writeBytes: data must be a Uint8Array",
+                                ))));
+                            };
+                            if array.len() > MAX_FILE_TEXT_BYTES {
+                                return answer(envelope(Err(CtxError::new(
+                                    "invalid_argument",
+                                    format!(
+                                        "writeBytes: {} bytes (at most {MAX_FILE_TEXT_BYTES})",
+                                        array.len()
+                                    ),
+                                ))));
+                            }
+                            let bytes = copied_bytes(&array);
+                            let Some(bytes) = bytes else {
+                                return answer(envelope(Err(CtxError::new(
+                                    "invalid_argument",
+                                    "writeBytes: the Uint8Array's buffer is detached",
+                                ))));
+                            };
+                            match host.write_bytes(&root, &path, &bytes) {
+                                Ok(()) => Ok(Value::new_undefined(ctx.clone())),
+                                Err(error) => answer(envelope(Err(error))),
+                            }
+                        }
+                    }
+                },
+            )
+            .map_err(fail)?
+            .into_value()
+        } else {
+            Value::new_null(ctx.clone())
+        };
         let resource_host = if members == Members::Resources {
             let host = Arc::clone(&host);
             let revoked = revoked.clone();
@@ -255,7 +322,14 @@ impl Sandbox {
             .into_value()
         };
         make_ctx
-            .call((data, host_log, remaining, resource_host, file_host))
+            .call((
+                data,
+                host_log,
+                remaining,
+                resource_host,
+                file_host,
+                bytes_host,
+            ))
             .map_err(fail)
     }
 }
@@ -458,4 +532,12 @@ fn threw(thrown: Thrown) -> CallError {
         code: thrown.code,
         stack: thrown.stack,
     }
+}
+
+/// A copy of the bytes of a `Uint8Array`, or `None` when its buffer is detached.
+#[allow(unsafe_code)]
+fn copied_bytes(array: &TypedArray<'_, u8>) -> Option<Vec<u8>> {
+    // SAFETY: the slice is copied before any JavaScript runs again, so the engine
+    // cannot write into, detach or resize the buffer while it is borrowed.
+    unsafe { array.as_bytes() }.map(<[u8]>::to_vec)
 }
