@@ -347,6 +347,8 @@ fn setup_refuses_an_unknown_type_or_a_config_against_its_schema_and_keeps_the_co
         "{message}"
     );
     assert!(!repo.path(".fen/datastore.yaml").exists());
+    // Refused before the remote was probed: nothing was created there.
+    assert!(!remote.exists());
     // Set up, then a source that no longer evaluates: the type is unavailable.
     ok(setup(TYPE, r#"{"mode": "test"}"#));
     repo.write(

@@ -267,14 +267,8 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
                     }
                 },
             };
-            verify_remote(&remote).map_err(|message| {
-                CliError::new(
-                    ErrorCode::DatastoreUnavailable,
-                    format!("cannot use {} as the remote of datastore type \"{type_name}\": {message}{safe}", remote.display()),
-                )
-                .with_hint("pick a directory fen can create and write, or fix its permissions")
-            })?;
-            // The type is loaded and `config` validated by `datastore_for` below.
+            // The type is loaded and `config` validated by `datastore_for` below, before
+            // the remote is probed (and created).
             (
                 DatastoreConfig::Extension {
                     type_name: type_name.clone(),
@@ -297,6 +291,21 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
             message: format!("{}{safe}", e.message),
             ..e
         })?;
+    if let DatastoreConfig::Extension {
+        type_name, remote, ..
+    } = &config
+    {
+        verify_remote(remote).map_err(|message| {
+            CliError::new(
+                ErrorCode::DatastoreUnavailable,
+                format!(
+                    "cannot use {} as the remote of datastore type \"{type_name}\": {message}{safe}",
+                    remote.display()
+                ),
+            )
+            .with_hint("pick a directory fen can create and write, or fix its permissions")
+        })?;
+    }
     let services = services(ctx, &wired);
     let transfer = services.setup_transfer(skip_push);
     let report = tokio::select! {
