@@ -20,8 +20,8 @@ use fen_infrastructure::datastore::s3::{
     S3Bucket, S3Credentials, S3DistributedLock, S3Location, S3SyncService,
 };
 use fen_infrastructure::datastore::{
-    DatastoreConfig, FileDistributedLock, FilesystemSyncService, LocalModelData, LockIdentity,
-    RunLogSink,
+    DatastoreConfig, DatastoreLogSink, FileDistributedLock, FilesystemSyncService,
+    JsDatastoreSyncService, LocalModelData, LockIdentity, ReloadInstance, RunLogSink,
 };
 use fen_infrastructure::faults::EnvFaults;
 use fen_infrastructure::indexer::SandboxBundleIndexer;
@@ -213,34 +213,38 @@ impl Context {
     /// The repo's datastore from `.fen/datastore.yaml` (spec 30 §7.1): its locks
     /// (`.fen/locks/` for `local`, `<path>/.fen-locks/` for `filesystem`) and sync
     /// service. A file of an unknown shape is `config_invalid`.
-    pub fn datastore(&self, root: &Path) -> Result<Datastore, CliError> {
-        let config = DatastoreConfig::read(&root.join(layout::DATASTORE_CONFIG)).map_err(
-            |message| {
-                CliError::new(ErrorCode::ConfigInvalid, message).with_hint(
-                    "fix or remove .fen/datastore.yaml, or rewrite it with 'fen datastore setup local' or 'fen datastore setup filesystem --path <dir>'",
-                )
-            },
-        )?;
-        self.datastore_for(root, config, self.settings.datastore_sync_timeout_ms)
+    pub async fn datastore(&self, root: &Path) -> Result<Datastore, CliError> {
+        let config = read_datastore_config(root)?;
+        self.datastore_for(root, config, self.settings.datastore_sync_timeout_ms, None)
+            .await
     }
 
-    /// The wiring of `config` for the repo at `root`.
-    pub fn datastore_for(
+    /// The wiring of `config` for the repo at `root`. An extension datastore's type is
+    /// loaded here, before any datastore lock is requested (spec 30 §7.8 step 0), with
+    /// `loader` when the caller has one (else the repo is opened and indexed).
+    pub async fn datastore_for(
         &self,
         root: &Path,
         config: DatastoreConfig,
         sync_timeout_ms: u64,
+        loader: Option<&Arc<TypeLoader>>,
     ) -> Result<Datastore, CliError> {
         let identity = LockIdentity::current(env!("CARGO_PKG_VERSION"));
         match &config {
             DatastoreConfig::Local => Ok(Datastore {
-                locks: Arc::new(FileDistributedLock::new(root.join(layout::LOCKS_DIR), identity)),
+                locks: Arc::new(FileDistributedLock::new(
+                    root.join(layout::LOCKS_DIR),
+                    identity,
+                )),
                 sync: None,
                 label: "local datastore".to_owned(),
                 config,
             }),
             DatastoreConfig::Filesystem { path } => Ok(Datastore {
-                locks: Arc::new(FileDistributedLock::shared(path.join(".fen-locks"), identity)),
+                locks: Arc::new(FileDistributedLock::shared(
+                    path.join(".fen-locks"),
+                    identity,
+                )),
                 sync: Some(Arc::new(FilesystemSyncService::new(
                     root.join(layout::DATA_DIR),
                     path.clone(),
@@ -262,27 +266,61 @@ impl Context {
                     config,
                 })
             }
-            DatastoreConfig::Extension { type_name, .. } => Err(CliError::new(
-                ErrorCode::DatastoreUnavailable,
-                format!(
-                    "datastore type \"{type_name}\" (.fen/datastore.yaml) is an extension datastore; extension datastores are not available in this build"
-                ),
-            )
-            .with_hint("use 'fen datastore setup filesystem --path <dir>' or 'fen datastore setup local'")),
+            DatastoreConfig::Extension {
+                type_name,
+                remote,
+                config: extension_config,
+            } => {
+                let own_loader;
+                let loader = match loader {
+                    Some(loader) => loader,
+                    None => {
+                        let repo = self.open_repo().await?;
+                        self.index(&repo).await?;
+                        own_loader = self.type_loader(&repo);
+                        &own_loader
+                    }
+                };
+                let instance = load_datastore_type(loader, type_name).await?;
+                validate_extension_config(&instance, type_name, extension_config)?;
+                let label = format!("datastore \"{type_name}\" at {}", remote.display());
+                let log_label = type_name.clone();
+                let log: DatastoreLogSink = Arc::new(move |level: &str, message: &str| {
+                    eprintln!(
+                        "[datastore {log_label}] {level}: {}",
+                        crate::error::printable(message.to_owned())
+                    );
+                });
+                Ok(Datastore {
+                    locks: Arc::new(FileDistributedLock::shared(
+                        remote.join(".fen-locks"),
+                        identity,
+                    )),
+                    sync: Some(Arc::new(
+                        JsDatastoreSyncService::new(
+                            type_name.clone(),
+                            instance,
+                            extension_config.clone(),
+                            root.join(layout::DATA_DIR),
+                            remote.clone(),
+                            SandboxLimits {
+                                time: std::time::Duration::from_millis(sync_timeout_ms),
+                                memory_bytes: self.settings.memory_bytes,
+                                stack_bytes: SandboxLimits::STACK_BYTES,
+                            },
+                            log,
+                        )
+                        .with_reload(reload_datastore_type(loader, type_name)),
+                    )),
+                    label,
+                    config,
+                })
+            }
         }
     }
 
-    /// The datastore locks of the repo's datastore.
-    pub fn datastore_locks(&self, root: &Path) -> Result<Arc<dyn DistributedLock>, CliError> {
-        Ok(self.datastore(root)?.locks)
-    }
-
-    /// The model services over an indexed repo: a loader over the catalog (with the
-    /// warm-pass rebuilder for step 4a), the definitions under
-    /// `models/`, the local data store and its locks.
-    pub fn models(&self, repo: &Repo) -> Result<Models, CliError> {
-        let root = &repo.root.native;
-        let datastore = self.datastore(root)?;
+    /// The lazy type loader over an indexed repo (spec 30 §5.3).
+    pub fn type_loader(&self, repo: &Repo) -> Arc<TypeLoader> {
         let loader = TypeLoader::new(
             // The catalog itself: `build_index` kept only an outline (no descriptors),
             // and a loaded type needs its own and its extensions' descriptors. A miss
@@ -299,6 +337,37 @@ impl Context {
             Arc::clone(&self.stats),
         );
         loader.set_rebuilder(Arc::new(WarmRebuilder::new(repo.adapters.clone())));
+        loader
+    }
+
+    /// The datastore locks of the repo's datastore.
+    pub async fn datastore_locks(&self, root: &Path) -> Result<Arc<dyn DistributedLock>, CliError> {
+        // An extension datastore's locks are fen's own: inspecting or force-releasing
+        // them must work even when the extension's type cannot be loaded.
+        if let DatastoreConfig::Extension { remote, .. } = read_datastore_config(root)? {
+            return Ok(Arc::new(FileDistributedLock::shared(
+                remote.join(".fen-locks"),
+                LockIdentity::current(env!("CARGO_PKG_VERSION")),
+            )));
+        }
+        Ok(self.datastore(root).await?.locks)
+    }
+
+    /// The model services over an indexed repo: a loader over the catalog (with the
+    /// warm-pass rebuilder for step 4a), the definitions under
+    /// `models/`, the local data store and its locks.
+    pub async fn models(&self, repo: &Repo) -> Result<Models, CliError> {
+        let root = &repo.root.native;
+        let loader = self.type_loader(repo);
+        let config = read_datastore_config(root)?;
+        let datastore = self
+            .datastore_for(
+                root,
+                config,
+                self.settings.datastore_sync_timeout_ms,
+                Some(&loader),
+            )
+            .await?;
         let show_debug = std::env::var("FEN_LOG").is_ok_and(|v| v == "debug");
         // One stderr line per `ctx.log` call: a newline or an escape sequence in the
         // message is shown escaped, so it cannot fake an `error:` line.
@@ -523,5 +592,95 @@ pub fn s3_bucket(
     S3Bucket::connect(location.clone(), credentials, request_timeout).map_err(|message| {
         CliError::new(ErrorCode::DatastoreUnavailable, message)
             .with_hint("check bucket, endpoint and region in .fen/datastore.yaml")
+    })
+}
+
+/// `.fen/datastore.yaml`; a file of an unknown shape is `config_invalid`.
+pub fn read_datastore_config(root: &Path) -> Result<DatastoreConfig, CliError> {
+    DatastoreConfig::read(&root.join(layout::DATASTORE_CONFIG)).map_err(|message| {
+        CliError::new(ErrorCode::ConfigInvalid, message).with_hint(
+            "fix or remove .fen/datastore.yaml, or rewrite it with 'fen datastore setup local' or 'fen datastore setup filesystem --path <dir>'",
+        )
+    })
+}
+
+/// Loads an extension datastore's type (spec 30 §7.1): an unknown type is
+/// `unknown_type` (exit 3), one that is not `Indexed` is `type_unavailable` (exit 7).
+pub async fn load_datastore_type(
+    loader: &Arc<TypeLoader>,
+    type_name: &str,
+) -> Result<Arc<dyn TypeInstance>, CliError> {
+    let parsed = fen_domain::TypeName::parse(type_name).map_err(|e| {
+        CliError::new(
+            ErrorCode::ConfigInvalid,
+            format!("datastore type \"{type_name}\" in .fen/datastore.yaml: {e}"),
+        )
+    })?;
+    let loaded = loader
+        .ensure_type_loaded(fen_domain::Kind::Datastore, &parsed)
+        .await
+        .map_err(|e| {
+            let unknown = matches!(e, fen_lifecycle::loader::LoadError::UnknownType { .. });
+            let error = crate::commands::models::load_error(e);
+            let message = format!("datastore type \"{type_name}\": {}", error.message);
+            let error = CliError { message, ..error };
+            if unknown {
+                // Also the answer for a source that no longer evaluates: its type row is
+                // gone until the source is fixed.
+                error.with_hint("run 'fen extension list' to see the datastore types and the state of their sources")
+            } else {
+                error
+            }
+        })?;
+    Ok(Arc::clone(&loaded.instance))
+}
+
+/// Validates an extension datastore's `config` against its type's `configSchema`
+/// (spec 30 §2.5); a violation is `config_invalid` (exit 3).
+pub fn validate_extension_config(
+    instance: &Arc<dyn TypeInstance>,
+    type_name: &str,
+    config: &serde_json::Value,
+) -> Result<(), CliError> {
+    use fen_domain::ports::models::SchemaValidator;
+    let schema = fen_domain::ports::runtime::ExportSnapshot::of_bundle(instance.exports(), 0)
+        .iter()
+        .find(|s| s.key == "datastore")
+        .and_then(|s| s.value.get("configSchema").cloned());
+    let Some(schema) = schema else {
+        return Ok(());
+    };
+    let invalid = |message: String| {
+        CliError::new(
+            ErrorCode::ConfigInvalid,
+            format!("config of datastore type \"{type_name}\": {message}"),
+        )
+        .with_hint("fix 'config:' in .fen/datastore.yaml (or --config) to match the type's configSchema ('fen extension describe')")
+    };
+    let violations = JsonSchemaValidator
+        .validate(&schema, config)
+        .map_err(|e| invalid(format!("the type's configSchema is unusable: {e}")))?;
+    if let Some(first) = violations.first() {
+        return Err(invalid(first.to_string()));
+    }
+    Ok(())
+}
+
+/// Reloads a datastore type whose instance the sandbox discarded after a limit hit.
+fn reload_datastore_type(loader: &Arc<TypeLoader>, type_name: &str) -> ReloadInstance {
+    let loader = Arc::clone(loader);
+    let type_name = type_name.to_owned();
+    Arc::new(move || {
+        let loader = Arc::clone(&loader);
+        let type_name = type_name.clone();
+        Box::pin(async move {
+            let parsed = fen_domain::TypeName::parse(&type_name).map_err(|e| e.to_string())?;
+            loader.invalidate_type(fen_domain::Kind::Datastore, &parsed);
+            let loaded = loader
+                .ensure_type_loaded(fen_domain::Kind::Datastore, &parsed)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Arc::clone(&loaded.instance))
+        })
     })
 }

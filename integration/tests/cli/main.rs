@@ -10,6 +10,7 @@ mod catalog;
 mod colour;
 mod completions;
 mod datastores;
+mod datastores_ext;
 mod datastores_s3;
 mod fixture;
 mod freshness;

@@ -871,7 +871,7 @@ fn lock_release_needs_force_and_prints_the_former_holder() {
 }
 
 #[test]
-fn an_extension_datastore_type_is_refused_clearly() {
+fn an_unknown_extension_datastore_type_fails_before_the_run_naming_the_type() {
     let repo = web_repo();
     repo.write(
         ".fen/datastore.yaml",
@@ -889,12 +889,12 @@ fn an_extension_datastore_type_is_refused_clearly() {
     ]);
     assert_eq!(out.code, 3);
     let error = &out.json()["error"];
-    assert_eq!(error["code"], "datastore_unavailable");
+    assert_eq!(error["code"], "unknown_type");
     assert!(
         error["message"]
             .as_str()
             .unwrap()
-            .contains("extension datastores are not available in this build"),
+            .contains("datastore type \"@acme/packed-store\""),
         "{error}"
     );
     assert!(run_records(&repo, "web").is_empty());

@@ -40,8 +40,8 @@ fn lock_json(state: &LockState) -> Value {
 /// `fen datastore lock status`.
 pub async fn status(ctx: &Context) -> Result<Outcome, CliError> {
     let root = ctx.repo_root()?;
-    let wired = ctx.datastore(&root.native)?;
-    let locks = wired.locks;
+    let config = crate::context::read_datastore_config(&root.native)?;
+    let locks = ctx.datastore_locks(&root.native).await?;
     let held = locks.list().await.map_err(lock_error)?;
     let mut human = String::new();
     for state in &held {
@@ -62,7 +62,7 @@ pub async fn status(ctx: &Context) -> Result<Outcome, CliError> {
     }
     Ok(Outcome {
         human: human.trim_end().to_owned(),
-        json: json!({ "datastore": wired.config.type_name(), "locks": held.iter().map(lock_json).collect::<Vec<_>>() }),
+        json: json!({ "datastore": config.type_name(), "locks": held.iter().map(lock_json).collect::<Vec<_>>() }),
         exit_code: 0,
     })
 }
@@ -71,7 +71,7 @@ pub async fn status(ctx: &Context) -> Result<Outcome, CliError> {
 /// holds it, comparing the nonce it read so a lock re-taken meanwhile is kept.
 pub async fn release(ctx: &Context, model: Option<&str>) -> Result<Outcome, CliError> {
     let root = ctx.repo_root()?;
-    let locks = ctx.datastore_locks(&root.native)?;
+    let locks = ctx.datastore_locks(&root.native).await?;
     let key = match model {
         Some(raw) => {
             let name = ModelName::parse(raw)
@@ -131,6 +131,7 @@ pub fn sync_error(stage: Stage, cause: &SyncError, message: String) -> CliError 
         (SyncError::SyncTimeout, _) => {
             "raise FEN_DATASTORE_SYNC_TIMEOUT_MS or 'fen datastore sync --timeout-ms <ms>'; if a lock is stuck, 'fen datastore lock release --force'".to_owned()
         }
+        (SyncError::Extension(_), Stage::Pull) => "the datastore extension failed; fix its source (see 'fen extension list') and retry; local data is unchanged".to_owned(),
         (_, Stage::Push) => "the data is kept locally; run 'fen datastore sync --push' once the datastore is reachable".to_owned(),
         (_, Stage::Pull) => "check that the datastore's directory is mounted and readable (see 'fen datastore status'); local data is unchanged".to_owned(),
     };
@@ -202,7 +203,10 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
             verify_remote(&path).map_err(|message| {
                 CliError::new(
                     ErrorCode::DatastoreUnavailable,
-                    format!("cannot use {} as a filesystem datastore: {message}{safe}", path.display()),
+                    format!(
+                        "cannot use {} as a filesystem datastore: {message}{safe}",
+                        path.display()
+                    ),
                 )
                 .with_hint("pick a directory fen can create and write, or fix its permissions")
             })?;
@@ -232,19 +236,76 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
             })?;
             (DatastoreConfig::S3 { location }, *skip_push)
         }
-        SetupCommand::Extension { type_name, .. } => {
-            return Err(CliError::new(
-                ErrorCode::DatastoreUnavailable,
-                format!("cannot set up datastore type \"{type_name}\": extension datastores are not available in this build{safe}"),
+        SetupCommand::Extension {
+            type_name,
+            remote,
+            config,
+            skip_push,
+        } => {
+            let remote = absolute_lexical(remote).map_err(|e| {
+                CliError::new(
+                    ErrorCode::InvalidInput,
+                    format!("{}: {e}", remote.display()),
+                )
+            })?;
+            let config = match config.as_deref() {
+                None => json!({}),
+                Some(text) => match serde_json::from_str::<Value>(text) {
+                    Ok(value @ Value::Object(_)) => value,
+                    Ok(_) => {
+                        return Err(CliError::new(
+                            ErrorCode::InvalidInput,
+                            format!("--config must be a JSON object{safe}"),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(CliError::new(
+                            ErrorCode::InvalidInput,
+                            format!("--config is not JSON: {e}{safe}"),
+                        )
+                        .with_hint("pass an object, e.g. --config '{\"compress\": true}'"))
+                    }
+                },
+            };
+            // The type is loaded and `config` validated by `datastore_for` below, before
+            // the remote is probed (and created).
+            (
+                DatastoreConfig::Extension {
+                    type_name: type_name.clone(),
+                    remote,
+                    config,
+                },
+                *skip_push,
             )
-            .with_hint("use 'fen datastore setup filesystem --path <dir>'"))
         }
     };
-    let wired = ctx.datastore_for(
-        &root.native,
-        config.clone(),
-        ctx.settings.datastore_sync_timeout_ms,
-    )?;
+    let wired = ctx
+        .datastore_for(
+            &root.native,
+            config.clone(),
+            ctx.settings.datastore_sync_timeout_ms,
+            None,
+        )
+        .await
+        .map_err(|e| CliError {
+            message: format!("{}{safe}", e.message),
+            ..e
+        })?;
+    if let DatastoreConfig::Extension {
+        type_name, remote, ..
+    } = &config
+    {
+        verify_remote(remote).map_err(|message| {
+            CliError::new(
+                ErrorCode::DatastoreUnavailable,
+                format!(
+                    "cannot use {} as the remote of datastore type \"{type_name}\": {message}{safe}",
+                    remote.display()
+                ),
+            )
+            .with_hint("pick a directory fen can create and write, or fix its permissions")
+        })?;
+    }
     let services = services(ctx, &wired);
     let transfer = services.setup_transfer(skip_push);
     let report = tokio::select! {
@@ -287,7 +348,7 @@ pub async fn setup(ctx: &Context, command: &SetupCommand) -> Result<Outcome, Cli
 /// and the locks held.
 pub async fn datastore_status(ctx: &Context) -> Result<Outcome, CliError> {
     let root = ctx.repo_root()?;
-    let wired = ctx.datastore(&root.native)?;
+    let wired = ctx.datastore(&root.native).await?;
     let location = wired.config.shown_location();
     // Health: the locks' storage answers (the directory exists, or the bucket lists).
     let started = Instant::now();
@@ -342,11 +403,14 @@ pub async fn sync(
     let root = ctx.repo_root()?;
     let config = DatastoreConfig::read(&root.native.join(layout::DATASTORE_CONFIG))
         .map_err(|message| CliError::new(ErrorCode::ConfigInvalid, message))?;
-    let wired = ctx.datastore_for(
-        &root.native,
-        config,
-        timeout_ms.unwrap_or(ctx.settings.datastore_sync_timeout_ms),
-    )?;
+    let wired = ctx
+        .datastore_for(
+            &root.native,
+            config,
+            timeout_ms.unwrap_or(ctx.settings.datastore_sync_timeout_ms),
+            None,
+        )
+        .await?;
     if wired.sync.is_none() {
         return Ok(Outcome {
             human: "the local datastore has nothing to sync".to_owned(),

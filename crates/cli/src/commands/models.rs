@@ -56,7 +56,7 @@ pub async fn create(
     let input = arg_input(flags)?;
     let repo = ctx.open_repo().await?;
     ctx.index(&repo).await?;
-    let models = ctx.models(&repo)?;
+    let models = ctx.models(&repo).await?;
     let path = models
         .create(type_name, name, &input)
         .await
@@ -72,7 +72,7 @@ pub async fn create(
 pub async fn list(ctx: &Context) -> Result<Outcome, CliError> {
     let repo = ctx.open_repo().await?;
     let summary = ctx.index(&repo).await?;
-    let models = ctx.models(&repo)?;
+    let models = ctx.models(&repo).await?;
     let index = LoadedTypeIndex::new(&summary.loaded, repo.adapters.types.clone());
     let rows = models.list(&index).await.map_err(model_error)?;
     let mut human = String::new();
@@ -144,7 +144,7 @@ pub async fn run(
     let input = arg_input(flags)?;
     let repo = ctx.open_repo().await?;
     ctx.index(&repo).await?;
-    let models = ctx.models(&repo)?;
+    let models = ctx.models(&repo).await?;
     let limits = SandboxLimits::method_run()
         .with_time(
             timeout_ms
@@ -402,7 +402,7 @@ pub fn model_error(error: ModelError) -> CliError {
 }
 
 /// A load failure of a model type.
-fn load_error(error: LoadError) -> CliError {
+pub(crate) fn load_error(error: LoadError) -> CliError {
     match error {
         LoadError::UnknownType {
             ref name,

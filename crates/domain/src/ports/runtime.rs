@@ -233,6 +233,33 @@ pub trait HostApi: Send + Sync {
     fn list_resources(&self, spec: Option<&str>) -> Result<serde_json::Value, CtxError>;
     /// Emits a log line.
     fn log(&self, level: &str, message: &str);
+    /// A file-root operation of a datastore call's `ctx` (spec 30 §2.8): `op` is
+    /// `list`, `stat`, `readText`, `writeText`, `remove` or `copy`; `root` is `local`
+    /// or `remote` (for `copy`, the root copied from); `data` is the text written (or
+    /// empty). Answers JSON text. Hosts of model methods offer none.
+    fn file_op(&self, op: &str, root: &str, path: &str, data: &str) -> Result<String, CtxError> {
+        let _ = (root, path, data);
+        Err(CtxError::new(
+            "invalid_argument",
+            format!("{op}: file roots are only offered to datastore calls"),
+        ))
+    }
+    /// `ctx.<root>.readBytes(path)` of a datastore call: the bytes, or `None`.
+    fn read_bytes(&self, root: &str, path: &str) -> Result<Option<Vec<u8>>, CtxError> {
+        let _ = path;
+        Err(CtxError::new(
+            "invalid_argument",
+            format!("{root}.readBytes: file roots are only offered to datastore calls"),
+        ))
+    }
+    /// `ctx.<root>.writeBytes(path, u8)` of a datastore call.
+    fn write_bytes(&self, root: &str, path: &str, bytes: &[u8]) -> Result<(), CtxError> {
+        let _ = (path, bytes);
+        Err(CtxError::new(
+            "invalid_argument",
+            format!("{root}.writeBytes: file roots are only offered to datastore calls"),
+        ))
+    }
 }
 
 /// A call into a type instance failed.

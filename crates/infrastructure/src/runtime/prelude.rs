@@ -52,7 +52,10 @@ export const SDK_VERSION = "1";
 ///
 /// - `describe(object, key)`: 0 no own property, 1 accessor, 2 enumerable data,
 ///   3 non-enumerable data. Never calls a getter.
-/// - `makeCtx(data, hostLog, remaining, host)`: the frozen `ctx` of one call. Members
+/// - `makeCtx(data, hostLog, remaining, host, files, bytes)`: the frozen `ctx` of one
+///   call. `remaining` is `null` for a datastore's `capabilities` (only `config` and
+///   `log`); `files` and `bytes` are `null` except for a datastore's pull and push, where
+///   they back `ctx.local`, `ctx.remote` and `ctx.copy` (spec 30 §2.8). Members
 ///   of `data` are deep-frozen; `log.*` call `hostLog(level, text)`, `remainingMs()`
 ///   calls `remaining()`; a host function that reports the call settled (`false`,
 ///   or a negative number) makes the member throw `FenError` `context_expired`.
@@ -79,6 +82,7 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
   const slice = String.prototype.slice;
   const exec = RegExp.prototype.exec;
   const anySurrogate = /[\ud800-\udfff]/;
+  const Uint8ArrayClass = Uint8Array;
 
   // Text crosses to the host as UTF-8, which has no lone surrogates: they become
   // U+FFFD here instead of failing the conversion with a TypeError.
@@ -156,7 +160,7 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
 
   const logLevels = ["debug", "info", "warn", "error"];
 
-  function makeCtx(data, hostLog, remaining, host) {
+  function makeCtx(data, hostLog, remaining, host, files, bytes) {
     const expired = () => new FenError("ctx was used after its call settled", {
       __proto__: null, code: "context_expired",
     });
@@ -174,11 +178,87 @@ pub(crate) const PRELUDE_SOURCE: &str = r#"
       }, true);
     }
     define(ctx, "log", freeze(log), true);
-    define(ctx, "remainingMs", function () {
-      const ms = remaining();
-      if (ms < 0) throw expired();
-      return ms;
-    }, true);
+    if (remaining !== null) {
+      define(ctx, "remainingMs", function () {
+        const ms = remaining();
+        if (ms < 0) throw expired();
+        return ms;
+      }, true);
+    }
+    if (files !== null) {
+      const askAnswer = (text) => {
+        const answer = parse(text);
+        if (hasOwn(answer, "expired")) throw expired();
+        if (hasOwn(answer, "error")) {
+          const error = answer.error;
+          throw new FenError(error.message, { __proto__: null, code: error.code });
+        }
+        return answer.value;
+      };
+      const askFile = (op, root, path, data) => {
+        const answer = parse(files(op, root, path, data));
+        if (hasOwn(answer, "expired")) throw expired();
+        if (hasOwn(answer, "error")) {
+          const error = answer.error;
+          throw new FenError(error.message, { __proto__: null, code: error.code });
+        }
+        return answer.value;
+      };
+      const pathOf = (what, path) => {
+        if (typeof path !== "string") {
+          throw new FenError(what + ": path must be a string, not " + typeof path, { __proto__: null, code: "path_denied" });
+        }
+        return wellFormed(path);
+      };
+      const fileRoot = (root) => {
+        const r = {};
+        define(r, "list", function (prefix) {
+          const p = prefix === undefined ? "" : pathOf("list", prefix);
+          return deepFreeze(askFile("list", root, p, ""));
+        }, true);
+        define(r, "stat", function (path) {
+          return deepFreeze(askFile("stat", root, pathOf("stat", path), ""));
+        }, true);
+        define(r, "readText", function (path) {
+          return askFile("readText", root, pathOf("readText", path), "");
+        }, true);
+        define(r, "writeText", function (path, s) {
+          if (typeof s !== "string") {
+            throw new FenError("writeText: text must be a string", { __proto__: null, code: "invalid_argument" });
+          }
+          askFile("writeText", root, pathOf("writeText", path), wellFormed(s));
+          return undefined;
+        }, true);
+        define(r, "readBytes", function (path) {
+          const answer = bytes("readBytes", root, pathOf("readBytes", path));
+          if (typeof answer === "string") askAnswer(answer);
+          return answer;
+        }, true);
+        define(r, "writeBytes", function (path, u8) {
+          const p = pathOf("writeBytes", path);
+          if (!(u8 instanceof Uint8ArrayClass)) {
+            throw new FenError("writeBytes: data must be a Uint8Array", { __proto__: null, code: "invalid_argument" });
+          }
+          const answer = bytes("writeBytes", root, p, u8);
+          if (typeof answer === "string") askAnswer(answer);
+          return undefined;
+        }, true);
+        define(r, "remove", function (path) {
+          return askFile("remove", root, pathOf("remove", path), "");
+        }, true);
+        return freeze(r);
+      };
+      define(ctx, "local", fileRoot("local"), true);
+      define(ctx, "remote", fileRoot("remote"), true);
+      define(ctx, "copy", function (path, options) {
+        const from = options === undefined || options === null ? undefined : options.from;
+        if (from !== "local" && from !== "remote") {
+          throw new FenError("copy: options.from must be \"local\" or \"remote\"", { __proto__: null, code: "invalid_argument" });
+        }
+        askFile("copy", from, pathOf("copy", path), "");
+        return undefined;
+      }, true);
+    }
     if (host !== null) {
       const ask = (op, a, b, c) => {
         // Own properties only: a polluted `Object.prototype` changes no answer.

@@ -6,8 +6,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use rquickjs::function::This;
-use rquickjs::{Ctx, Function, Object, Type, Value};
+use rquickjs::function::{Opt, This};
+use rquickjs::{Ctx, Function, Object, Type, TypedArray, Value};
 use serde_json::Value as Json;
 
 use fen_domain::ports::runtime::{
@@ -105,9 +105,13 @@ impl Sandbox {
             };
         };
 
-        let resources = matches!(target, CallTarget::ModelMethod { .. });
+        let members = match target {
+            CallTarget::ModelMethod { .. } => Members::Resources,
+            CallTarget::DatastoreCapabilities => Members::ConfigAndLog,
+            CallTarget::DatastorePull | CallTarget::DatastorePush => Members::Files,
+        };
         let call_ctx = self
-            .make_ctx(ctx, &helpers, &input.context, host, revoked, resources)
+            .make_ctx(ctx, &helpers, &input.context, host, revoked, members)
             .map_err(internal)?;
         let result: rquickjs::Result<Value> = match target {
             CallTarget::ModelMethod { .. } => {
@@ -154,10 +158,106 @@ impl Sandbox {
         data: &serde_json::Map<String, Json>,
         host: Arc<dyn HostApi>,
         revoked: Rc<Cell<bool>>,
-        resources: bool,
+        members: Members,
     ) -> Result<Value<'js>, String> {
         let fail = |e| caught_text(ctx, e);
-        let resource_host = if resources {
+        let file_host = if members == Members::Files {
+            let host = Arc::clone(&host);
+            let revoked = revoked.clone();
+            let clock = self.clock.clone();
+            Function::new(
+                ctx.clone(),
+                move |op: String, root: String, path: String, data: rquickjs::String<'js>| -> String {
+                    if revoked.get() {
+                        return r#"{"expired":true}"#.to_owned();
+                    }
+                    if clock.cancelled() {
+                        return r#"{"error":{"code":"cancelled","message":"the call was cancelled"}}"#
+                            .to_owned();
+                    }
+                    if clock.expired() {
+                        return r#"{"error":{"code":"time_limit","message":"the call's time limit has passed"}}"#
+                            .to_owned();
+                    }
+                    match host_text(&data, MAX_FILE_TEXT_BYTES) {
+                        Ok(data) => envelope(host.file_op(&op, &root, &path, &data)),
+                        Err(error) => envelope(Err(error)),
+                    }
+                },
+            )
+            .map_err(fail)?
+            .into_value()
+        } else {
+            Value::new_null(ctx.clone())
+        };
+        let bytes_host = if members == Members::Files {
+            let host = Arc::clone(&host);
+            let revoked = revoked.clone();
+            let clock = self.clock.clone();
+            Function::new(
+                ctx.clone(),
+                move |ctx: Ctx<'js>,
+                      op: String,
+                      root: String,
+                      path: String,
+                      data: Opt<TypedArray<'js, u8>>|
+                      -> rquickjs::Result<Value<'js>> {
+                    let answer = |text: String| {
+                        rquickjs::String::from_str(ctx.clone(), &text).map(|s| s.into_value())
+                    };
+                    if revoked.get() {
+                        return answer(r#"{"expired":true}"#.to_owned());
+                    }
+                    if clock.cancelled() || clock.expired() {
+                        return answer(
+                            r#"{"error":{"code":"time_limit","message":"the call's time limit has passed or it was cancelled"}}"#
+                                .to_owned(),
+                        );
+                    }
+                    match op.as_str() {
+                        "readBytes" => match host.read_bytes(&root, &path) {
+                            Ok(Some(bytes)) => TypedArray::<u8>::new(ctx.clone(), bytes)
+                                .map(|array| array.into_value()),
+                            Ok(None) => Ok(Value::new_null(ctx.clone())),
+                            Err(error) => answer(envelope(Err(error))),
+                        },
+                        _ => {
+                            let Some(array) = data.0 else {
+                                return answer(envelope(Err(CtxError::new(
+                                    "invalid_argument",
+                                    "writeBytes: data must be a Uint8Array",
+                                ))));
+                            };
+                            if array.len() > MAX_FILE_TEXT_BYTES {
+                                return answer(envelope(Err(CtxError::new(
+                                    "invalid_argument",
+                                    format!(
+                                        "writeBytes: {} bytes (at most {MAX_FILE_TEXT_BYTES})",
+                                        array.len()
+                                    ),
+                                ))));
+                            }
+                            let bytes = copied_bytes(&array);
+                            let Some(bytes) = bytes else {
+                                return answer(envelope(Err(CtxError::new(
+                                    "invalid_argument",
+                                    "writeBytes: the Uint8Array's buffer is detached",
+                                ))));
+                            };
+                            match host.write_bytes(&root, &path, &bytes) {
+                                Ok(()) => Ok(Value::new_undefined(ctx.clone())),
+                                Err(error) => answer(envelope(Err(error))),
+                            }
+                        }
+                    }
+                },
+            )
+            .map_err(fail)?
+            .into_value()
+        } else {
+            Value::new_null(ctx.clone())
+        };
+        let resource_host = if members == Members::Resources {
             let host = Arc::clone(&host);
             let revoked = revoked.clone();
             let clock = self.clock.clone();
@@ -208,18 +308,45 @@ impl Sandbox {
         })
         .map_err(fail)?;
         let clock = self.clock.clone();
-        let remaining = Function::new(ctx.clone(), move || -> f64 {
-            if revoked.get() {
-                return -1.0;
-            }
-            clock.remaining().as_secs_f64() * 1000.0
-        })
-        .map_err(fail)?;
+        let remaining = if members == Members::ConfigAndLog {
+            // `capabilities(ctx)` gets only `ctx.config` and `ctx.log` (spec 30 §2.8).
+            Value::new_null(ctx.clone())
+        } else {
+            Function::new(ctx.clone(), move || -> f64 {
+                if revoked.get() {
+                    return -1.0;
+                }
+                clock.remaining().as_secs_f64() * 1000.0
+            })
+            .map_err(fail)?
+            .into_value()
+        };
         make_ctx
-            .call((data, host_log, remaining, resource_host))
+            .call((
+                data,
+                host_log,
+                remaining,
+                resource_host,
+                file_host,
+                bytes_host,
+            ))
             .map_err(fail)
     }
 }
+
+/// Which host members a call's `ctx` has beyond its data and `log`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Members {
+    /// A model method: `remainingMs` and the resource operations (spec 30 §2.7).
+    Resources,
+    /// A datastore's `capabilities`: nothing else (spec 30 §2.8).
+    ConfigAndLog,
+    /// A datastore's pull or push: `remainingMs`, `local`, `remote`, `copy` (§2.8).
+    Files,
+}
+
+/// Largest text of one `writeText` (spec 30 §2.8: 32 MiB).
+const MAX_FILE_TEXT_BYTES: usize = 32 * 1024 * 1024;
 
 /// Largest `data` of one `ctx.writeResource`, serialized (spec 30 §2.7).
 const MAX_RESOURCE_BYTES: usize = 8 * 1024 * 1024;
@@ -405,4 +532,12 @@ fn threw(thrown: Thrown) -> CallError {
         code: thrown.code,
         stack: thrown.stack,
     }
+}
+
+/// A copy of the bytes of a `Uint8Array`, or `None` when its buffer is detached.
+#[allow(unsafe_code)]
+fn copied_bytes(array: &TypedArray<'_, u8>) -> Option<Vec<u8>> {
+    // SAFETY: the slice is copied before any JavaScript runs again, so the engine
+    // cannot write into, detach or resize the buffer while it is borrowed.
+    unsafe { array.as_bytes() }.map(<[u8]>::to_vec)
 }
