@@ -27,6 +27,11 @@ pub const POINTS: [&str; 12] = [
     "rm:after-lockfile",
 ];
 
+/// Points in datastore syncs (not part of the lifecycle crash sweep): `sync:after-plan`
+/// is hit once a `filesystem` sync call has planned and before it copies anything, so a
+/// test can take the remote away mid-sync.
+pub const DATASTORE_POINTS: [&str; 1] = ["sync:after-plan"];
+
 /// What a point does when hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultAction {
@@ -52,7 +57,7 @@ pub fn parse(spec: &str) -> Result<BTreeMap<String, FaultAction>, FaultSpecError
         let (point, action) = item
             .split_once('=')
             .ok_or_else(|| FaultSpecError(format!("expected <point>=<action>, got {item:?}")))?;
-        if !POINTS.contains(&point) {
+        if !POINTS.contains(&point) && !DATASTORE_POINTS.contains(&point) {
             return Err(FaultSpecError(format!("unknown fault point {point:?}")));
         }
         let action = match action {

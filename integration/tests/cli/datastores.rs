@@ -508,3 +508,56 @@ fn sigint_while_a_full_sync_waits_for_a_model_lock_exits_130_and_leaves_no_lock(
     holder.kill().unwrap();
     holder.wait().unwrap();
 }
+
+#[test]
+fn a_remote_deleted_mid_sync_keeps_the_run_locally_exits_6_and_leaves_no_lock() {
+    use std::io::{BufReader, Read};
+    let shared = TempDir::new();
+    let remote = shared.path().join("store");
+    let repo = shared_repo(&remote);
+    ok(record(&repo, &[]));
+    // The next run's pull pauses once it has planned; the remote goes away right then.
+    let mut child = crate::util::fen(repo.root())
+        .env("FEN_TEST_FAULT", "sync:after-plan=sleep:2000")
+        .args([
+            "--json",
+            "model",
+            "method",
+            "run",
+            "web",
+            "record",
+            "--arg",
+            "observed=200",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let seen = crate::lifecycle::read_until(&mut stderr, "fen", &|line| {
+        line.starts_with("fen-test-fault: sync:after-plan")
+    });
+    std::fs::remove_dir_all(&remote).unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(6), "{seen}{rest}{stdout}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let error = &doc["error"];
+    assert_eq!(error["code"], "datastore_push_failed", "{doc}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("web"), "{message}");
+    assert!(message.contains(remote.to_str().unwrap()), "{message}");
+    // The run and its record stay in .fen/data; the share is not recreated; no lock.
+    assert_eq!(run_records(&repo, "web").len(), 2);
+    assert_eq!(latest(&repo.path(".fen/data"), "web"), "2");
+    assert!(!remote.exists());
+    assert!(files(&repo.path(".fen/locks")).is_empty());
+}

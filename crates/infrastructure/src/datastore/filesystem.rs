@@ -104,6 +104,7 @@ impl FilesystemSyncService {
         })
         .await
         .map_err(|e| SyncError::Unavailable(format!("sync task failed: {e}")))??;
+        crate::faults::hit("sync:after-plan").map_err(|e| SyncError::Unavailable(e.to_string()))?;
 
         let copies = Arc::new(plan.copies);
         let n_files = run_bounded(copies.len(), {

@@ -1,3 +1,6 @@
+//! Unit tests of the datastore-extension adapter: return values, capabilities and the
+//! confined file roots.
+
 use serde_json::json;
 
 use super::roots::{copy, FileRoot};
