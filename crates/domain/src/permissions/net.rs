@@ -238,9 +238,8 @@ impl NetEntry {
             return false;
         }
         match (&self.host, &other.host) {
-            (NetHost::Wildcard(base), NetHost::Wildcard(e) | NetHost::Name(e)) => {
-                e == base || is_below(e, base)
-            }
+            (NetHost::Wildcard(base), NetHost::Wildcard(e)) => e == base || is_below(e, base),
+            (NetHost::Wildcard(base), NetHost::Name(e)) => is_below(e, base),
             (own, other) => own == other,
         }
     }
@@ -268,7 +267,8 @@ impl fmt::Display for NetEntry {
             NetHost::Name(name) => f.write_str(name)?,
             NetHost::Wildcard(base) => write!(f, "*.{base}")?,
             NetHost::Ipv4(addr) => write!(f, "{addr}")?,
-            NetHost::Ipv6(addr) => write!(f, "[{addr}]")?,
+            // The WHATWG serialisation (`::ffff:7f00:1`), not std's (`::ffff:127.0.0.1`).
+            NetHost::Ipv6(addr) => write!(f, "{}", Host::<&str>::Ipv6(*addr))?,
         }
         match self.port {
             NetPort::Any => f.write_str(":*"),
