@@ -18,6 +18,8 @@ mod net;
 mod secrets;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value};
