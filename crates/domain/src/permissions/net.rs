@@ -167,6 +167,10 @@ impl NetEntry {
             } else {
                 serialised.to_owned()
             };
+            // Hint a form that is itself accepted: when the canonical text breaks another
+            // rule (`HTTPS://*.CO.UK`, `http://127.1:*`), report that rule instead. The
+            // serialiser is idempotent, so this recursion is one level deep.
+            NetEntry::parse(&canonical)?;
             return Err(NetRule::NotCanonical { canonical });
         }
         let host = match url.host() {

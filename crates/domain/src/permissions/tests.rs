@@ -158,6 +158,11 @@ fn parser_differentials_of_issue_16() {
     // Unicode hosts become their xn-- form in the hint.
     check_canonical("https://gíthub.com", "https://xn--gthub-zsa.com");
     check_canonical("https://*.gíthub.com", "https://*.xn--gthub-zsa.com");
+    // A non-canonical form whose canonical text breaks another rule reports that rule.
+    check_refused("HTTPS://*.CO.UK", "public suffix `co.uk`");
+    check_refused("http://127.1:*", "port `*`");
+    check_refused("http://[::ffff:127.0.0.1]:*", "port `*`");
+    check_refused("http://LOCALHOST:*", "port `*`");
     // Default ports are dropped by the serialiser.
     check_canonical("https://api.github.com:443", "https://api.github.com");
     check_canonical("http://api.github.com:80/", "http://api.github.com");
