@@ -11,6 +11,27 @@
 //!
 //! A refusal is a [`PermissionsError`] naming the list and the entry, with the canonical
 //! form or the rule broken; callers turn it into `manifest_invalid` or `ValidationFailed`.
+//!
+//! ```
+//! use fen_domain::Permissions;
+//! use serde_json::json;
+//!
+//! let declared = Permissions::from_json(&json!({
+//!     "net": ["https://*.example.com", "http://127.0.0.1:8200"],
+//!     "secrets": ["team:db/*"],
+//! }))?;
+//! let granted = Permissions::from_json(&json!({ "net": ["https://*.example.com"] }))?;
+//! assert_eq!(
+//!     granted.added(&declared).to_json(),
+//!     json!({ "net": ["http://127.0.0.1:8200"], "secrets": ["team:db/*"] })
+//! );
+//! assert!(granted.covers_url(&"https://api.example.com/v1?x".parse()?));
+//! assert!(!granted.covers_url(&"https://example.com/".parse()?));
+//!
+//! let refused = Permissions::from_json(&json!({ "net": ["http://127.1"] })).unwrap_err();
+//! assert_eq!(refused.canonical(), Some("http://127.0.0.1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod address;
 mod env;

@@ -143,6 +143,24 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
+    fn arbitrary_entry_text_never_panics_and_accepted_text_is_canonical(
+        scheme in prop::sample::select(&["http://", "https://", "HTTP://", "ftp://", ""][..]),
+        rest in "[a-zA-Z0-9:/.*%@_\\[\\]\\-]{0,24}",
+    ) {
+        let input = format!("{scheme}{rest}");
+        if let Ok(entry) = NetEntry::parse(&input) {
+            // What is accepted prints exactly as written (a trailing `/` aside) and parses
+            // back to itself.
+            prop_assert_eq!(entry.to_string(), input.strip_suffix('/').unwrap_or(&input));
+            prop_assert_eq!(NetEntry::parse(&entry.to_string()), Ok(entry));
+        }
+        // A canonical-form hint is always an entry that is accepted as written.
+        if let Err(NetRule::NotCanonical { canonical }) = NetEntry::parse(&input) {
+            prop_assert_eq!(NetEntry::parse(&canonical).map(|e| e.to_string()), Ok(canonical));
+        }
+    }
+
+    #[test]
     fn canonicalisation_is_idempotent(p in permissions()) {
         let again = Permissions::from_json(&p.to_json()).expect("a canonical set parses");
         prop_assert_eq!(&again, &p);
