@@ -17,7 +17,7 @@ use fen_domain::ports::runtime::{
 use super::super::js_text;
 use super::super::snapshot::own_data;
 use super::super::thrown::{caught, caught_text, thrown, Thrown};
-use super::{one_line, restore, settle, LogBudget, Sandbox, Settled};
+use super::{one_line, restore, settle, Clock, LogBudget, Sandbox, Settled};
 
 /// Largest serialized return value of a call (spec 30 §2.3).
 const MAX_RETURN_BYTES: usize = 1024 * 1024;
@@ -167,17 +167,13 @@ impl Sandbox {
             let clock = self.clock.clone();
             Function::new(
                 ctx.clone(),
-                move |op: String, root: String, path: String, data: rquickjs::String<'js>| -> String {
-                    if revoked.get() {
-                        return r#"{"expired":true}"#.to_owned();
-                    }
-                    if clock.cancelled() {
-                        return r#"{"error":{"code":"cancelled","message":"the call was cancelled"}}"#
-                            .to_owned();
-                    }
-                    if clock.expired() {
-                        return r#"{"error":{"code":"time_limit","message":"the call's time limit has passed"}}"#
-                            .to_owned();
+                move |op: String,
+                      root: String,
+                      path: String,
+                      data: rquickjs::String<'js>|
+                      -> String {
+                    if let Some(refused) = gate(&revoked, &clock) {
+                        return refused;
                     }
                     match host_text(&data, MAX_FILE_TEXT_BYTES) {
                         Ok(data) => envelope(host.file_op(&op, &root, &path, &data)),
@@ -264,19 +260,8 @@ impl Sandbox {
             Function::new(
                 ctx.clone(),
                 move |op: String, a: String, b: String, c: rquickjs::String<'js>| -> String {
-                    if revoked.get() {
-                        return r#"{"expired":true}"#.to_owned();
-                    }
-                    // Spec 30 §4.2: a host operation checks the deadline before it
-                    // starts. `expired` marks the call interrupted, so it ends as
-                    // `TimeLimit` even if the code catches this error.
-                    if clock.cancelled() {
-                        return r#"{"error":{"code":"cancelled","message":"the call was cancelled"}}"#
-                            .to_owned();
-                    }
-                    if clock.expired() {
-                        return r#"{"error":{"code":"time_limit","message":"the call's time limit has passed"}}"#
-                            .to_owned();
+                    if let Some(refused) = gate(&revoked, &clock) {
+                        return refused;
                     }
                     // `c` is the serialized data of a write (a version or empty for the
                     // other operations): its size is checked before it is copied.
@@ -535,6 +520,28 @@ fn threw(thrown: Thrown) -> CallError {
 }
 
 /// A copy of the bytes of a `Uint8Array`, or `None` when its buffer is detached.
+/// What a host operation answers instead of running: the context was revoked (the
+/// call settled), the call was cancelled, or its time limit has passed. Spec 30 §4.2: a
+/// host operation checks the deadline before it starts; `expired` marks the call
+/// interrupted, so it ends as `TimeLimit` even if the code catches this error.
+fn gate(revoked: &Cell<bool>, clock: &Clock) -> Option<String> {
+    if revoked.get() {
+        return Some(r#"{"expired":true}"#.to_owned());
+    }
+    if clock.cancelled() {
+        return Some(
+            r#"{"error":{"code":"cancelled","message":"the call was cancelled"}}"#.to_owned(),
+        );
+    }
+    if clock.expired() {
+        return Some(
+            r#"{"error":{"code":"time_limit","message":"the call's time limit has passed"}}"#
+                .to_owned(),
+        );
+    }
+    None
+}
+
 #[allow(unsafe_code)]
 fn copied_bytes(array: &TypedArray<'_, u8>) -> Option<Vec<u8>> {
     // SAFETY: the slice is copied before any JavaScript runs again, so the engine
