@@ -28,6 +28,9 @@ pub struct Manifest {
     pub files: Vec<String>,
     /// `dependencies`, in the order written.
     pub dependencies: Vec<ExtensionRef>,
+    /// `permissions` (spec 40 §2), canonical; empty when absent. It covers every entry
+    /// point of the extension.
+    pub permissions: crate::permissions::Permissions,
 }
 
 impl Manifest {

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use fen_domain::permissions::Permissions;
 use fen_domain::{ExtensionName, ExtensionRef, ExtensionVersion, LoaderKind, Manifest};
 use serde_norway::{Mapping, Value};
 
@@ -127,6 +128,7 @@ pub fn parse_manifest(text: &str) -> Result<(Manifest, Vec<String>), ManifestPro
     }
     let files = fields.path_list(FILES_DIR)?;
     let dependencies = dependencies(&fields, &name)?;
+    let permissions = permissions(&fields)?;
     let manifest = Manifest {
         name,
         version,
@@ -134,6 +136,7 @@ pub fn parse_manifest(text: &str) -> Result<(Manifest, Vec<String>), ManifestPro
         entry_points,
         files,
         dependencies,
+        permissions,
     };
     Ok((manifest, fields.warnings()))
 }
@@ -211,7 +214,7 @@ struct Fields<'m> {
 }
 
 /// The keys fen reads; others draw a warning.
-const KNOWN_KEYS: [&str; 11] = [
+const KNOWN_KEYS: [&str; 12] = [
     "manifestVersion",
     "name",
     "version",
@@ -223,6 +226,7 @@ const KNOWN_KEYS: [&str; 11] = [
     "reports",
     "files",
     "dependencies",
+    "permissions",
 ];
 
 impl<'m> Fields<'m> {
@@ -308,6 +312,18 @@ impl<'m> Fields<'m> {
             })
             .collect()
     }
+}
+
+/// `permissions` (spec 40 §2): every rule of the value object; absent = none. The
+/// problem names the refused entry and the rule (or the canonical form to write).
+fn permissions(fields: &Fields<'_>) -> Result<Permissions, ManifestProblem> {
+    let Some(value) = fields.get("permissions") else {
+        return Ok(Permissions::none());
+    };
+    let json = serde_json::to_value(value).map_err(|e| {
+        ManifestProblem::new("permissions", format!("cannot be read: {}", one_line(&e)))
+    })?;
+    Permissions::from_json(&json).map_err(|e| ManifestProblem::new("permissions", e.to_string()))
 }
 
 /// `dependencies`: refs without ranges, not the extension itself, each name once.

@@ -550,3 +550,43 @@ fn a_live_lock_holder_times_the_waiter_out() {
     assert_eq!(world.status()["drift"], serde_json::json!([]));
     assert!(world.scratch().is_empty(), "{:?}", world.scratch());
 }
+
+#[test]
+fn pack_refuses_a_manifest_whose_permissions_break_a_rule_naming_the_entry() {
+    // Spec 40 §2: permissions are declared in manifest.yaml; a refused entry is
+    // manifest_invalid, the message names it and the form to write.
+    let dir = TempDir::new();
+    let src = write_source(dir.path(), &a1());
+    let manifest = src.join("manifest.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text}permissions:\n  net: [\"http://0x7f.1:8200\"]\n"),
+    )
+    .unwrap();
+    let src_arg = src.to_str().unwrap();
+    let run = pack_run(dir.path(), &["--json", "extension", "pack", src_arg]);
+    assert_eq!(run.code, 3, "{} {}", run.stdout, run.stderr);
+    let error = &run.json()["error"];
+    assert_eq!(error["code"], "manifest_invalid", "{error}");
+    let text = message(error);
+    assert!(
+        text.contains("permissions") && text.contains("0x7f.1") && text.contains("127.0.0.1:8200"),
+        "{error}"
+    );
+    // The canonical form packs.
+    std::fs::write(
+        &manifest,
+        format!(
+            "{text_}permissions:\n  net: [\"http://127.0.0.1:8200\"]\n",
+            text_ = std::fs::read_to_string(&manifest)
+                .unwrap()
+                .split("permissions:")
+                .next()
+                .unwrap()
+        ),
+    )
+    .unwrap();
+    let run = pack_run(dir.path(), &["extension", "pack", src_arg]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

@@ -340,3 +340,42 @@ fn an_unlisted_entry_point_is_refused() {
         "entry point \"drivers/d.ts\" is not listed in manifest.yaml"
     );
 }
+
+#[test]
+fn permissions_are_parsed_canonical_and_checked_entry_by_entry() {
+    // Spec 40 §2: declared in manifest.yaml, covering every entry point.
+    let text = format!(
+        "{VALID}permissions:\n  net: [\"https://*.amazonaws.com\", \"https://api.github.com\"]\n  env: [AWS_REGION]\n  secrets: [\"team:db/*\"]\n"
+    );
+    let (manifest, warnings) = parse_manifest(&text).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        manifest.permissions.to_json(),
+        serde_json::json!({
+            "net": ["https://api.github.com", "https://*.amazonaws.com"],
+            "env": ["AWS_REGION"],
+            "secrets": ["team:db/*"],
+        })
+    );
+    // Absent: none.
+    assert!(parse_manifest(VALID).unwrap().0.permissions.is_empty());
+    // Each refusal names the field, the entry and the rule (or the canonical form).
+    let refused = |permissions: &str| problem(&format!("{VALID}permissions:\n{permissions}"));
+    let message = refused("  net: [\"http://2130706433\"]\n");
+    assert!(message.starts_with("permissions: "), "{message}");
+    assert!(
+        message.contains("2130706433") && message.contains("127.0.0.1"),
+        "{message}"
+    );
+    let message = refused("  net: [\"https://api.*.github.com\"]\n");
+    assert!(message.contains("api.*.github.com"), "{message}");
+    let message = refused("  files: [\"/etc\"]\n");
+    assert!(message.contains("unknown key `files`"), "{message}");
+    let many: Vec<String> = (0..65)
+        .map(|i| format!("\"https://h{i}.example.org\""))
+        .collect();
+    let message = refused(&format!("  net: [{}]\n", many.join(", ")));
+    assert!(message.contains("65 entries"), "{message}");
+    let message = refused("  env: [FEN_REGISTRY_TOKEN]\n");
+    assert!(message.contains("FEN_REGISTRY_TOKEN"), "{message}");
+}
