@@ -26,7 +26,8 @@ fn shared_repo(shared: &Path) -> Repo {
     repo
 }
 
-fn record(repo: &Repo, env: &[(&str, &str)]) -> Run {
+/// `model method run web record --arg observed=200` with `--json`.
+pub(crate) fn record(repo: &Repo, env: &[(&str, &str)]) -> Run {
     repo.fen_env(
         env,
         &[

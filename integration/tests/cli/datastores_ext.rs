@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use crate::datastores::record;
 use crate::fixture::{ok, Repo};
 use crate::models::{run_records, web_repo};
 use crate::util::{Run, TempDir};
@@ -100,22 +101,6 @@ fn local_data_kept(repo: &Repo) {
     assert_eq!(run_records(repo, "web").len(), 1);
     let latest = repo.read(".fen/data/web/resources/verdict/current/latest");
     assert_eq!(latest.trim(), "1");
-}
-
-fn record(repo: &Repo, env: &[(&str, &str)]) -> Run {
-    repo.fen_env(
-        env,
-        &[
-            "--json",
-            "model",
-            "method",
-            "run",
-            "web",
-            "record",
-            "--arg",
-            "observed=200",
-        ],
-    )
 }
 
 fn calls(remote: &Path) -> Vec<String> {

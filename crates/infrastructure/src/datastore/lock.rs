@@ -127,28 +127,41 @@ impl FileDistributedLock {
     }
 
     fn state_of(&self, key: &str, info: LockInfo) -> LockState {
+        self.identity.state_of(key, info)
+    }
+
+    fn new_info(&self, ttl_ms: u64) -> LockInfo {
+        self.identity.new_info(ttl_ms)
+    }
+}
+
+impl LockIdentity {
+    /// A fresh record of this holder for a lock with `ttl_ms` (new nonce, now).
+    pub(crate) fn new_info(&self, ttl_ms: u64) -> LockInfo {
+        LockInfo {
+            holder: self.holder.clone(),
+            hostname: self.hostname.clone(),
+            pid: self.pid,
+            acquired_at: rfc3339(SystemTime::now()),
+            ttl_ms,
+            nonce: random::uuid_v4(),
+            fen_version: self.fen_version.clone(),
+        }
+    }
+
+    /// A record as seen from this host: its age, and stale once older than its ttl or,
+    /// on this host, once its process is gone (spec 30 §7.7).
+    pub(crate) fn state_of(&self, key: &str, info: LockInfo) -> LockState {
         let age_ms = parse_rfc3339(&info.acquired_at)
             .and_then(|at| SystemTime::now().duration_since(at).ok())
             .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
         let expired = age_ms > info.ttl_ms;
-        let dead = info.hostname == self.identity.hostname && !pid_alive(info.pid);
+        let dead = info.hostname == self.hostname && !pid_alive(info.pid);
         LockState {
             key: key.to_owned(),
             info,
             age_ms,
             stale: expired || dead,
-        }
-    }
-
-    fn new_info(&self, ttl_ms: u64) -> LockInfo {
-        LockInfo {
-            holder: self.identity.holder.clone(),
-            hostname: self.identity.hostname.clone(),
-            pid: self.identity.pid,
-            acquired_at: rfc3339(SystemTime::now()),
-            ttl_ms,
-            nonce: random::uuid_v4(),
-            fen_version: self.identity.fen_version.clone(),
         }
     }
 }

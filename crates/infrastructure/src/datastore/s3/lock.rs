@@ -30,8 +30,7 @@ use fen_domain::ports::{
 use super::{short, S3Bucket};
 use crate::datastore::lock::{drain_key, drain_models, jitter};
 use crate::datastore::LockIdentity;
-use crate::random;
-use crate::time::{parse_rfc3339, rfc3339};
+use crate::time::rfc3339;
 
 /// What a released lock object holds.
 const RELEASED: &[u8] = br#"{"released":true}"#;
@@ -92,22 +91,6 @@ impl S3DistributedLock {
             .await
             .map_err(|e| self.unavailable(&e))
     }
-
-    fn state_of(&self, key: &str, info: LockInfo) -> LockState {
-        state_of(&self.identity, key, info)
-    }
-
-    fn new_info(&self, ttl_ms: u64) -> LockInfo {
-        LockInfo {
-            holder: self.identity.holder.clone(),
-            hostname: self.identity.hostname.clone(),
-            pid: self.identity.pid,
-            acquired_at: rfc3339(SystemTime::now()),
-            ttl_ms,
-            nonce: random::uuid_v4(),
-            fen_version: self.identity.fen_version.clone(),
-        }
-    }
 }
 
 #[async_trait]
@@ -122,7 +105,7 @@ impl DistributedLock for S3DistributedLock {
                 None => (None, None),
                 Some((Record::Released, version)) => (Some(version), None),
                 Some((Record::Held(info), version)) => {
-                    let state = self.state_of(&opts.key, info);
+                    let state = self.identity.state_of(&opts.key, info);
                     if state.stale {
                         // Take over: replace exactly the stale record we read.
                         (Some(version), None)
@@ -144,7 +127,7 @@ impl DistributedLock for S3DistributedLock {
                 delay = (delay * 2).min(Duration::from_secs(1));
                 continue;
             }
-            let info = self.new_info(opts.ttl_ms);
+            let info = self.identity.new_info(opts.ttl_ms);
             let bytes = serde_json::to_vec(&info).map_err(|e| LockError::Storage(e.to_string()))?;
             // Refused: someone else wrote first; read again.
             if let Some(version) = self.write(&opts.key, bytes, replace).await? {
@@ -162,7 +145,7 @@ impl DistributedLock for S3DistributedLock {
 
     async fn inspect(&self, key: &str) -> Result<Option<LockState>, LockError> {
         Ok(match self.read(key).await? {
-            Some((Record::Held(info), _)) => Some(self.state_of(key, info)),
+            Some((Record::Held(info), _)) => Some(self.identity.state_of(key, info)),
             _ => None,
         })
     }
@@ -247,23 +230,6 @@ fn parse(key: &str, bytes: &[u8]) -> Result<Record, LockError> {
             "the lock object of {key} is not a valid lock record ({e}); remove it with 'fen datastore lock release --force'"
         ))
     })
-}
-
-fn state_of(identity: &LockIdentity, key: &str, info: LockInfo) -> LockState {
-    let age_ms = parse_rfc3339(&info.acquired_at)
-        .and_then(|at| SystemTime::now().duration_since(at).ok())
-        .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
-    let expired = age_ms > info.ttl_ms;
-    let dead = info.hostname == identity.hostname
-        && info.pid != identity.pid
-        && !std::path::Path::new(&format!("/proc/{}", info.pid)).exists()
-        && cfg!(target_os = "linux");
-    LockState {
-        key: key.to_owned(),
-        info,
-        age_ms,
-        stale: expired || dead,
-    }
 }
 
 async fn read_record(
